@@ -1,0 +1,11 @@
+"""gluonbert: a BERT model zoo for Apache MXNet Gluon."""
+from . import data, model
+from .data import BERTVocab
+from .export import export_model, import_model
+from .model import (BERTClassifier, BERTEncoder, BERTForMultipleChoice, BERTForQA,
+                    BERTForTokenClassification, BERTModel, BERTRegression, MLMDecoder,
+                    NSClassifier, Pooler)
+from .registry import get_model, list_models, register_model
+from .summary import count_parameters, model_summary
+
+__version__ = '0.1.0'

@@ -1,0 +1,44 @@
+"""Hybridized symbol export and re-import for deployment (`-symbol.json` + `-0000.params`)."""
+import os
+
+import mxnet as mx
+import numpy as np
+from mxnet.gluon import SymbolBlock
+
+
+def export_model(block, path_prefix, sample_inputs, epoch=0):
+    """Hybridize `block`, run it once on `sample_inputs`, write the symbol and params.
+
+    Returns (symbol_file, params_file). The graph is length-agnostic: the exported model accepts
+    any sequence length up to the position table, not only the sample's.
+    """
+    if isinstance(block, tuple):
+        raise TypeError('export_model got a tuple; get_model() returns (model, vocab): '
+                        'pass the model')
+    directory = os.path.dirname(os.path.abspath(path_prefix))
+    os.makedirs(directory, exist_ok=True)
+    if not block._active:
+        block.hybridize(static_alloc=True)
+    block(*sample_inputs)
+    block.export(path_prefix, epoch=epoch)
+    return '{}-symbol.json'.format(path_prefix), '{}-{:04d}.params'.format(path_prefix, epoch)
+
+
+def import_model(path_prefix, num_inputs=3, epoch=0, ctx=mx.cpu()):
+    """Load an exported model as a SymbolBlock taking inputs data0..data{num_inputs-1}."""
+    symbol_file = '{}-symbol.json'.format(path_prefix)
+    params_file = '{}-{:04d}.params'.format(path_prefix, epoch)
+    for path in (symbol_file, params_file):
+        if not os.path.isfile(path):
+            raise FileNotFoundError('exported model file not found: {}'.format(path))
+    names = ['data{}'.format(i) for i in range(num_inputs)]
+    return SymbolBlock.imports(symbol_file, names, params_file, ctx=ctx)
+
+
+def sample_inputs(vocab_size, batch_size=2, seq_len=8, ctx=mx.cpu(), seed=0):
+    """Random valid (input_ids, token_types, valid_length): (batch, seq_len) x 2 and (batch,)."""
+    rng = np.random.RandomState(seed)
+    input_ids = rng.randint(0, vocab_size, size=(batch_size, seq_len))
+    token_types = np.broadcast_to(np.arange(seq_len) >= seq_len // 2, (batch_size, seq_len))
+    valid_length = [seq_len - i % max(1, seq_len // 2) for i in range(batch_size)]
+    return tuple(mx.nd.array(a, ctx=ctx) for a in (input_ids, token_types, valid_length))

@@ -1,0 +1,53 @@
+"""Multi-head self-attention on MXNet's fused interleaved kernels.
+
+The query, key and value projections live in one Dense layer `qkv` whose output rows are
+interleaved per head, the layout `contrib.interleaved_matmul_selfatt_*` expect:
+for head h the rows are [q_h; k_h; v_h], each `units // num_heads` long. `interleave_qkv` and
+`split_qkv` convert between that layout and the separate q/k/v tensors of every checkpoint format.
+"""
+import numpy as np
+from mxnet.gluon import HybridBlock, nn
+
+
+def interleave_qkv(query, key, value, num_heads):
+    """Separate q/k/v weights (units, in) or biases (units,) -> fused rows (3*units, ...)."""
+    units = query.shape[0]
+    parts = [np.asarray(t).reshape((num_heads, units // num_heads) + t.shape[1:])
+             for t in (query, key, value)]
+    return np.stack(parts, axis=1).reshape((3 * units,) + query.shape[1:])
+
+
+def split_qkv(qkv, num_heads):
+    """Fused rows (3*units, ...) -> (query, key, value), each (units, ...); inverse of interleave."""
+    qkv = np.asarray(qkv)
+    units = qkv.shape[0] // 3
+    heads = qkv.reshape((num_heads, 3, units // num_heads) + qkv.shape[1:])
+    return tuple(heads[:, i].reshape((units,) + qkv.shape[1:]) for i in range(3))
+
+
+class MultiHeadSelfAttention(HybridBlock):
+    """Scaled dot-product self-attention over (seq_len, batch, units), time-major for the fused ops."""
+
+    def __init__(self, units, num_heads, dropout=0.0, weight_initializer=None, **kwargs):
+        super().__init__(**kwargs)
+        self._num_heads = num_heads
+        with self.name_scope():
+            self.qkv = nn.Dense(3 * units, in_units=units, flatten=False,
+                                weight_initializer=weight_initializer, prefix='qkv_')
+            self.dropout = nn.Dropout(dropout) if dropout else None
+            self.out_proj = nn.Dense(units, in_units=units, flatten=False,
+                                     weight_initializer=weight_initializer, prefix='out_proj_')
+
+    def hybrid_forward(self, F, x, attention_length=None):  # pylint: disable=arguments-differ
+        """x (seq_len, batch, units), attention_length (batch*heads, seq_len) int32 or None
+        -> (seq_len, batch, units). Keys at positions >= attention_length get zero weight."""
+        qkv = self.qkv(x)
+        scores = F.contrib.interleaved_matmul_selfatt_qk(qkv, heads=self._num_heads)
+        if attention_length is None:
+            weights = F.softmax(scores, axis=-1)
+        else:
+            weights = F.softmax(scores, length=attention_length, use_length=True, axis=-1)
+        if self.dropout is not None:
+            weights = self.dropout(weights)
+        context = F.contrib.interleaved_matmul_selfatt_valatt(qkv, weights, heads=self._num_heads)
+        return self.out_proj(context)

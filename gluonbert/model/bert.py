@@ -1,0 +1,82 @@
+"""BERTModel: the encoder plus optional pooler, next-sentence and masked-LM heads."""
+import mxnet as mx
+from mxnet.gluon import HybridBlock
+
+from .encoder import BERTEncoder
+from .heads import MLMDecoder, NSClassifier, Pooler
+
+
+class BERTModel(HybridBlock):
+    """BERT with GluonNLP 0.10's call and output order.
+
+    model(input_ids, token_types, valid_length=None, masked_positions=None) returns
+    sequence_output (batch, seq_len, units)
+    [, pooled (batch, units)] [, nsp_logits (batch, 2)] [, mlm_logits (batch, num_masked, vocab)]
+    as a tuple, or the sequence output alone when no head is used.
+    """
+
+    def __init__(self, encoder, use_pooler=True, use_decoder=True, use_classifier=True,
+                 **kwargs):
+        if not isinstance(encoder, BERTEncoder):
+            raise TypeError('BERTModel needs a BERTEncoder, got {}'.format(type(encoder).__name__))
+        if use_classifier and not use_pooler:
+            raise ValueError('use_classifier=True needs use_pooler=True: the next-sentence '
+                             'classifier reads the pooled [CLS] output')
+        super().__init__(**kwargs)
+        self.use_pooler, self.use_decoder, self.use_classifier = (
+            use_pooler, use_decoder, use_classifier)
+        cfg = encoder.config
+        init = mx.init.Normal(0.02)
+        with self.name_scope():
+            self.encoder = encoder
+            if use_pooler:
+                self.pooler = Pooler(cfg['units'], init, prefix='pooler_')
+            if use_classifier:
+                self.classifier = NSClassifier(cfg['units'], init, prefix='classifier_')
+            if use_decoder:
+                self.decoder = MLMDecoder(cfg['units'], cfg['vocab_size'],
+                                          encoder.word_embed.weight, cfg['activation'],
+                                          cfg['layer_norm_eps'], init, prefix='decoder_')
+
+    @property
+    def config(self):
+        """The encoder's hyperparameters (a dict)."""
+        return self.encoder.config
+
+    def __call__(self, input_ids, token_types=None, valid_length=None, masked_positions=None):
+        # pylint: disable=arguments-differ
+        self.encoder.check_inputs(input_ids, token_types, valid_length)
+        if self.use_decoder and masked_positions is None:
+            raise ValueError('this BERTModel has an MLM decoder (use_decoder=True), so it needs '
+                             'masked_positions (batch, num_masked); build it with '
+                             'use_decoder=False to encode without one')
+        if not self.use_decoder and masked_positions is not None:
+            raise ValueError('masked_positions given but the model has no MLM decoder; '
+                             'build it with use_decoder=True')
+        if isinstance(masked_positions, mx.nd.NDArray):
+            _check_masked_positions(masked_positions, input_ids.shape)
+        return super().__call__(input_ids, token_types, valid_length, masked_positions)
+
+    def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None,
+                       masked_positions=None):  # pylint: disable=arguments-differ
+        """See the class docstring for shapes."""
+        sequence = self.encoder(input_ids, token_types, valid_length)
+        outputs = [sequence]
+        if self.use_pooler:
+            pooled = self.pooler(sequence)
+            outputs.append(pooled)
+            if self.use_classifier:
+                outputs.append(self.classifier(pooled))
+        if self.use_decoder:
+            outputs.append(self.decoder(sequence, masked_positions))
+        return tuple(outputs) if len(outputs) > 1 else sequence
+
+
+def _check_masked_positions(masked_positions, input_shape):
+    if masked_positions.ndim != 2 or masked_positions.shape[0] != input_shape[0]:
+        raise ValueError('masked_positions must have shape (batch, num_masked) with batch={}; '
+                         'got {}'.format(input_shape[0], masked_positions.shape))
+    values = masked_positions.asnumpy()
+    if values.size and (values.min() < 0 or values.max() >= input_shape[1]):
+        raise ValueError('masked_positions must lie in [0, seq_len={}); got values in [{}, {}]'
+                         .format(input_shape[1], values.min(), values.max()))

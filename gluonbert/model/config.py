@@ -1,0 +1,33 @@
+"""Validation of BERT hyperparameters: a configuration that cannot work fails at construction."""
+from .activations import ACTIVATIONS
+
+POSITIVE_INT_FIELDS = ('vocab_size', 'units', 'hidden_size', 'num_heads', 'num_layers',
+                       'max_length', 'token_type_vocab_size')
+
+
+def validate_config(vocab_size, units, hidden_size, num_heads, num_layers, max_length,
+                    dropout, layer_norm_eps, activation, token_type_vocab_size=2,
+                    attention_dropout=None):
+    """Raise ValueError naming the field(s) and the fix if the configuration cannot work."""
+    values = dict(vocab_size=vocab_size, units=units, hidden_size=hidden_size,
+                  num_heads=num_heads, num_layers=num_layers, max_length=max_length,
+                  token_type_vocab_size=token_type_vocab_size)
+    for field in POSITIVE_INT_FIELDS:
+        value = values[field]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError('{}={!r} must be a positive integer'.format(field, value))
+    if units % num_heads:
+        divisors = [d for d in range(1, units + 1) if units % d == 0 and d <= 64]
+        raise ValueError(
+            'units={} is not divisible by num_heads={}: every attention head gets units/num_heads '
+            'features. Use num_heads in {} or make units a multiple of {}.'.format(
+                units, num_heads, divisors, num_heads))
+    for field, value in (('dropout', dropout), ('attention_dropout', attention_dropout)):
+        if value is not None and not 0.0 <= value < 1.0:
+            raise ValueError('{}={!r} must be in [0, 1)'.format(field, value))
+    if not layer_norm_eps > 0:
+        raise ValueError('layer_norm_eps={!r} must be positive (BERT uses 1e-12)'.format(
+            layer_norm_eps))
+    if activation not in ACTIVATIONS:
+        raise ValueError('activation={!r} is unknown; choose one of {}'.format(
+            activation, ', '.join(ACTIVATIONS)))

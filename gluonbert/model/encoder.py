@@ -1,0 +1,121 @@
+"""BERTEncoder: word + segment + learned position embeddings and a stack of transformer layers."""
+import mxnet as mx
+from mxnet.gluon import HybridBlock, nn
+
+from .config import validate_config
+from .transformer import TransformerLayer
+
+
+class BERTEncoder(HybridBlock):
+    """(input_ids, token_types, valid_length) (batch, seq_len) -> (batch, seq_len, units).
+
+    Positions at or beyond `valid_length` are masked out of attention and zeroed in the output,
+    so a padded batch gives each sequence the same valid-position outputs as running it alone.
+    Internally the stack runs time-major, the layout of MXNet's fused self-attention kernels.
+    """
+
+    def __init__(self, vocab_size, units=768, hidden_size=3072, num_heads=12, num_layers=12,
+                 max_length=512, dropout=0.1, layer_norm_eps=1e-12, activation='gelu',
+                 token_type_vocab_size=2, attention_dropout=None, weight_initializer=None,
+                 **kwargs):
+        validate_config(vocab_size, units, hidden_size, num_heads, num_layers, max_length,
+                        dropout, layer_norm_eps, activation, token_type_vocab_size,
+                        attention_dropout)
+        super().__init__(**kwargs)
+        if attention_dropout is None:
+            attention_dropout = dropout
+        self.config = dict(vocab_size=vocab_size, units=units, hidden_size=hidden_size,
+                           num_heads=num_heads, num_layers=num_layers, max_length=max_length,
+                           dropout=dropout, attention_dropout=attention_dropout,
+                           layer_norm_eps=layer_norm_eps, activation=activation,
+                           token_type_vocab_size=token_type_vocab_size)
+        # BERT's initialisation: N(0, 0.02) for every weight matrix and embedding table.
+        init = weight_initializer if weight_initializer is not None else mx.init.Normal(0.02)
+        with self.name_scope():
+            self.word_embed = nn.Embedding(vocab_size, units, weight_initializer=init,
+                                           prefix='word_embed_')
+            self.token_type_embed = nn.Embedding(token_type_vocab_size, units,
+                                                 weight_initializer=init,
+                                                 prefix='token_type_embed_')
+            self.position_weight = self.params.get('position_weight', shape=(max_length, units),
+                                                   init=init)
+            self.embed_norm = nn.LayerNorm(epsilon=layer_norm_eps, in_channels=units,
+                                           prefix='embed_norm_')
+            self.embed_dropout = nn.Dropout(dropout) if dropout else None
+            self.layers = nn.HybridSequential(prefix='layers_')
+            with self.layers.name_scope():
+                for i in range(num_layers):
+                    self.layers.add(TransformerLayer(
+                        units, hidden_size, num_heads, dropout, attention_dropout,
+                        layer_norm_eps, activation, init, prefix='{}_'.format(i)))
+
+    @property
+    def units(self):
+        """Width of the hidden states."""
+        return self.config['units']
+
+    def check_inputs(self, input_ids, token_types=None, valid_length=None):
+        """Raise ValueError on inputs that would give a silently wrong answer (NDArrays only)."""
+        if not isinstance(input_ids, mx.nd.NDArray):
+            return  # symbolic composition: shapes are not known yet
+        cfg = self.config
+        if input_ids.ndim != 2:
+            raise ValueError('input_ids must have shape (batch, seq_len); got {}'.format(
+                input_ids.shape))
+        batch, seq_len = input_ids.shape
+        if seq_len > cfg['max_length']:
+            raise ValueError(
+                'sequence length {} is longer than the position table of this model '
+                '(max_length={}); truncate the input (e.g. BERTSentenceTransform(max_seq_length='
+                '{})) or build a model with a larger max_length'.format(
+                    seq_len, cfg['max_length'], cfg['max_length']))
+        _check_range('input_ids', input_ids, 0, cfg['vocab_size'] - 1,
+                     'the vocabulary has {} tokens'.format(cfg['vocab_size']))
+        if token_types is not None:
+            if token_types.shape != input_ids.shape:
+                raise ValueError('token_types has shape {} but input_ids has {}'.format(
+                    token_types.shape, input_ids.shape))
+            _check_range('token_types', token_types, 0, cfg['token_type_vocab_size'] - 1,
+                         'the model has {} segment types'.format(cfg['token_type_vocab_size']))
+        if valid_length is not None:
+            if valid_length.shape != (batch,):
+                raise ValueError('valid_length must have shape (batch,) = ({},); got {}'.format(
+                    batch, valid_length.shape))
+            _check_range('valid_length', valid_length, 1, seq_len,
+                         'every sequence needs 1 to seq_len={} valid tokens'.format(seq_len))
+
+    def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None,
+                       position_weight=None):  # pylint: disable=arguments-differ
+        """input_ids, token_types (batch, seq_len), valid_length (batch,) or None
+        -> hidden states (batch, seq_len, units)."""
+        ids = F.transpose(input_ids)  # (seq_len, batch): embeddings come out time-major
+        types = F.zeros_like(ids) if token_types is None else F.transpose(token_types)
+        x = self.word_embed(ids) + self.token_type_embed(types)
+        positions = F.slice_like(position_weight, ids, axes=(0,))  # (seq_len, units)
+        x = F.broadcast_add(x, F.expand_dims(positions, axis=1))
+        x = self.embed_norm(x)
+        if self.embed_dropout is not None:
+            x = self.embed_dropout(x)
+        attention_length = None
+        if valid_length is not None:
+            # (batch,) -> (batch * num_heads, seq_len), the length layout of the fused kernels
+            length = F.broadcast_like(F.reshape(F.cast(valid_length, 'int32'), (-1, 1)),
+                                      input_ids)
+            length = F.broadcast_axis(F.expand_dims(length, axis=1), axis=1,
+                                      size=self.config['num_heads'])
+            attention_length = F.reshape(length, (-3, 0))
+        for layer in self.layers:
+            x = layer(x, attention_length)
+        if valid_length is not None:
+            x = F.SequenceMask(x, sequence_length=valid_length, use_sequence_length=True, axis=0)
+        return F.transpose(x, axes=(1, 0, 2))
+
+
+def _check_range(name, array, low, high, why):
+    values = array.asnumpy()
+    if values.size and (values.min() < low or values.max() > high):
+        bad = values[(values < low) | (values > high)].flat[0]
+        raise ValueError('{} holds {:g} outside [{}, {}]: {}'.format(name, bad, low, high, why))
+    if values.size and values.dtype.kind == 'f' and (values != values.round()).any():
+        bad = values[values != values.round()].flat[0]
+        raise ValueError('{} holds {:g}, which is not a whole number'.format(name, bad))

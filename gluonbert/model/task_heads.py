@@ -1,0 +1,158 @@
+"""Fine-tuning heads on a BERTModel backbone: classification, regression, tagging, QA, choice."""
+import mxnet as mx
+from mxnet.gluon import HybridBlock, nn
+
+from .bert import BERTModel
+
+
+def require_backbone(bert, head, uses_pooler):
+    """Check that `bert` is a BERTModel with exactly the parts `head` trains; raise otherwise."""
+    if isinstance(bert, tuple):
+        raise TypeError('{} got a tuple, not a BERTModel: get_model() returns (model, vocab); '
+                        'unpack it first: `bert, vocab = get_model(...)`'.format(head))
+    if not isinstance(bert, BERTModel):
+        raise TypeError('{} needs a BERTModel backbone, got {}'.format(head, type(bert).__name__))
+    unused = [name for name, present in (('use_decoder', bert.use_decoder),
+                                         ('use_classifier', bert.use_classifier),
+                                         ('use_pooler', bert.use_pooler and not uses_pooler))
+              if present]
+    if unused or (uses_pooler and not bert.use_pooler):
+        wanted = 'use_pooler={}, use_decoder=False, use_classifier=False'.format(uses_pooler)
+        raise ValueError('{} trains the encoder{} only; build the backbone with get_model(..., '
+                         '{}) so no unused weights get stale gradients or are exported'.format(
+                             head, ' and pooler' if uses_pooler else '', wanted))
+
+
+class _TaskHead(HybridBlock):
+    """Shared plumbing: backbone checks, input validation, dropout."""
+    uses_pooler = True
+
+    def __init__(self, bert, dropout=0.0, **kwargs):
+        require_backbone(bert, type(self).__name__, self.uses_pooler)
+        super().__init__(**kwargs)
+        self.bert = bert
+        with self.name_scope():
+            self.dropout = nn.Dropout(dropout) if dropout else None
+
+    def initialize_head(self, init=None, ctx=None):
+        """Initialize the head's own layers (N(0, 0.02) by default), leaving the backbone as is."""
+        backbone = {id(p) for p in self.bert.collect_params().values()}
+        for param in self.collect_params().values():
+            if id(param) not in backbone:
+                param.initialize(init=init if init is not None else mx.init.Normal(0.02),
+                                 ctx=ctx, force_reinit=True)
+
+    @property
+    def units(self):
+        """Width of the backbone's hidden states."""
+        return self.bert.config['units']
+
+    def _drop(self, x):
+        return x if self.dropout is None else self.dropout(x)
+
+    def _features(self, input_ids, token_types, valid_length):
+        sequence = self.bert.encoder(input_ids, token_types, valid_length)
+        return self._drop(self.bert.pooler(sequence) if self.uses_pooler else sequence)
+
+    def __call__(self, input_ids, token_types=None, valid_length=None):
+        # pylint: disable=arguments-differ
+        self.bert.encoder.check_inputs(input_ids, token_types, valid_length)
+        return super().__call__(input_ids, token_types, valid_length)
+
+
+class BERTClassifier(_TaskHead):
+    """Sentence(-pair) classification: pooled [CLS] -> logits (batch, num_classes)."""
+
+    def __init__(self, bert, num_classes=2, dropout=0.0, **kwargs):
+        super().__init__(bert, dropout, **kwargs)
+        with self.name_scope():
+            self.classifier = nn.Dense(num_classes, in_units=self.units, prefix='classifier_')
+
+    def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
+        # pylint: disable=arguments-differ
+        """(batch, seq_len) ids, types; (batch,) lengths -> (batch, num_classes)."""
+        return self.classifier(self._features(input_ids, token_types, valid_length))
+
+
+class BERTRegression(_TaskHead):
+    """Sentence(-pair) regression (e.g. STS-B): pooled [CLS] -> score (batch, 1)."""
+
+    def __init__(self, bert, dropout=0.0, **kwargs):
+        super().__init__(bert, dropout, **kwargs)
+        with self.name_scope():
+            self.regression = nn.Dense(1, in_units=self.units, prefix='regression_')
+
+    def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
+        # pylint: disable=arguments-differ
+        """(batch, seq_len) ids, types; (batch,) lengths -> (batch, 1)."""
+        return self.regression(self._features(input_ids, token_types, valid_length))
+
+
+class BERTForTokenClassification(_TaskHead):
+    """Per-token tagging (NER, POS): hidden states -> logits (batch, seq_len, num_classes)."""
+    uses_pooler = False
+
+    def __init__(self, bert, num_classes, dropout=0.0, **kwargs):
+        super().__init__(bert, dropout, **kwargs)
+        with self.name_scope():
+            self.classifier = nn.Dense(num_classes, in_units=self.units, flatten=False,
+                                       prefix='classifier_')
+
+    def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
+        # pylint: disable=arguments-differ
+        """(batch, seq_len) ids, types; (batch,) lengths -> (batch, seq_len, num_classes)."""
+        return self.classifier(self._features(input_ids, token_types, valid_length))
+
+
+class BERTForQA(_TaskHead):
+    """Extractive QA: hidden states -> (start_logits, end_logits), each (batch, seq_len).
+
+    Positions at or beyond valid_length get -1e4, so a softmax over positions ignores padding.
+    """
+    uses_pooler = False
+
+    def __init__(self, bert, dropout=0.0, **kwargs):
+        super().__init__(bert, dropout, **kwargs)
+        with self.name_scope():
+            self.span = nn.Dense(2, in_units=self.units, flatten=False, prefix='span_')
+
+    def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
+        # pylint: disable=arguments-differ
+        """(batch, seq_len) ids, types; (batch,) lengths -> 2 x (batch, seq_len)."""
+        logits = self.span(self._features(input_ids, token_types, valid_length))
+        if valid_length is not None:
+            logits = F.SequenceMask(logits, sequence_length=valid_length,
+                                    use_sequence_length=True, value=-1e4, axis=1)
+        start, end = F.split(logits, num_outputs=2, axis=2, squeeze_axis=True)
+        return start, end
+
+
+class BERTForMultipleChoice(_TaskHead):
+    """Multiple choice (SWAG-style): (batch, num_choices, seq_len) -> scores (batch, num_choices)."""
+
+    def __init__(self, bert, dropout=0.0, **kwargs):
+        super().__init__(bert, dropout, **kwargs)
+        with self.name_scope():
+            self.scorer = nn.Dense(1, in_units=self.units, prefix='scorer_')
+
+    def __call__(self, input_ids, token_types=None, valid_length=None):
+        if isinstance(input_ids, mx.nd.NDArray):
+            if input_ids.ndim != 3:
+                raise ValueError('input_ids must have shape (batch, num_choices, seq_len); got '
+                                 '{}'.format(input_ids.shape))
+            self.bert.encoder.check_inputs(
+                input_ids.reshape((-3, 0)),
+                None if token_types is None else token_types.reshape((-3, 0)),
+                None if valid_length is None else valid_length.reshape((-1,)))
+        return HybridBlock.__call__(self, input_ids, token_types, valid_length)
+
+    def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
+        # pylint: disable=arguments-differ
+        """(batch, num_choices, seq_len) ids, types; (batch, num_choices) lengths
+        -> (batch, num_choices)."""
+        flat_types = None if token_types is None else F.reshape(token_types, (-3, 0))
+        flat_length = None if valid_length is None else F.reshape(valid_length, (-1,))
+        scores = self.scorer(self._features(F.reshape(input_ids, (-3, 0)), flat_types,
+                                            flat_length))  # (batch * num_choices, 1)
+        first_token = F.slice_axis(input_ids, axis=2, begin=0, end=1)  # (batch, num_choices, 1)
+        return F.reshape(F.reshape_like(scores, first_token), (0, -1))

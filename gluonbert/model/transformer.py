@@ -1,0 +1,34 @@
+"""One post-LayerNorm transformer layer, as in BERT."""
+from mxnet.gluon import HybridBlock, nn
+
+from .activations import make_activation
+from .attention import MultiHeadSelfAttention
+
+
+class TransformerLayer(HybridBlock):
+    """x -> LN(x + Attn(x)) -> LN(h + FFN(h)); shapes (seq_len, batch, units) in and out."""
+
+    def __init__(self, units, hidden_size, num_heads, dropout=0.0, attention_dropout=0.0,
+                 layer_norm_eps=1e-12, activation='gelu', weight_initializer=None, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.attention = MultiHeadSelfAttention(units, num_heads, attention_dropout,
+                                                    weight_initializer, prefix='attention_')
+            self.attention_norm = nn.LayerNorm(epsilon=layer_norm_eps, in_channels=units,
+                                               prefix='attention_norm_')
+            self.ffn_1 = nn.Dense(hidden_size, in_units=units, flatten=False,
+                                  weight_initializer=weight_initializer, prefix='ffn_1_')
+            self.activation = make_activation(activation)
+            self.ffn_2 = nn.Dense(units, in_units=hidden_size, flatten=False,
+                                  weight_initializer=weight_initializer, prefix='ffn_2_')
+            self.ffn_norm = nn.LayerNorm(epsilon=layer_norm_eps, in_channels=units,
+                                         prefix='ffn_norm_')
+            self.dropout = nn.Dropout(dropout) if dropout else None
+
+    def _drop(self, x):
+        return x if self.dropout is None else self.dropout(x)
+
+    def hybrid_forward(self, F, x, attention_length=None):  # pylint: disable=arguments-differ
+        """x (seq_len, batch, units), attention_length (batch*heads, seq_len) -> same shape as x."""
+        x = self.attention_norm(x + self._drop(self.attention(x, attention_length)))
+        return self.ffn_norm(x + self._drop(self.ffn_2(self.activation(self.ffn_1(x)))))

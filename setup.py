@@ -1,0 +1,31 @@
+"""gluonbert: a BERT model zoo for Apache MXNet Gluon."""
+from setuptools import find_packages, setup
+
+MXNET = 'mxnet==1.9.1'
+
+setup(
+    name='gluonbert',
+    version='0.1.0',
+    description='BERT model zoo for Apache MXNet Gluon: blocks, pretrained weights, '
+                'WordPiece tokenizer, fine-tuning and export.',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    python_requires='>=3.10',
+    packages=find_packages(include=['gluonbert', 'gluonbert.*']),
+    package_data={'gluonbert': ['vocabs/*.txt']},
+    install_requires=[
+        'numpy>=1.20,<1.24',  # MXNet 1.9 uses np.bool, removed in numpy 1.24
+        'tqdm>=4.60',
+    ],
+    extras_require={
+        'cpu': [MXNET],
+        'cu112': ['mxnet-cu112==1.9.1'],
+        'test': [
+            'pytest==8.3.4',
+            'gluonnlp==0.10.0',  # the numerical referee for the blocks and the .params converter
+            'torch==2.13.0',  # CPU build on these machines; HF's reference implementation runs on it
+            'transformers==5.23.0',
+        ],
+    },
+)

@@ -1,0 +1,44 @@
+"""Shared fixtures: seeded RNGs and tiny BERT configurations."""
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluonbert.model import BERTEncoder, BERTModel
+
+TINY = dict(vocab_size=50, units=16, hidden_size=32, num_heads=4, num_layers=2, max_length=24,
+            dropout=0.0)
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    """Every test starts from the same RNG state."""
+    mx.random.seed(7)
+    np.random.seed(7)
+
+
+def tiny_model(use_pooler=True, use_decoder=True, use_classifier=True, **overrides):
+    """An initialized tiny BERTModel (random N(0, 0.02) weights)."""
+    encoder = BERTEncoder(**dict(TINY, **overrides))
+    model = BERTModel(encoder, use_pooler=use_pooler, use_decoder=use_decoder,
+                      use_classifier=use_classifier)
+    model.initialize()
+    return model
+
+
+def random_batch(batch=3, seq_len=10, vocab_size=TINY['vocab_size'], lengths=None, seed=0):
+    """(input_ids, token_types, valid_length) with padding beyond each valid length."""
+    rng = np.random.RandomState(seed)
+    lengths = lengths or [seq_len - 3 * i for i in range(batch)]
+    ids = rng.randint(1, vocab_size, size=(batch, seq_len))
+    types = np.zeros((batch, seq_len))
+    for row, length in enumerate(lengths):
+        ids[row, length:] = 0
+        types[row, length // 2:length] = 1
+    return mx.nd.array(ids), mx.nd.array(types), mx.nd.array(lengths)
+
+
+def as_list(outputs):
+    """Model outputs (one array or a tuple) -> list of numpy arrays."""
+    if isinstance(outputs, mx.nd.NDArray):
+        return [outputs.asnumpy()]
+    return [o.asnumpy() for o in outputs]

@@ -1,0 +1,85 @@
+"""The model zoo registry: names, hyperparameters, overrides and get_model."""
+import mxnet as mx
+import numpy as np
+import pytest
+
+import gluonbert
+from gluonbert import get_model, list_models, model_summary
+from conftest import random_batch
+
+SHAPES = {'bert_12_768_12': (12, 768, 12, 3072), 'bert_24_1024_16': (24, 1024, 16, 4096),
+          'bert_6_384_12': (6, 384, 12, 1536), 'bert_2_128_2': (2, 128, 2, 512),
+          'bert_4_256_4': (4, 256, 4, 1024), 'bert_4_512_8': (4, 512, 8, 2048),
+          'bert_8_512_8': (8, 512, 8, 2048)}
+
+
+def test_list_models_lists_every_shape_with_hyperparameters():
+    models = list_models()
+    assert set(SHAPES) <= set(models)
+    for name, (layers, units, heads, hidden) in SHAPES.items():
+        hp = models[name]
+        assert (hp['num_layers'], hp['units'], hp['num_heads'], hp['hidden_size']) == \
+            (layers, units, heads, hidden)
+        assert hp['max_length'] == 512 and hp['layer_norm_eps'] == 1e-12
+    models['bert_2_128_2']['units'] = 1  # a copy: the registry is not mutated
+    assert list_models()['bert_2_128_2']['units'] == 128
+
+
+def test_get_model_builds_the_named_shape_with_the_bundled_vocab():
+    model, vocab = get_model('bert_2_128_2', dropout=0.0)
+    assert len(vocab) == 30522 and vocab['[CLS]'] == 101 and vocab['[PAD]'] == 0
+    cfg = model.config
+    assert (cfg['num_layers'], cfg['units'], cfg['num_heads'], cfg['vocab_size']) == \
+        (2, 128, 2, 30522)
+    assert len(model.encoder.layers) == 2
+    ids, types, lengths = random_batch(vocab_size=30522)
+    seq, pooled, nsp, mlm = model(ids, types, lengths, mx.nd.array([[1], [2], [3]]))
+    assert seq.shape == (3, 10, 128) and mlm.shape == (3, 1, 30522)
+
+
+def test_overrides_change_the_shape_and_are_validated():
+    model, _ = get_model('bert_2_128_2', units=64, num_heads=4, max_length=64,
+                         use_decoder=False, use_classifier=False)
+    assert model.config['units'] == 64 and model.encoder.position_weight.shape == (64, 64)
+    with pytest.raises(ValueError, match='units=64 is not divisible by num_heads=6'):
+        get_model('bert_2_128_2', units=64, num_heads=6)
+    with pytest.raises(ValueError, match=r"cannot override \['hidden'\]"):
+        get_model('bert_2_128_2', hidden=3)
+    with pytest.raises(ValueError, match='vocab_size=10 does not match the vocabulary'):
+        get_model('bert_2_128_2', vocab_size=10)
+
+
+def test_unknown_model_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown model 'bert_3_33_3'.*bert_12_768_12.*"
+                                         r"bert_6_384_12"):
+        get_model('bert_3_33_3')
+
+
+def test_pretrained_weights_are_refused_clearly_until_the_store_exists():
+    with pytest.raises(ValueError, match='not available in this build yet'):
+        get_model('bert_12_768_12', pretrained=True)
+
+
+def test_register_model_adds_a_shape():
+    gluonbert.register_model('bert_1_32_2_test', num_layers=1, units=32, num_heads=2,
+                             hidden_size=64)
+    model, _ = get_model('bert_1_32_2_test', use_decoder=False, use_classifier=False)
+    assert model.config['units'] == 32
+    with pytest.raises(ValueError, match=r"unknown hyperparameter\(s\) \['layers'\]"):
+        gluonbert.register_model('bad', layers=3)
+
+
+def test_summary_counts_add_up():
+    model, vocab = get_model('bert_2_128_2', use_decoder=True)
+    ids, types, lengths = random_batch(vocab_size=len(vocab))
+    text = model_summary(model, ids, types, lengths, mx.nd.array([[1], [2], [3]]), max_depth=1)
+    rows = {line.split()[0]: line for line in text.splitlines()}
+    total = gluonbert.count_parameters(model)
+    assert 'Total params: {:,}'.format(total) in text
+    children = sum(int(rows[n].split()[-1].replace(',', ''))
+                   for n in ('encoder', 'pooler', 'classifier', 'decoder'))
+    assert children == total  # the tied MLM weight is counted once, under the encoder
+    assert '(3, 10, 128)' in rows['encoder'] and '(3, 1, 30522)' in rows['decoder']
+    words = 30522 * 128
+    assert int(rows['decoder'].split()[-1].replace(',', '')) == 128 * 128 + 128 + 2 * 128 + 30522
+    assert total > words
