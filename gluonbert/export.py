@@ -1,5 +1,6 @@
 """Hybridized symbol export and re-import for deployment (`-symbol.json` + `-0000.params`)."""
 import os
+import warnings
 
 import mxnet as mx
 import numpy as np
@@ -32,7 +33,10 @@ def import_model(path_prefix, num_inputs=3, epoch=0, ctx=mx.cpu()):
         if not os.path.isfile(path):
             raise FileNotFoundError('exported model file not found: {}'.format(path))
     names = ['data{}'.format(i) for i in range(num_inputs)]
-    return SymbolBlock.imports(symbol_file, names, params_file, ctx=ctx)
+    with warnings.catch_warnings():
+        # MXNet warns that it cannot infer the inputs' dtype before the first call; harmless.
+        warnings.filterwarnings('ignore', message='Cannot decide type')
+        return SymbolBlock.imports(symbol_file, names, params_file, ctx=ctx)
 
 
 def sample_inputs(vocab_size, batch_size=2, seq_len=8, ctx=mx.cpu(), seed=0):
