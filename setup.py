@@ -17,6 +17,7 @@ setup(
     install_requires=[
         'numpy>=1.20,<1.24',  # MXNet 1.9 uses np.bool, removed in numpy 1.24
         'tqdm>=4.60',
+        'matplotlib>=3.7,<3.11',  # training curves and similarity heatmaps (PNG)
     ],
     extras_require={
         'cpu': [MXNET],

@@ -1,0 +1,72 @@
+"""Atomic training checkpoints: params + optimizer states + loop state, and the best model.
+
+A checkpoint is a directory written under a temporary name and renamed when complete; the
+`LATEST` pointer file is replaced atomically afterwards, so an interrupted write never leaves a
+checkpoint that looks valid.
+"""
+import json
+import os
+import shutil
+
+MODEL_FILE, STATES_FILE, STATE_FILE = 'model.params', 'trainer.states', 'state.json'
+
+
+def atomic_write_text(path, text):
+    """Write `text` to `path` via a temporary file and rename."""
+    tmp = path + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class CheckpointManager:
+    """Keeps the last `keep` checkpoints of a run under `<output_dir>/checkpoints/`."""
+
+    def __init__(self, output_dir, keep=1):
+        self.root = os.path.join(output_dir, 'checkpoints')
+        self.keep = keep
+        os.makedirs(self.root, exist_ok=True)
+
+    def save(self, step, net, trainer, state):
+        """Write checkpoint `step` (net params, trainer states, JSON-able `state`); returns dir."""
+        final = os.path.join(self.root, 'step-{:08d}'.format(step))
+        tmp = final + '.tmp'
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        net.save_parameters(os.path.join(tmp, MODEL_FILE))
+        trainer.save_states(os.path.join(tmp, STATES_FILE))
+        atomic_write_text(os.path.join(tmp, STATE_FILE), json.dumps(state))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        atomic_write_text(os.path.join(self.root, 'LATEST'), os.path.basename(final))
+        for old in sorted(d for d in os.listdir(self.root) if d.startswith('step-'))[:-self.keep]:
+            if not old.endswith('.tmp') and old != os.path.basename(final):
+                shutil.rmtree(os.path.join(self.root, old), ignore_errors=True)
+        return final
+
+    def latest(self):
+        """Directory of the newest complete checkpoint, or None."""
+        pointer = os.path.join(self.root, 'LATEST')
+        if not os.path.isfile(pointer):
+            return None
+        with open(pointer, encoding='utf-8') as f:
+            path = os.path.join(self.root, f.read().strip())
+        return path if os.path.isfile(os.path.join(path, STATE_FILE)) else None
+
+    def load(self, path, net, trainer, ctx):
+        """Restore net params and trainer states from checkpoint `path`; returns its state."""
+        net.load_parameters(os.path.join(path, MODEL_FILE), ctx=ctx)
+        trainer.load_states(os.path.join(path, STATES_FILE))
+        with open(os.path.join(path, STATE_FILE), encoding='utf-8') as f:
+            return json.load(f)
+
+
+def save_best(output_dir, net, metrics):
+    """Atomically write `best.params` and `best.json` (the metrics that made it best)."""
+    path = os.path.join(output_dir, 'best.params')
+    net.save_parameters(path + '.tmp')
+    os.replace(path + '.tmp', path)
+    atomic_write_text(os.path.join(output_dir, 'best.json'), json.dumps(metrics, indent=2))
+    return path

@@ -1,0 +1,29 @@
+"""Loss and dev-metric curves of a run, saved as a PNG."""
+import os
+
+
+def save_curves(history, path):
+    """Plot training loss (and every eval metric) against the step; write `path` atomically."""
+    import matplotlib  # pylint: disable=import-outside-toplevel
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+    losses = [(h['step'], h['loss']) for h in history if 'loss' in h]
+    evals = [(h['step'], h['eval']) for h in history if 'eval' in h]
+    names = list(evals[0][1]) if evals else []
+    fig, axes = plt.subplots(1, 1 + bool(names), figsize=(6 + 5 * bool(names), 4), squeeze=False)
+    if losses:
+        axes[0][0].plot(*zip(*losses), marker='.')
+    axes[0][0].set(xlabel='step', ylabel='training loss', title='loss')
+    if names:
+        for name in names:
+            axes[0][1].plot([s for s, _ in evals], [m[name] for _, m in evals], marker='o',
+                            label=name)
+        axes[0][1].set(xlabel='step', title='dev metrics')
+        axes[0][1].legend()
+    fig.tight_layout()
+    tmp = path + '.tmp.png'
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,26 @@
+"""Learning-rate schedule: linear warmup to the peak, then linear decay to zero."""
+from mxnet.lr_scheduler import LRScheduler
+
+
+class LinearWarmupDecay(LRScheduler):
+    """lr(t) = peak * t / warmup for t < warmup, then peak * (total - t) / (total - warmup).
+
+    t counts optimizer updates starting at 1 for the first update, as MXNet's optimizers do;
+    the value at update t equals HuggingFace's get_linear_schedule_with_warmup at step t - 1.
+    """
+
+    def __init__(self, peak_lr, total_steps, warmup_steps=0):
+        if total_steps <= 0:
+            raise ValueError('total_steps={} must be positive'.format(total_steps))
+        if not 0 <= warmup_steps <= total_steps:
+            raise ValueError('warmup_steps={} must be in [0, total_steps={}]'.format(
+                warmup_steps, total_steps))
+        super().__init__(base_lr=peak_lr)
+        self.total_steps, self.warmup_steps = total_steps, warmup_steps
+
+    def __call__(self, num_update):
+        step = num_update - 1  # the number of updates already applied
+        if step < self.warmup_steps:
+            return self.base_lr * step / max(1, self.warmup_steps)
+        remaining = self.total_steps - step
+        return self.base_lr * max(0.0, remaining / max(1, self.total_steps - self.warmup_steps))

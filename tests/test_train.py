@@ -1,0 +1,259 @@
+"""Training library: AdamW and the schedule against torch/HF, clipping, and the loop's guarantees
+(accumulation, multiple contexts, exact resume, NaN stop, early stopping, outputs)."""
+import json
+import os
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluonbert.model import BERTClassifier
+from gluonbert.train import (LinearWarmupDecay, NonFiniteLossError, TrainConfig, TrainingLoop,
+                             exclude_from_weight_decay)
+from gluonbert.train.clipping import clip_factor, global_norm
+from conftest import tiny_model
+
+torch = pytest.importorskip('torch')
+transformers = pytest.importorskip('transformers')
+
+
+def run_adamw(correct_bias, steps=6):
+    """Our AdamW on two parameters with a fixed gradient sequence; returns final weights."""
+    rng = np.random.RandomState(0)
+    weights = [rng.randn(4, 3).astype('float32'), rng.randn(3).astype('float32')]
+    grads = [[rng.randn(*w.shape).astype('float32') for w in weights] for _ in range(steps)]
+    params = mx.gluon.ParameterDict()
+    for i, w in enumerate(weights):
+        params.get('p{}'.format(i), shape=w.shape).initialize(mx.init.Constant(0))
+        params['p{}'.format(i)].set_data(w)
+    schedule = LinearWarmupDecay(0.1, total_steps=steps, warmup_steps=2)
+    trainer = mx.gluon.Trainer(params, 'adamw', dict(learning_rate=0.1, wd=0.01, epsilon=1e-6,
+                                                    lr_scheduler=schedule,
+                                                    correct_bias=correct_bias),
+                               update_on_kvstore=False)
+    for step_grads in grads:
+        with mx.autograd.record():  # d/dw sum(w * g) = g: the gradient is exactly g
+            loss = mx.nd.add_n(*[(p.data() * mx.nd.array(g)).sum()
+                                 for p, g in zip(params.values(), step_grads)])
+        loss.backward()
+        trainer.update(1)
+    return weights, grads, [p.data().asnumpy() for p in params.values()]
+
+
+def test_adamw_matches_torch_adamw_with_the_hf_schedule():
+    start, grads, ours = run_adamw(correct_bias=True)
+    tensors = [torch.tensor(w, requires_grad=True) for w in start]
+    opt = torch.optim.AdamW(tensors, lr=0.1, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01)
+    sched = transformers.get_linear_schedule_with_warmup(opt, 2, len(grads))
+    for step_grads in grads:
+        for t, g in zip(tensors, step_grads):
+            t.grad = torch.tensor(g)
+        opt.step()
+        sched.step()
+    for a, b in zip(ours, tensors):
+        np.testing.assert_allclose(a, b.detach().numpy(), atol=2e-6, rtol=1e-5)
+    assert np.abs(ours[0] - start[0]).max() > 0.05  # it really moved
+
+
+def test_adamw_without_bias_correction_is_googles_update():
+    start, grads, ours = run_adamw(correct_bias=False)
+    schedule = LinearWarmupDecay(0.1, total_steps=len(grads), warmup_steps=2)
+    for w, i in zip(start, range(2)):
+        m, v, w = np.zeros_like(w), np.zeros_like(w), w.astype('float64')
+        for t, step_grads in enumerate(grads, 1):
+            g = step_grads[i]
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g * g
+            w = w - np.float32(schedule(t)) * (m / (np.sqrt(v) + 1e-6) + 0.01 * w)
+        np.testing.assert_allclose(ours[i], w, atol=1e-5, rtol=1e-5)
+
+
+def test_schedule_matches_hf_linear_warmup_decay():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2.0)
+    hf = transformers.get_linear_schedule_with_warmup(opt, num_warmup_steps=3,
+                                                      num_training_steps=10)
+    ours = LinearWarmupDecay(2.0, total_steps=10, warmup_steps=3)
+    for update in range(1, 12):
+        assert ours(update) == pytest.approx(opt.param_groups[0]['lr'], abs=1e-12)
+        opt.step()
+        hf.step()
+    with pytest.raises(ValueError, match='warmup_steps=11 must be in'):
+        LinearWarmupDecay(1.0, 10, 11)
+
+
+def test_global_norm_clipping_matches_torch():
+    rng = np.random.RandomState(1)
+    grads = [rng.randn(5, 4).astype('float32') * 3 for _ in range(70)]  # > one chunk
+    norm = global_norm([mx.nd.array(g) for g in grads])
+    tensors = [torch.zeros(g.shape, requires_grad=True) for g in grads]
+    for t, g in zip(tensors, grads):
+        t.grad = torch.tensor(g)
+    torch_norm = torch.nn.utils.clip_grad_norm_(tensors, max_norm=1.0)
+    assert norm.asscalar() == pytest.approx(float(torch_norm), rel=1e-5)
+    factor = clip_factor(norm, 1.0).asscalar()
+    np.testing.assert_allclose(grads[0] * factor, tensors[0].grad.numpy(), rtol=1e-5, atol=1e-7)
+    assert clip_factor(norm, 1e9).asscalar() == 1.0
+    assert np.isnan(clip_factor(mx.nd.array([np.inf]), 1.0).asscalar())
+
+
+def test_weight_decay_skips_layer_norm_and_biases():
+    model = tiny_model(use_decoder=False, use_classifier=False)
+    excluded = exclude_from_weight_decay(model)
+    params = model.collect_params()
+    assert all(params[n].wd_mult == 0 for n in excluded)
+    decayed = [n for n, p in params.items() if p.wd_mult == 1]
+    assert any(n.endswith('qkv_weight') for n in decayed)
+    assert any(n.endswith('position_weight') for n in decayed)
+    assert not any(n.endswith(('gamma', 'beta', 'bias')) for n in decayed)
+
+
+# ---- the loop, on a tiny classifier and a learnable synthetic task ----
+
+def make_data(n=48, seq_len=8, seed=0):
+    """Label = whether the first token's id is below 27 (the pooler reads position 0);
+    lengths vary and padding is id 0."""
+    rng = np.random.RandomState(seed)
+    ids = rng.randint(4, 50, size=(n, seq_len))
+    labels = (ids[:, 0] < 27).astype('int64')
+    lengths = rng.randint(4, seq_len + 1, size=n)
+    for row in range(n):
+        ids[row, lengths[row]:] = 0
+    types = np.zeros_like(ids)
+    return [a.astype('float32') for a in (ids, types, lengths, labels)]
+
+
+def batches(data, batch_size, seed):
+    """An epoch -> batches function with a per-epoch seeded shuffle."""
+    def epoch_batches(epoch):
+        order = np.random.RandomState(seed + epoch).permutation(len(data[0]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            yield tuple(a[idx] for a in data)
+    return epoch_batches
+
+
+def classifier(dropout=0.0):
+    bert = tiny_model(use_decoder=False, use_classifier=False, dropout=dropout)
+    net = BERTClassifier(bert, num_classes=2, dropout=dropout)
+    net.initialize_head()
+    return net
+
+
+CE = mx.gluon.loss.SoftmaxCrossEntropyLoss()
+
+
+def ce_loss(net, ids, types, lengths, labels):
+    return CE(net(ids, types, lengths), labels)
+
+
+def accuracy(data):
+    def evaluate(net):
+        pred = net(mx.nd.array(data[0]), mx.nd.array(data[1]), mx.nd.array(data[2]))
+        return {'accuracy': float((pred.argmax(axis=1).asnumpy() == data[3]).mean())}
+    return evaluate
+
+
+def params_of(net):
+    return {k: v.data().asnumpy() for k, v in net._collect_params_with_prefix().items()}
+
+
+def assert_same_params(a, b, atol=1e-6):
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], atol=atol, rtol=0, err_msg=key)
+
+
+def train(net, data, batch_size, ctx=mx.cpu(), output_dir=None, evaluate=None, resume=False,
+          max_steps=None, loss=ce_loss, **config):
+    config = TrainConfig(**dict(dict(lr=1e-3, epochs=2, warmup_ratio=0.25, progress=False,
+                                     log_every=2), **config))
+    loop = TrainingLoop(net, loss, ctx, config, output_dir=output_dir)
+    n_batches = -(-len(data[0]) // batch_size)
+    return loop.fit(batches(data, batch_size, config.seed), n_batches, evaluate, resume,
+                    max_steps)
+
+
+def test_training_learns_and_writes_its_outputs(tmp_path):
+    data, dev = make_data(96), make_data(48, seed=1)
+    net = classifier()
+    before = accuracy(dev)(net)['accuracy']
+    state = train(net, data, 8, output_dir=str(tmp_path), evaluate=accuracy(dev), epochs=6,
+                  lr=3e-3)
+    assert state['best_metrics']['accuracy'] >= 0.9 > before
+    losses = [h['loss'] for h in state['history'] if 'loss' in h]
+    assert losses[-1] < 0.5 * losses[0]
+    for name in ('train.log', 'history.json', 'curves.png', 'best.params', 'best.json'):
+        assert os.path.getsize(tmp_path / name) > 0
+    assert json.load(open(tmp_path / 'best.json'))['accuracy'] == state['best']
+    assert open(tmp_path / 'curves.png', 'rb').read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_accumulation_equals_one_big_batch():
+    data = make_data(32)
+    big, small = classifier(), classifier()
+    for p_small, p_big in zip(small.collect_params().values(), big.collect_params().values()):
+        p_small.set_data(p_big.data())
+    train(big, data, 8)
+    train(small, data, 4, accumulate=2)
+    assert_same_params(params_of(big), params_of(small))
+
+
+def test_two_contexts_equal_one():
+    data = make_data(32)
+    one, two = classifier(), classifier()
+    for p_two, p_one in zip(two.collect_params().values(), one.collect_params().values()):
+        p_two.set_data(p_one.data())
+    train(one, data, 8)
+    two.collect_params().reset_ctx([mx.cpu(0), mx.cpu(1)])
+    train(two, data, 8, ctx=[mx.cpu(0), mx.cpu(1)])
+    assert_same_params(params_of(one), params_of(two))
+
+
+def test_interrupted_and_resumed_run_ends_where_the_uninterrupted_one_does(tmp_path):
+    data = make_data(40)
+    reference, first = classifier(dropout=0.1), classifier(dropout=0.1)
+    initial = params_of(reference)
+    for name, param in first._collect_params_with_prefix().items():
+        param.set_data(initial[name])
+    train(reference, data, 8, epochs=3, eval_every=2)
+    # the first process dies after step 7; its last checkpoint is from step 6 (mid-epoch 2)
+    train(first, data, 8, epochs=3, eval_every=2, output_dir=str(tmp_path), max_steps=7)
+    assert sorted(os.listdir(tmp_path / 'checkpoints')) == ['LATEST', 'step-00000006']
+    resumed = classifier(dropout=0.1)  # a new process: fresh weights, restored from disk
+    train(resumed, data, 8, epochs=3, eval_every=2, output_dir=str(tmp_path), resume=True)
+    assert_same_params(params_of(reference), params_of(resumed))
+    assert np.abs(params_of(reference)['classifier.weight'] - initial['classifier.weight']).max() \
+        > 1e-3
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    data = make_data(48)
+    calls = []
+
+    def poisoned(net, *batch):
+        calls.append(1)
+        loss = ce_loss(net, *batch)
+        return loss * float('nan') if len(calls) > 7 else loss
+
+    net = classifier()
+    with pytest.raises(NonFiniteLossError, match=r'loss became nan by step 8.*step-00000006'):
+        train(net, data, 4, output_dir=str(tmp_path), loss=poisoned, eval_every=3, log_every=4)
+    good = mx.nd.load(str(tmp_path / 'checkpoints' / 'step-00000006' / 'model.params'))
+    now = params_of(net)
+    # the NaN step was skipped: the weights are those after step 7, finite everywhere
+    assert all(np.isfinite(v).all() for v in now.values())
+    assert set(good) == set(now)
+
+
+def test_early_stopping_keeps_the_best(tmp_path):
+    data = make_data(32)
+    scores = iter([0.5, 0.7, 0.6, 0.65, 0.9])
+
+    def evaluate(net):
+        return {'f1': next(scores)}
+
+    state = train(classifier(), data, 8, output_dir=str(tmp_path), evaluate=evaluate,
+                  eval_every=1, early_stop=2, epochs=5)
+    assert state['stopped'].startswith('early stop: 2 evaluations without a better f1')
+    assert state['step'] == 4 and state['best'] == 0.7
+    assert json.load(open(tmp_path / 'best.json')) == {'step': 2, 'f1': 0.7}
