@@ -257,3 +257,21 @@ def test_early_stopping_keeps_the_best(tmp_path):
     assert state['stopped'].startswith('early stop: 2 evaluations without a better f1')
     assert state['step'] == 4 and state['best'] == 0.7
     assert json.load(open(tmp_path / 'best.json')) == {'step': 2, 'f1': 0.7}
+
+
+def test_class_weighted_loss_scales_each_sample_by_its_class_weight():
+    from gluonbert.train.losses import WeightedSoftmaxCELoss, balanced_class_weights
+    logits = mx.nd.array([[2.0, 0.5], [0.1, 0.3], [1.0, -1.0]])
+    labels = mx.nd.array([0, 1, 1])
+    plain = torch.nn.functional.cross_entropy(torch.tensor(logits.asnumpy()),
+                                              torch.tensor([0, 1, 1]), reduction='none').numpy()
+    weights = balanced_class_weights([0, 1, 1], 2)
+    assert weights == [1.5, 0.75]
+    loss = WeightedSoftmaxCELoss(weights)
+    loss.initialize()
+    np.testing.assert_allclose(loss(logits, labels).asnumpy(), plain * [1.5, 0.75, 0.75],
+                               rtol=1e-5)
+    unweighted = WeightedSoftmaxCELoss()
+    np.testing.assert_allclose(unweighted(logits, labels).asnumpy(), plain, rtol=1e-5)
+    with pytest.raises(ValueError, match='class 2 never occurs'):
+        balanced_class_weights([0, 1], 3)
