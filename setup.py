@@ -27,6 +27,9 @@ setup(
             'gluonnlp==0.10.0',  # the numerical referee for the blocks and the .params converter
             'torch==2.13.0',  # CPU build on these machines; HF's reference implementation runs on it
             'transformers==5.23.0',
+            # writes real Google-format TF checkpoints in the converter tests; gluonbert reads
+            # them without TensorFlow
+            'tensorflow-cpu==2.15.1',
         ],
     },
 )

@@ -1,5 +1,7 @@
 """gluonbert: a BERT model zoo for Apache MXNet Gluon."""
-from . import data, model
+from . import convert, data, model, store
+from .convert import ConversionError, load_checkpoint
+from .store import list_pretrained, register_pretrained
 from .data import BERTVocab
 from .export import export_model, import_model
 from .model import (BERTClassifier, BERTEncoder, BERTForMultipleChoice, BERTForQA,

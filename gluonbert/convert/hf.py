@@ -1,0 +1,310 @@
+"""HuggingFace BERT checkpoints (`config.json`, `model.safetensors` or `pytorch_model.bin`,
+`vocab.txt`) <-> gluonbert, for BertModel, BertForPreTraining and the task models."""
+import json
+import os
+import re
+import tempfile
+
+import numpy as np
+
+from ..data.vocab import BERTVocab
+from ..model.attention import interleave_qkv, split_qkv
+from .common import Checkpoint, ConversionError, check_vocab_fits, replace_path_atomically
+from .layout import backbone_of, block_to_canonical
+from .safetensors_format import read_safetensors, write_safetensors
+
+# HF config field -> gluonbert hyperparameter; every one is required.
+CONFIG_FIELDS = {'vocab_size': 'vocab_size', 'hidden_size': 'units',
+                 'num_hidden_layers': 'num_layers', 'num_attention_heads': 'num_heads',
+                 'intermediate_size': 'hidden_size', 'max_position_embeddings': 'max_length',
+                 'type_vocab_size': 'token_type_vocab_size', 'hidden_act': 'activation'}
+HF_ACTIVATIONS = {'gelu': 'gelu', 'gelu_python': 'gelu', 'gelu_new': 'gelu_tanh',
+                  'gelu_pytorch_tanh': 'gelu_tanh', 'relu': 'relu'}
+_WRITE_ACTIVATIONS = {'gelu': 'gelu', 'gelu_tanh': 'gelu_new', 'relu': 'relu'}
+DEFAULT_LAYER_NORM_EPS = 1e-12  # BertConfig's default; Google's bert_config.json omits the field
+
+# task kind <-> HF architecture, and the HF name of the task's output layer
+TASK_ARCHITECTURES = {'sequence_classification': 'BertForSequenceClassification',
+                      'token_classification': 'BertForTokenClassification',
+                      'question_answering': 'BertForQuestionAnswering',
+                      'multiple_choice': 'BertForMultipleChoice'}
+_TASK_LAYER = {'question_answering': 'qa_outputs'}  # the others call it `classifier`
+
+# (gluonbert canonical name, HF name without the `bert.` prefix); {i} is a layer index.
+_BACKBONE = [
+    ('encoder.word_embed.weight', 'embeddings.word_embeddings.weight'),
+    ('encoder.token_type_embed.weight', 'embeddings.token_type_embeddings.weight'),
+    ('encoder.position_weight', 'embeddings.position_embeddings.weight'),
+    ('encoder.embed_norm.gamma', 'embeddings.LayerNorm.weight'),
+    ('encoder.embed_norm.beta', 'embeddings.LayerNorm.bias'),
+    ('encoder.layers.{i}.attention.out_proj.weight',
+     'encoder.layer.{i}.attention.output.dense.weight'),
+    ('encoder.layers.{i}.attention.out_proj.bias', 'encoder.layer.{i}.attention.output.dense.bias'),
+    ('encoder.layers.{i}.attention_norm.gamma',
+     'encoder.layer.{i}.attention.output.LayerNorm.weight'),
+    ('encoder.layers.{i}.attention_norm.beta', 'encoder.layer.{i}.attention.output.LayerNorm.bias'),
+    ('encoder.layers.{i}.ffn_1.weight', 'encoder.layer.{i}.intermediate.dense.weight'),
+    ('encoder.layers.{i}.ffn_1.bias', 'encoder.layer.{i}.intermediate.dense.bias'),
+    ('encoder.layers.{i}.ffn_2.weight', 'encoder.layer.{i}.output.dense.weight'),
+    ('encoder.layers.{i}.ffn_2.bias', 'encoder.layer.{i}.output.dense.bias'),
+    ('encoder.layers.{i}.ffn_norm.gamma', 'encoder.layer.{i}.output.LayerNorm.weight'),
+    ('encoder.layers.{i}.ffn_norm.beta', 'encoder.layer.{i}.output.LayerNorm.bias'),
+    ('pooler.dense.weight', 'pooler.dense.weight'),
+    ('pooler.dense.bias', 'pooler.dense.bias'),
+]
+# Pretraining heads: HF keeps them outside the `bert.` module.
+_HEADS = [
+    ('decoder.transform.weight', 'cls.predictions.transform.dense.weight'),
+    ('decoder.transform.bias', 'cls.predictions.transform.dense.bias'),
+    ('decoder.layer_norm.gamma', 'cls.predictions.transform.LayerNorm.weight'),
+    ('decoder.layer_norm.beta', 'cls.predictions.transform.LayerNorm.bias'),
+    ('decoder.bias', 'cls.predictions.bias'),
+    ('classifier.dense.weight', 'cls.seq_relationship.weight'),
+    ('classifier.dense.bias', 'cls.seq_relationship.bias'),
+]
+_QKV = re.compile(r'encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.(weight|bias)')
+_TIED = {'cls.predictions.decoder.weight': 'encoder.word_embed.weight',
+         'cls.predictions.decoder.bias': 'decoder.bias'}
+_BUFFERS = {'embeddings.position_ids', 'embeddings.token_type_ids'}  # not parameters
+
+
+def _pattern(template):
+    return re.compile(re.escape(template).replace(re.escape('{i}'), r'(\d+)'))
+
+
+_FROM_HF = [(_pattern(hf), ours) for ours, hf in _BACKBONE + _HEADS]
+_TO_HF = [(_pattern(ours), hf) for ours, hf in _BACKBONE + _HEADS]
+_BACKBONE_OURS = [_pattern(ours) for ours, _ in _BACKBONE]
+
+
+def config_to_hparams(config, source='config.json'):
+    """A HuggingFace/Google BERT config dict -> BERTEncoder keyword arguments (validated)."""
+    if config.get('model_type', 'bert') != 'bert':
+        raise ConversionError('{}: model_type is {!r}; only BERT checkpoints can be converted'
+                              .format(source, config['model_type']))
+    if config.get('position_embedding_type', 'absolute') != 'absolute':
+        raise ConversionError('{}: position_embedding_type {!r} is not supported (BERT uses '
+                              'absolute)'.format(source, config['position_embedding_type']))
+    missing = [f for f in CONFIG_FIELDS if f not in config]
+    if missing:
+        raise ConversionError('{} lacks required field(s): {}'.format(source, ', '.join(missing)))
+    hparams = {ours: config[field] for field, ours in CONFIG_FIELDS.items()}
+    if hparams['activation'] not in HF_ACTIVATIONS:
+        raise ConversionError('{}: hidden_act {!r} is not supported; supported: {}'.format(
+            source, hparams['activation'], ', '.join(HF_ACTIVATIONS)))
+    hparams['activation'] = HF_ACTIVATIONS[hparams['activation']]
+    hparams['layer_norm_eps'] = float(config.get('layer_norm_eps', DEFAULT_LAYER_NORM_EPS))
+    for field, ours in (('hidden_dropout_prob', 'dropout'),
+                        ('attention_probs_dropout_prob', 'attention_dropout')):
+        if field in config:
+            hparams[ours] = float(config[field])
+    return hparams
+
+
+def read_config(path):
+    """Load a JSON config file, with a clear error if it is absent or malformed."""
+    if not os.path.isfile(path):
+        raise ConversionError('config file not found: {}'.format(path))
+    try:
+        with open(path, encoding='utf-8') as f:
+            config = json.load(f)
+    except json.JSONDecodeError as err:
+        raise ConversionError('{} is not valid JSON: {}'.format(path, err)) from None
+    if not isinstance(config, dict):
+        raise ConversionError('{} is not a JSON object'.format(path))
+    return config
+
+
+def read_hf_state(directory):
+    """Tensors of a HF model folder -> {HF name: numpy array}; safetensors needs no torch."""
+    single = os.path.join(directory, 'model.safetensors')
+    index = os.path.join(directory, 'model.safetensors.index.json')
+    binary = os.path.join(directory, 'pytorch_model.bin')
+    if os.path.isfile(single):
+        return read_safetensors(single)
+    if os.path.isfile(index):
+        shards = sorted(set(read_config(index).get('weight_map', {}).values()))
+        state = {}
+        for shard in shards:
+            state.update(read_safetensors(os.path.join(directory, shard)))
+        return state
+    if os.path.isfile(binary):
+        return _read_torch_bin(binary)
+    raise ConversionError('{} holds no weights: expected model.safetensors, '
+                          'model.safetensors.index.json or pytorch_model.bin'.format(directory))
+
+
+def _read_torch_bin(path):
+    try:
+        import torch  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise ConversionError('{} is a PyTorch pickle; reading it needs torch (pip install '
+                              'torch), or convert the folder to model.safetensors'.format(path)) \
+            from None
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # torch raises many types for damaged pickles
+        raise ConversionError('cannot read {}: {}'.format(path, err)) from None
+    return {name: (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+            for name, t in state.items() if hasattr(t, 'numpy')}
+
+
+def hf_to_canonical(state, num_heads, task_layer='classifier'):
+    """{HF name: array} -> {gluonbert canonical name: array}; q/k/v fused per layer.
+
+    Accepts BertModel names and the `bert.`-prefixed names of BertFor* models, old `gamma` /
+    `beta` LayerNorm names, and checks that the tied MLM decoder weight equals the embedding.
+    Unrecognised names are kept as they are, so the strict loader reports them.
+    """
+    out, qkv, tied = {}, {}, {}
+    for name, value in state.items():
+        short = name[len('bert.'):] if name.startswith('bert.') else name
+        short = re.sub(r'LayerNorm\.gamma$', 'LayerNorm.weight', short)
+        short = re.sub(r'LayerNorm\.beta$', 'LayerNorm.bias', short)
+        match = _QKV.fullmatch(short)
+        if match:
+            layer, part, kind = match.groups()
+            qkv.setdefault((layer, kind), {})[part] = value
+        elif short in _BUFFERS:
+            continue
+        elif short in _TIED:
+            tied[short] = value
+        elif short in (task_layer + '.weight', task_layer + '.bias'):
+            out['task.' + short.split('.')[-1]] = value
+        else:
+            out[_rename(short, _FROM_HF) or name] = value
+    for (layer, kind), parts in sorted(qkv.items()):
+        if set(parts) != {'query', 'key', 'value'}:
+            raise ConversionError('layer {} has the attention {} of {} only; query, key and '
+                                  'value are all needed'.format(layer, kind, sorted(parts)))
+        out['encoder.layers.{}.attention.qkv.{}'.format(layer, kind)] = interleave_qkv(
+            parts['query'], parts['key'], parts['value'], num_heads)
+    untied = ['{} differs from {}'.format(name, _TIED[name]) for name, value in sorted(tied.items())
+              if _TIED[name] in out and not np.array_equal(out[_TIED[name]], value)]
+    if untied:
+        raise ConversionError('{}, but gluonbert ties them (the MLM output layer shares the word '
+                              'embedding and its bias)'.format('; '.join(untied)))
+    return out
+
+
+def _rename(name, table):
+    for pattern, template in table:
+        match = pattern.fullmatch(name)
+        if match:
+            return template.replace('{i}', match.group(1)) if match.groups() else template
+    return None
+
+
+def canonical_to_hf(arrays, num_heads, architecture, task_layer='classifier'):
+    """{canonical name: array} -> {HF name: array} for `architecture`, e.g. BertForPreTraining."""
+    prefix = '' if architecture == 'BertModel' else 'bert.'
+    out = {}
+    for name, value in arrays.items():
+        match = re.fullmatch(r'encoder\.layers\.(\d+)\.attention\.qkv\.(weight|bias)', name)
+        if match:
+            layer, kind = match.groups()
+            for part, tensor in zip(('query', 'key', 'value'), split_qkv(value, num_heads)):
+                out['{}encoder.layer.{}.attention.self.{}.{}'.format(
+                    prefix, layer, part, kind)] = tensor
+        elif name.startswith('task.'):
+            out[task_layer + name[len('task'):]] = value
+        else:
+            hf_name = _rename(name, _TO_HF)
+            if hf_name is None:
+                raise ConversionError('no HuggingFace name for gluonbert parameter {}'.format(name))
+            backbone = any(p.fullmatch(name) for p in _BACKBONE_OURS)
+            out[(prefix if backbone else '') + hf_name] = value
+    return out
+
+
+def read_hf_checkpoint(directory, vocab=None):
+    """A HuggingFace BERT folder -> Checkpoint (canonical tensors, hyperparameters, vocabulary).
+
+    `vocab` (a BERTVocab) replaces the folder's vocab.txt; its size must still fit.
+    """
+    if not os.path.isdir(directory):
+        raise ConversionError('not a HuggingFace model folder: {}'.format(directory))
+    config_path = os.path.join(directory, 'config.json')
+    config = read_config(config_path)
+    hparams = config_to_hparams(config, config_path)
+    architectures = config.get('architectures') or []
+    task = next((kind for kind, arch in TASK_ARCHITECTURES.items() if arch in architectures),
+                None)
+    state = read_hf_state(directory)
+    arrays = hf_to_canonical(state, hparams['num_heads'], _TASK_LAYER.get(task, 'classifier'))
+    if vocab is None:
+        vocab_path = os.path.join(directory, 'vocab.txt')
+        vocab = BERTVocab.from_file(vocab_path) if os.path.isfile(vocab_path) else None
+    check_vocab_fits(vocab, arrays, hparams['vocab_size'], directory)
+    labels = np.shape(arrays['task.weight'])[0] if 'task.weight' in arrays else None
+    return Checkpoint(arrays=arrays, hparams=hparams, vocab=vocab, source=directory, task=task,
+                      task_labels=labels)
+
+
+def hf_architecture(block):
+    """The HuggingFace class that holds what `block` holds."""
+    arrays, task = block_to_canonical(block)
+    if task is not None:
+        return TASK_ARCHITECTURES[task], task, arrays
+    heads = {h for h in ('decoder', 'classifier') if any(k.startswith(h + '.') for k in arrays)}
+    architecture = {frozenset(): 'BertModel', frozenset({'decoder'}): 'BertForMaskedLM',
+                    frozenset({'classifier'}): 'BertForNextSentencePrediction',
+                    frozenset({'decoder', 'classifier'}): 'BertForPreTraining'}[frozenset(heads)]
+    return architecture, None, arrays
+
+
+def hparams_to_config(hparams, architecture, pad_token_id=0, num_labels=None,
+                      problem_type=None):
+    """gluonbert hyperparameters -> a BertConfig dict that transformers loads."""
+    config = dict(
+        architectures=[architecture], model_type='bert', vocab_size=hparams['vocab_size'],
+        hidden_size=hparams['units'], num_hidden_layers=hparams['num_layers'],
+        num_attention_heads=hparams['num_heads'], intermediate_size=hparams['hidden_size'],
+        hidden_act=_WRITE_ACTIVATIONS[hparams['activation']],
+        hidden_dropout_prob=hparams['dropout'],
+        attention_probs_dropout_prob=hparams['attention_dropout'],
+        max_position_embeddings=hparams['max_length'],
+        type_vocab_size=hparams['token_type_vocab_size'], initializer_range=0.02,
+        layer_norm_eps=hparams['layer_norm_eps'], pad_token_id=pad_token_id,
+        position_embedding_type='absolute', tie_word_embeddings=True)
+    if num_labels is not None:
+        config['id2label'] = {str(i): 'LABEL_{}'.format(i) for i in range(num_labels)}
+        config['label2id'] = {'LABEL_{}'.format(i): i for i in range(num_labels)}
+    if problem_type is not None:
+        config['problem_type'] = problem_type
+    return config
+
+
+def save_hf_checkpoint(block, vocab, directory, overwrite=False):
+    """Write `block` (BERTModel or task model) as a HuggingFace folder transformers can load.
+
+    Writes model.safetensors, config.json and vocab.txt into a temp folder, then renames it
+    into place, so a failure never leaves a half-written checkpoint. Returns the architecture.
+    """
+    hparams = backbone_of(block).config
+    if len(vocab) != hparams['vocab_size']:
+        raise ConversionError('the vocabulary has {} tokens but the model embeds {}'.format(
+            len(vocab), hparams['vocab_size']))
+    architecture, task, arrays = hf_architecture(block)
+    labels = np.shape(arrays['task.weight'])[0] if task else None
+    state = canonical_to_hf(arrays, hparams['num_heads'], architecture,
+                            _TASK_LAYER.get(task, 'classifier'))
+    is_regression = type(block).__name__ == 'BERTRegression'
+    config = hparams_to_config(hparams, architecture, vocab[vocab.padding_token],
+                               labels if task in ('sequence_classification',
+                                                  'token_classification') else None,
+                               'regression' if is_regression else None)
+    parent = os.path.dirname(os.path.abspath(directory))
+    os.makedirs(parent, exist_ok=True)
+    temp = tempfile.mkdtemp(dir=parent, prefix='.' + os.path.basename(directory) + '.')
+    try:
+        write_safetensors(os.path.join(temp, 'model.safetensors'), state)
+        with open(os.path.join(temp, 'config.json'), 'w', encoding='utf-8') as f:
+            json.dump(config, f, indent=2, sort_keys=True)
+        vocab.to_file(os.path.join(temp, 'vocab.txt'))
+        replace_path_atomically(temp, directory, overwrite)
+    finally:
+        if os.path.isdir(temp):
+            import shutil  # pylint: disable=import-outside-toplevel
+            shutil.rmtree(temp, ignore_errors=True)
+    return architecture

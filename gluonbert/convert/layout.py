@@ -1,0 +1,167 @@
+"""Canonical checkpoint names <-> the structural names of gluonbert's blocks.
+
+BERTModel's own names are the canonical ones. A task model (BERTClassifier, BERTForQA, ...)
+holds its backbone under `bert.` and its output layer under its own attribute, which the
+canonical layout calls `task.`.
+"""
+import mxnet as mx
+
+from ..model.bert import BERTModel
+from ..model.encoder import BERTEncoder
+from ..model.task_heads import (BERTClassifier, BERTForMultipleChoice, BERTForQA,
+                                BERTForTokenClassification, BERTRegression)
+from .common import ConversionError, assign_parameters
+
+# block class -> (attribute of its output layer, task kind)
+TASK_BLOCKS = {
+    BERTClassifier: ('classifier', 'sequence_classification'),
+    BERTRegression: ('regression', 'sequence_classification'),
+    BERTForTokenClassification: ('classifier', 'token_classification'),
+    BERTForQA: ('span', 'question_answering'),
+    BERTForMultipleChoice: ('scorer', 'multiple_choice'),
+}
+# Fields that change the computation; a checkpoint and a model must agree on all of them.
+ARCHITECTURE_FIELDS = ('vocab_size', 'units', 'hidden_size', 'num_heads', 'num_layers',
+                       'max_length', 'token_type_vocab_size', 'activation', 'layer_norm_eps')
+
+
+def task_of(block):
+    """(output-layer attribute, task kind) of a task block, or (None, None) for a BERTModel."""
+    for cls, info in TASK_BLOCKS.items():
+        if type(block) is cls:  # pylint: disable=unidiomatic-typecheck
+            return info
+    if isinstance(block, BERTModel):
+        return None, None
+    raise TypeError('cannot map checkpoints onto a {}; use a BERTModel or one of {}'.format(
+        type(block).__name__, ', '.join(c.__name__ for c in TASK_BLOCKS)))
+
+
+def backbone_of(block):
+    """The BERTModel inside `block` (the block itself for a BERTModel)."""
+    return block if isinstance(block, BERTModel) else block.bert
+
+
+def block_to_canonical(block):
+    """Parameters of `block` -> (canonical name -> numpy array, task kind or None)."""
+    attr, task = task_of(block)
+    arrays = {}
+    for name, param in block._collect_params_with_prefix().items():
+        value = param.data().asnumpy()
+        if attr is None:
+            arrays[name] = value
+        elif name.startswith('bert.'):
+            arrays[name[len('bert.'):]] = value
+        elif name.startswith(attr + '.'):
+            arrays['task.' + name[len(attr) + 1:]] = value
+        else:
+            raise ConversionError('{} has a parameter {} outside its backbone and output layer'
+                                  .format(type(block).__name__, name))
+    return arrays, task
+
+
+def canonical_to_block(block, arrays, checkpoint_task=None):
+    """Canonical arrays -> the structural names of `block`; a task-kind mismatch is an error."""
+    attr, task = task_of(block)
+    if attr is None:
+        return dict(arrays)
+    if checkpoint_task is not None and checkpoint_task != task:
+        raise ConversionError('the checkpoint holds a {} head but {} is a {} model'.format(
+            checkpoint_task, type(block).__name__, task))
+    return {(attr + name[len('task'):] if name.startswith('task.') else 'bert.' + name): value
+            for name, value in arrays.items()}
+
+
+def check_hparams(model_config, checkpoint_hparams, source=''):
+    """Raise ConversionError listing every architecture field where checkpoint and model differ."""
+    diffs = ['{}: checkpoint {!r}, model {!r}'.format(f, checkpoint_hparams[f], model_config[f])
+             for f in ARCHITECTURE_FIELDS
+             if f in checkpoint_hparams and checkpoint_hparams[f] != model_config[f]]
+    if diffs:
+        raise ConversionError('{} was trained with a different architecture than the model:\n  '
+                              '{}'.format(source or 'the checkpoint', '\n  '.join(diffs)))
+
+
+def load_into(block, checkpoint, allow_missing=False, allow_unexpected=False, ignore_heads=()):
+    """Load a Checkpoint into an initialized BERTModel or task model, strictly.
+
+    ignore_heads: head groups ('pooler', 'classifier', 'decoder', 'task') to drop from the
+    checkpoint on purpose. Everything else must match by name and shape unless allowed.
+    Returns (missing, unexpected) structural names.
+    """
+    check_hparams(backbone_of(block).config, checkpoint.hparams, checkpoint.source)
+    arrays = canonical_to_block(block, checkpoint.without(ignore_heads), checkpoint.task)
+    return assign_parameters(block, arrays, allow_missing, allow_unexpected, checkpoint.source)
+
+
+def resolve_heads(present, use_pooler=None, use_decoder=None, use_classifier=None):
+    """Which heads a BERTModel gets and which checkpoint head groups are dropped on purpose.
+
+    A flag left at None follows the checkpoint (a head it has is built and loaded, one it lacks
+    is left out); True or False is obeyed, and a head asked for but absent is reported missing.
+    Returns ({'use_pooler': .., 'use_decoder': .., 'use_classifier': ..}, ignored head groups).
+    """
+    flags = {}
+    for head, flag in (('pooler', use_pooler), ('decoder', use_decoder),
+                       ('classifier', use_classifier)):
+        flags[head] = head in present if flag is None else bool(flag)
+    if flags['classifier'] and use_pooler is None:
+        flags['pooler'] = True  # the next-sentence classifier reads the pooled output
+    ignored = {head for head in ('pooler', 'decoder', 'classifier', 'task')
+               if head in present and not flags.get(head, False)}
+    return {'use_' + head: value for head, value in flags.items()}, ignored
+
+
+def _encoder(checkpoint, overrides):
+    if not checkpoint.hparams:
+        raise ConversionError('{} carries no hyperparameters; build the model yourself (e.g. '
+                              'get_model(name, pretrained=path)) and use load_into'.format(
+                                  checkpoint.source))
+    changed = sorted(set(overrides) & set(ARCHITECTURE_FIELDS))
+    if changed:
+        raise ConversionError('cannot override architecture field(s) {} of a checkpoint'.format(
+            changed))
+    return BERTEncoder(**dict(checkpoint.hparams, **overrides))
+
+
+def model_from_checkpoint(checkpoint, use_pooler=None, use_decoder=None, use_classifier=None,
+                          ctx=None, allow_missing=False, allow_unexpected=False, **overrides):
+    """Build a BERTModel with the checkpoint's own hyperparameters and load it strictly.
+
+    Head flags as in `resolve_heads`; overrides change non-architecture settings such as
+    dropout=0.0.
+    """
+    flags, ignored = resolve_heads(checkpoint.heads, use_pooler, use_decoder, use_classifier)
+    model = BERTModel(_encoder(checkpoint, overrides), **flags)
+    model.initialize(ctx=ctx or mx.cpu())
+    load_into(model, checkpoint, allow_missing, allow_unexpected, ignore_heads=ignored)
+    return model
+
+
+def block_from_checkpoint(checkpoint, allow_missing=False, allow_unexpected=False, ctx=None,
+                          **overrides):
+    """The block a checkpoint describes: a task model for a fine-tuned head, else a BERTModel
+    with the heads it has; built from its hyperparameters and loaded strictly."""
+    if checkpoint.task is None:
+        if 'task' in checkpoint.heads:
+            raise ConversionError('{} has a task output layer but does not say which task it '
+                                  'solves (e.g. config.json "architectures")'.format(
+                                      checkpoint.source))
+        return model_from_checkpoint(checkpoint, ctx=ctx, allow_missing=allow_missing,
+                                     allow_unexpected=allow_unexpected, **overrides)
+    labels = checkpoint.task_labels
+    uses_pooler = checkpoint.task in ('sequence_classification', 'multiple_choice')
+    backbone = BERTModel(_encoder(checkpoint, overrides), use_pooler=uses_pooler,
+                         use_decoder=False, use_classifier=False)
+    if checkpoint.task == 'sequence_classification':
+        block = BERTRegression(backbone) if labels == 1 else BERTClassifier(backbone, labels)
+    elif checkpoint.task == 'token_classification':
+        block = BERTForTokenClassification(backbone, labels)
+    elif checkpoint.task == 'question_answering':
+        block = BERTForQA(backbone)
+    else:
+        block = BERTForMultipleChoice(backbone)
+    block.initialize(ctx=ctx or mx.cpu())
+    ignored = {'decoder', 'classifier'} | ({'pooler'} if not uses_pooler else set())
+    load_into(block, checkpoint, allow_missing, allow_unexpected,
+              ignore_heads=ignored & checkpoint.heads)
+    return block

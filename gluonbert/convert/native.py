@@ -1,0 +1,86 @@
+"""gluonbert's own checkpoint folder: `model.params` (canonical names, MXNet's format),
+`gluonbert_config.json` (hyperparameters) and `vocab.txt`."""
+import json
+import os
+import tempfile
+
+import mxnet as mx
+import numpy as np
+
+from ..data.vocab import BERTVocab
+from .common import Checkpoint, ConversionError, check_vocab_fits, replace_path_atomically
+from .layout import backbone_of, block_to_canonical
+
+CONFIG_NAME = 'gluonbert_config.json'
+PARAMS_NAME = 'model.params'
+FORMAT_VERSION = 1
+
+
+def read_params(path):
+    """An MXNet .params file -> {name: numpy array}; a damaged file gives ConversionError."""
+    if not os.path.isfile(path):
+        raise ConversionError('parameter file not found: {}'.format(path))
+    try:
+        loaded = mx.nd.load(path)
+    except mx.base.MXNetError as err:
+        raise ConversionError('cannot read {} (truncated or not an MXNet .params file): {}'
+                              .format(path, str(err).strip().splitlines()[0])) from None
+    if not isinstance(loaded, dict):
+        raise ConversionError('{} holds an unnamed list of arrays, not named parameters'.format(
+            path))
+    return {name: value.asnumpy() for name, value in loaded.items()}
+
+
+def save_params(arrays, path):
+    """Write {name: numpy array} as an MXNet .params file atomically; returns the path."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, temp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path), suffix='.part')
+    os.close(fd)
+    try:
+        mx.nd.save(temp, {name: mx.nd.array(value, dtype=np.asarray(value).dtype)
+                          for name, value in sorted(arrays.items())})
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+    return path
+
+
+def save_native_checkpoint(block, vocab, directory, overwrite=False):
+    """Write a BERTModel or task model as a gluonbert checkpoint folder, atomically."""
+    hparams = dict(backbone_of(block).config)
+    arrays, task = block_to_canonical(block)
+    check_vocab_fits(vocab, arrays, hparams['vocab_size'], 'the model')
+    config = dict(format='gluonbert', format_version=FORMAT_VERSION, hparams=hparams, task=task,
+                  task_labels=int(np.shape(arrays['task.weight'])[0]) if task else None)
+    parent = os.path.dirname(os.path.abspath(directory))
+    os.makedirs(parent, exist_ok=True)
+    temp = tempfile.mkdtemp(dir=parent, prefix='.' + os.path.basename(directory) + '.')
+    try:
+        save_params(arrays, os.path.join(temp, PARAMS_NAME))
+        with open(os.path.join(temp, CONFIG_NAME), 'w', encoding='utf-8') as f:
+            json.dump(config, f, indent=2, sort_keys=True)
+        vocab.to_file(os.path.join(temp, 'vocab.txt'))
+        replace_path_atomically(temp, directory, overwrite)
+    finally:
+        if os.path.isdir(temp):
+            import shutil  # pylint: disable=import-outside-toplevel
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def read_native_checkpoint(directory, vocab=None):
+    """A gluonbert checkpoint folder -> Checkpoint."""
+    path = os.path.join(directory, CONFIG_NAME)
+    try:
+        with open(path, encoding='utf-8') as f:
+            config = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConversionError('cannot read {}: {}'.format(path, err)) from None
+    if config.get('format') != 'gluonbert' or 'hparams' not in config:
+        raise ConversionError('{} is not a gluonbert checkpoint config'.format(path))
+    arrays = read_params(os.path.join(directory, PARAMS_NAME))
+    if vocab is None:
+        vocab = BERTVocab.from_file(os.path.join(directory, 'vocab.txt'))
+    check_vocab_fits(vocab, arrays, config['hparams'].get('vocab_size'), directory)
+    return Checkpoint(arrays=arrays, hparams=config['hparams'], vocab=vocab, source=directory,
+                      task=config.get('task'), task_labels=config.get('task_labels'))

@@ -1,0 +1,195 @@
+"""Batchify functions: combine a list of samples into a batch of MXNet NDArrays.
+
+Same names and arguments as GluonNLP 0.10's `data.batchify`, with two differences: integer
+inputs stay integer (GluonNLP's Pad turned Python lists into float32), and Pad's padding value
+defaults to 0 explicitly. Outputs live on mx.cpu(); MXNet's DataLoader moves worker batches
+through shared memory by itself.
+"""
+import math
+import numbers
+
+import mxnet as mx
+import numpy as np
+
+__all__ = ['Stack', 'Pad', 'Tuple', 'List', 'Dict', 'NamedTuple']
+
+
+def _as_numpy(sample):
+    if isinstance(sample, mx.nd.NDArray):
+        return sample.asnumpy()
+    return np.asarray(sample)
+
+
+def _check_dtype(arrays, what):
+    kinds = {a.dtype.kind for a in arrays}
+    if not kinds <= set('biuf'):
+        raise TypeError('{} can only batch numbers; got dtype(s) {}'.format(
+            what, sorted({str(a.dtype) for a in arrays})))
+
+
+class Stack:
+    """Stack samples of equal shape: N x (d1, ...) -> NDArray (N, d1, ...).
+
+    dtype: output dtype; None keeps the inputs' (Python ints -> int32, floats -> float32
+    unless the inputs were float64 numpy arrays).
+    """
+
+    def __init__(self, dtype=None):
+        self.dtype = dtype
+
+    def __call__(self, data):
+        if len(data) == 0:
+            raise ValueError('Stack got an empty list of samples')
+        arrays = [_as_numpy(x) for x in data]
+        shapes = {a.shape for a in arrays}
+        if len(shapes) > 1:
+            raise ValueError('Stack needs samples of one shape; got {} (use Pad for '
+                             'variable-length samples)'.format(sorted(shapes)))
+        _check_dtype(arrays, 'Stack')
+        dtype = self.dtype or _infer_dtype(data, arrays)
+        return mx.nd.array(np.stack(arrays).astype(dtype, copy=False), dtype=dtype)
+
+
+class Pad:
+    """Pad samples along `axis` to the longest (rounded up to `round_to`) and stack them.
+
+    N x (..., L_i, ...) -> NDArray (N, ..., L, ...); with ret_length=True also the int32
+    lengths (N,). pad_val: fill value (0). dtype: None keeps the inputs' (see Stack).
+    """
+
+    def __init__(self, axis=0, pad_val=0, ret_length=False, dtype=None, round_to=None):
+        if not isinstance(axis, numbers.Integral):
+            raise TypeError('axis must be an int; got {!r}'.format(axis))
+        if round_to is not None and (not isinstance(round_to, numbers.Integral) or round_to < 1):
+            raise ValueError('round_to must be a positive int or None; got {!r}'.format(round_to))
+        self.axis = axis
+        self.pad_val = 0 if pad_val is None else pad_val
+        self.ret_length = ret_length
+        self.dtype = dtype
+        self.round_to = round_to
+
+    def __call__(self, data):
+        if len(data) == 0:
+            raise ValueError('Pad got an empty list of samples')
+        arrays = [_as_numpy(x) for x in data]
+        ndims = {a.ndim for a in arrays}
+        if len(ndims) > 1 or 0 in ndims:
+            raise ValueError('Pad needs samples with the same number (>= 1) of dimensions; got '
+                             '{}'.format(sorted(ndims)))
+        ndim = ndims.pop()
+        axis = self.axis if self.axis >= 0 else self.axis + ndim
+        if not 0 <= axis < ndim:
+            raise ValueError('axis={} is out of range for samples with {} dimensions'.format(
+                self.axis, ndim))
+        others = {a.shape[:axis] + a.shape[axis + 1:] for a in arrays}
+        if len(others) > 1:
+            raise ValueError('Pad samples may differ only along axis {}; got shapes {}'.format(
+                self.axis, sorted({a.shape for a in arrays})))
+        _check_dtype(arrays, 'Pad')
+        dtype = self.dtype or _infer_dtype(data, arrays)
+        lengths = [a.shape[axis] for a in arrays]
+        size = max(lengths)
+        if self.round_to is not None:
+            size = self.round_to * math.ceil(size / self.round_to)
+        shape = list(arrays[0].shape)
+        shape[axis] = size
+        out = np.full([len(arrays)] + shape, self.pad_val, dtype=dtype)
+        for i, array in enumerate(arrays):
+            index = [i] + [slice(None)] * ndim
+            index[axis + 1] = slice(0, array.shape[axis])
+            out[tuple(index)] = array
+        batch = mx.nd.array(out, dtype=dtype)
+        if self.ret_length:
+            return batch, mx.nd.array(lengths, dtype=np.int32)
+        return batch
+
+
+def _infer_dtype(data, arrays):
+    """Keep numpy/NDArray dtypes; Python numbers become int32 (ints) or float32 (floats)."""
+    first = data[0]
+    if isinstance(first, (np.ndarray, np.generic, mx.nd.NDArray)):
+        return np.result_type(*arrays)
+    kind = np.result_type(*arrays).kind
+    if kind in 'iu':
+        info = np.iinfo(np.int32)
+        fits = all(a.size == 0 or (info.min <= a.min() and a.max() <= info.max) for a in arrays)
+        return np.int32 if fits else np.int64
+    if kind == 'b':
+        return np.bool_
+    return np.float32
+
+
+class Tuple:
+    """Apply one batchify function per field of tuple samples: Tuple(Pad(), Stack(), ...)."""
+
+    def __init__(self, fn, *args):
+        fns = list(fn) if isinstance(fn, (list, tuple)) else [fn]
+        fns.extend(args)
+        for i, f in enumerate(fns):
+            if not callable(f):
+                raise TypeError('batchify function {} is not callable: {!r}'.format(i, f))
+        self.fns = fns
+
+    def __call__(self, data):
+        for sample in data:
+            if len(sample) != len(self.fns):
+                raise ValueError('Tuple has {} batchify functions but a sample has {} fields'
+                                 .format(len(self.fns), len(sample)))
+        return tuple(fn([sample[i] for sample in data]) for i, fn in enumerate(self.fns))
+
+
+class List:
+    """Keep the samples as a Python list (no batching)."""
+
+    def __call__(self, data):
+        return list(data)
+
+
+class Dict:
+    """Batch dict samples field by field: Dict({'ids': Pad(), 'label': Stack()})."""
+
+    def __init__(self, fn_dict):
+        if not isinstance(fn_dict, dict):
+            raise TypeError('Dict needs a dict of batchify functions; got {}'.format(
+                type(fn_dict).__name__))
+        self.fn_dict = fn_dict
+
+    def __call__(self, data):
+        out = {}
+        for key, fn in self.fn_dict.items():
+            try:
+                out[key] = fn([sample[key] for sample in data])
+            except KeyError:
+                raise KeyError('a sample has no field {!r} (it has {})'.format(
+                    key, sorted(next(s for s in data if key not in s)))) from None
+        return out
+
+
+class NamedTuple:
+    """Batch namedtuple samples field by field into the same namedtuple type.
+
+    fn_info: a dict field -> batchify function, or one function per field in order.
+    """
+
+    def __init__(self, container, fn_info):
+        fields = container._fields
+        if isinstance(fn_info, dict):
+            if set(fn_info) != set(fields):
+                raise ValueError('fn_info keys {} must be the fields {} of {}'.format(
+                    sorted(fn_info), list(fields), container.__name__))
+            fns = [fn_info[name] for name in fields]
+        else:
+            fns = list(fn_info)
+            if len(fns) != len(fields):
+                raise ValueError('{} has {} fields but {} batchify functions were given'.format(
+                    container.__name__, len(fields), len(fns)))
+        self.container = container
+        self.fns = fns
+
+    def __call__(self, data):
+        for sample in data:
+            if not isinstance(sample, self.container):
+                raise TypeError('NamedTuple({}) got a {}'.format(self.container.__name__,
+                                                                 type(sample).__name__))
+        return self.container(*[fn([sample[i] for sample in data])
+                                for i, fn in enumerate(self.fns)])

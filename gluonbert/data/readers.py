@@ -1,0 +1,258 @@
+"""Readers for TSV, CSV and JSON-lines files: column selection, header/BOM handling, labels.
+
+Every problem in a file is a ReaderError naming the file and the line. Samples are tuples
+(text fields..., label) in a TextDataset (an MXNet SimpleDataset) that remembers each sample's
+line and how many rows were skipped on purpose (e.g. SNLI's '-' gold labels).
+"""
+import csv
+import io
+import json
+import numbers
+import os
+
+import numpy as np
+from mxnet.gluon.data import SimpleDataset
+
+
+class ReaderError(ValueError):
+    """Bad content in a data file; the message names the file and the line."""
+
+
+class TextDataset(SimpleDataset):
+    """Samples read from one file, with `line_numbers` (per sample) and `num_skipped`."""
+
+    def __init__(self, samples, source='', line_numbers=None, num_skipped=0, fields=()):
+        super().__init__(list(samples))
+        self.source = source
+        self.line_numbers = list(line_numbers) if line_numbers is not None else []
+        self.num_skipped = num_skipped
+        self.fields = tuple(fields)
+
+    def __repr__(self):
+        return 'TextDataset({} samples from {}, fields={}, skipped={})'.format(
+            len(self), self.source or '<memory>', self.fields, self.num_skipped)
+
+
+def read_text(path):
+    """File -> str: UTF-8 (a leading BOM is dropped); undecodable bytes raise naming the line."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError('data file not found: {}'.format(path))
+    with open(path, 'rb') as f:
+        raw = f.read()
+    try:
+        text = raw.decode('utf-8')
+    except UnicodeDecodeError as err:
+        line = raw.count(b'\n', 0, err.start) + 1
+        column = err.start - (raw.rfind(b'\n', 0, err.start) + 1) + 1
+        raise ReaderError('{}, line {}: not valid UTF-8 (byte {!r} at column {}); re-encode the '
+                          'file as UTF-8'.format(path, line, raw[err.start:err.start + 1],
+                                                 column)) from None
+    return text[1:] if text.startswith('\ufeff') else text
+
+
+class LabelMap:
+    """Raw label (str) -> value: a list gives class ids by position, a dict maps explicitly,
+    a callable converts (e.g. float for regression scores)."""
+
+    def __init__(self, labels):
+        self.labels = labels
+        if isinstance(labels, dict):
+            self._table = dict(labels)
+        elif callable(labels):
+            self._table = None
+        else:
+            labels = list(labels)
+            if len(set(labels)) != len(labels):
+                raise ValueError('label set has duplicates: {}'.format(labels))
+            self._table = {label: i for i, label in enumerate(labels)}
+
+    def __call__(self, raw):
+        if self._table is None:
+            try:
+                return self.labels(raw)
+            except (TypeError, ValueError) as err:
+                raise ValueError('label {!r} cannot be converted: {}'.format(raw, err)) from None
+        if raw not in self._table:
+            raise ValueError('label {!r} is not in the label set {}'.format(raw,
+                                                                             list(self._table)))
+        return self._table[raw]
+
+
+def _resolve_columns(wanted, header, path):
+    """Field names or indices -> column indices (names need a header)."""
+    indices = []
+    for field in wanted:
+        if isinstance(field, numbers.Integral):
+            indices.append(int(field))
+        elif header is None:
+            raise ValueError('field {!r} is a column name but {} is read without a header; use '
+                             'column numbers'.format(field, path))
+        elif field not in header:
+            raise ReaderError('{}, line 1: no column named {!r}; the header has {}'.format(
+                path, field, header))
+        else:
+            indices.append(header.index(field))
+    return indices
+
+
+def _rows_tsv(text):
+    """(line number, fields) for each non-empty line; fields are tab-split, quotes untouched."""
+    for number, line in enumerate(text.split('\n'), start=1):
+        line = line[:-1] if line.endswith('\r') else line
+        if line:
+            yield number, line.split('\t')
+
+
+def _rows_csv(text, delimiter):
+    """(first line number, fields) of each CSV record; quoted fields may span lines."""
+    reader = csv.reader(io.StringIO(text, newline=''), delimiter=delimiter, strict=True)
+    start = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise ReaderError('line {}: malformed CSV ({})'.format(reader.line_num, err)) from None
+        if row:
+            yield start, row
+        start = reader.line_num + 1
+
+
+def read_table(path, fields, label_field=None, labels=None, delimiter='\t', header=True,
+               quoting=None, skip_labels=()):
+    """Read a delimited file -> TextDataset of tuples (fields..., label).
+
+    fields / label_field: column names (with header=True) or 0-based column numbers.
+    labels: see LabelMap; None keeps the raw label string. Rows whose raw label is in
+    skip_labels are dropped and counted in `num_skipped`. quoting: None -> CSV quoting for
+    ',' files and none for TSV (GLUE TSVs contain bare quote characters).
+    """
+    text = read_text(path)
+    use_csv = (delimiter != '\t') if quoting is None else quoting
+    rows = _rows_csv(text, delimiter) if use_csv else _rows_tsv(text)
+    try:
+        rows = list(rows)
+    except ReaderError as err:
+        raise ReaderError('{}, {}'.format(path, err)) from None
+    names = None
+    if header:
+        if not rows:
+            raise ReaderError('{}: the file is empty but a header was expected'.format(path))
+        names = [name.strip() for name in rows[0][1]]
+        rows = rows[1:]
+    wanted = list(fields) + ([label_field] if label_field is not None else [])
+    columns = _resolve_columns(wanted, names, path)
+    width = len(names) if names is not None else max(columns) + 1
+    label_map = LabelMap(labels) if labels is not None else None
+    samples, line_numbers, skipped = [], [], 0
+    for number, row in rows:
+        if (names is not None and len(row) != width) or len(row) < width:
+            raise ReaderError('{}, line {}: expected {} {}-separated columns{}, found {}: {!r}'
+                              .format(path, number, width, repr(delimiter),
+                                      ' (header: {})'.format(names) if names else '', len(row),
+                                      _preview(row)))
+        values = [row[c] for c in columns]
+        if label_field is not None:
+            raw = values[-1].strip()
+            if raw in skip_labels:
+                skipped += 1
+                continue
+            values[-1] = _map_label(label_map, raw, path, number)
+        samples.append(tuple(values))
+        line_numbers.append(number)
+    return TextDataset(samples, path, line_numbers, skipped, [str(f) for f in wanted])
+
+
+def _map_label(label_map, raw, path, number):
+    if label_map is None:
+        return raw
+    try:
+        return label_map(raw)
+    except ValueError as err:
+        raise ReaderError('{}, line {}: {}'.format(path, number, err)) from None
+
+
+def _preview(row, limit=120):
+    text = '\t'.join(row)
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+def read_tsv(path, fields, label_field=None, labels=None, header=True, skip_labels=()):
+    """Tab-separated file (no quote processing, as GLUE's TSVs need) -> TextDataset."""
+    return read_table(path, fields, label_field, labels, delimiter='\t', header=header,
+                      quoting=False, skip_labels=skip_labels)
+
+
+def read_csv(path, fields, label_field=None, labels=None, header=True, delimiter=',',
+             skip_labels=()):
+    """CSV file with standard quoting (fields may hold commas, quotes, newlines) -> TextDataset."""
+    return read_table(path, fields, label_field, labels, delimiter=delimiter, header=header,
+                      quoting=True, skip_labels=skip_labels)
+
+
+def read_jsonl(path, fields, label_field=None, labels=None, skip_labels=()):
+    """JSON-lines file (one object per line; fields are keys) -> TextDataset."""
+    text = read_text(path)
+    label_map = LabelMap(labels) if labels is not None else None
+    wanted = list(fields) + ([label_field] if label_field is not None else [])
+    samples, line_numbers, skipped = [], [], 0
+    for number, line in enumerate(text.split('\n'), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ReaderError('{}, line {}: not valid JSON ({})'.format(path, number, err)) \
+                from None
+        if not isinstance(record, dict):
+            raise ReaderError('{}, line {}: expected a JSON object, got {}'.format(
+                path, number, type(record).__name__))
+        missing = [key for key in wanted if key not in record]
+        if missing:
+            raise ReaderError('{}, line {}: missing key(s) {}; the object has {}'.format(
+                path, number, missing, sorted(record)))
+        values = [record[key] for key in wanted]
+        for key, value in zip(fields, values):
+            if not isinstance(value, str):
+                raise ReaderError('{}, line {}: field {!r} must be a string, got {!r}'.format(
+                    path, number, key, value))
+        if label_field is not None:
+            raw = values[-1]
+            if raw in skip_labels:
+                skipped += 1
+                continue
+            values[-1] = _map_label(label_map, raw, path, number)
+        samples.append(tuple(values))
+        line_numbers.append(number)
+    return TextDataset(samples, path, line_numbers, skipped, wanted)
+
+
+def train_test_split(dataset, test_fraction=0.2, seed=0):
+    """Split a dataset into (train, test) TextDatasets by a seeded permutation.
+
+    test_fraction: share (0 < f < 1) or number (int >= 1) of test samples. Both parts keep
+    the original order of their samples.
+    """
+    n = len(dataset)
+    if isinstance(test_fraction, numbers.Integral):
+        num_test = int(test_fraction)
+    elif 0 < test_fraction < 1:
+        num_test = int(round(n * test_fraction))
+    else:
+        raise ValueError('test_fraction must be in (0, 1) or a count; got {}'.format(
+            test_fraction))
+    if not 0 < num_test < n:
+        raise ValueError('a split of {} samples into {} test samples leaves a part empty'.format(
+            n, num_test))
+    order = np.random.RandomState(seed).permutation(n)
+    test_ids = np.sort(order[:num_test])
+    train_ids = np.sort(order[num_test:])
+    lines = getattr(dataset, 'line_numbers', None) or []
+    source = getattr(dataset, 'source', '')
+    fields = getattr(dataset, 'fields', ())
+
+    def part(ids):
+        return TextDataset([dataset[int(i)] for i in ids], source,
+                           [lines[int(i)] for i in ids] if lines else None, 0, fields)
+    return part(train_ids), part(test_ids)

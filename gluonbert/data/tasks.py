@@ -1,0 +1,102 @@
+"""Sentence(-pair) task definitions: file layout, label set, transform and metrics per task.
+
+No downloads: `task.read(path)` reads a file you have (e.g. GLUE's SST-2/train.tsv).
+"""
+from .. import metrics as _metrics
+from .readers import read_csv, read_jsonl, read_tsv
+from .transforms import ClassificationTransform, RegressionTransform
+
+
+class Task:
+    """A classification or regression task over one text or a text pair.
+
+    text_fields / label_field: columns (names or numbers) of the labeled files; test_fields:
+    the text columns of unlabeled test files. labels: the label set (class id = position), or
+    None for a regression task (float targets). metric_names: see gluonbert.metrics.METRICS.
+    """
+
+    def __init__(self, name, text_fields, label_field, labels, metric_names, file_format='tsv',
+                 header=True, test_fields=None, test_header=True, skip_labels=()):
+        if file_format not in ('tsv', 'csv', 'jsonl'):
+            raise ValueError('file_format must be tsv, csv or jsonl; got {!r}'.format(file_format))
+        self.name = name
+        self.text_fields = tuple(text_fields)
+        self.label_field = label_field
+        self.labels = list(labels) if labels is not None else None
+        self.metric_names = tuple(metric_names)
+        self.file_format = file_format
+        self.header = header
+        self.test_fields = tuple(test_fields) if test_fields is not None else self.text_fields
+        self.test_header = test_header
+        self.skip_labels = tuple(skip_labels)
+
+    @property
+    def is_pair(self):
+        """True for text-pair tasks."""
+        return len(self.text_fields) == 2
+
+    @property
+    def is_regression(self):
+        """True when the targets are real numbers."""
+        return self.labels is None
+
+    @property
+    def num_classes(self):
+        """Number of classes (1 for regression: one output)."""
+        return 1 if self.is_regression else len(self.labels)
+
+    def read(self, path, labeled=True):
+        """File -> TextDataset of (text[, text_b], label) (label: class id or float score),
+        or of (text[, text_b]) with labeled=False (test files)."""
+        labels = float if self.is_regression else self.labels
+        if self.file_format == 'jsonl':
+            if not labeled:
+                return read_jsonl(path, self.test_fields)
+            return read_jsonl(path, self.text_fields, self.label_field, labels, self.skip_labels)
+        reader = read_tsv if self.file_format == 'tsv' else read_csv
+        if not labeled:
+            return reader(path, self.test_fields, header=self.test_header)
+        return reader(path, self.text_fields, self.label_field, labels, header=self.header,
+                      skip_labels=self.skip_labels)
+
+    def transform(self, tokenizer, max_seq_length, pad=False, labeled=True):
+        """The sample transform -> (input_ids, token_types, valid_length[, label])."""
+        if self.is_regression:
+            return RegressionTransform(tokenizer, max_seq_length, pair=self.is_pair, pad=pad,
+                                       has_label=labeled)
+        # read() already maps raw labels to class ids, so the transform checks the id range.
+        return ClassificationTransform(tokenizer, max_seq_length, labels=range(self.num_classes),
+                                       pair=self.is_pair, pad=pad, has_label=labeled)
+
+    def metric(self):
+        """A fresh MetricGroup of this task's metrics."""
+        return _metrics.create_metric(self.metric_names)
+
+    def __repr__(self):
+        return 'Task({!r}, labels={}, metrics={})'.format(self.name, self.labels,
+                                                         list(self.metric_names))
+
+
+SST2 = Task('SST-2', ['sentence'], 'label', ['0', '1'], ['accuracy'],
+            test_fields=['sentence'])
+MRPC = Task('MRPC', ['#1 String', '#2 String'], 'Quality', ['0', '1'], ['accuracy', 'f1'],
+            test_fields=['#1 String', '#2 String'])
+# GLUE's CoLA train/dev files have no header: source, label, original label, sentence.
+COLA = Task('CoLA', [3], 1, ['0', '1'], ['mcc'], header=False, test_fields=['sentence'])
+STSB = Task('STS-B', ['sentence1', 'sentence2'], 'score', None, ['pearsonr', 'spearmanr'])
+SNLI = Task('SNLI', ['sentence1', 'sentence2'], 'gold_label',
+            ['contradiction', 'entailment', 'neutral'], ['accuracy'], file_format='jsonl',
+            skip_labels=['-'])
+# A `review,sentiment` CSV such as the IMDB 50k reviews file; split it with train_test_split.
+IMDB = Task('IMDB', ['review'], 'sentiment', ['negative', 'positive'], ['accuracy'],
+            file_format='csv')
+
+TASKS = {task.name.lower(): task for task in (SST2, MRPC, COLA, STSB, SNLI, IMDB)}
+
+
+def get_task(name):
+    """Task by name, case-insensitive: sst-2, mrpc, cola, sts-b, snli, imdb."""
+    key = name.lower()
+    if key not in TASKS:
+        raise ValueError('unknown task {!r}; known: {}'.format(name, sorted(TASKS)))
+    return TASKS[key]

@@ -1,0 +1,215 @@
+"""BERTTokenizer: Google's BERT basic tokenization + greedy longest-match WordPiece, with offsets.
+
+The work is done by HuggingFace `tokenizers` (Rust): BertNormalizer (control characters dropped,
+whitespace unified, CJK characters split, lowercasing, accents stripped only when lowercasing
+unless told otherwise), BertPreTokenizer (whitespace and punctuation split) and WordPiece.
+"""
+import collections
+import re
+import warnings
+
+from tokenizers import Tokenizer, normalizers, pre_tokenizers
+from tokenizers.models import WordPiece
+
+from .vocab import BERTVocab
+
+SUBWORD_PREFIX = '##'
+
+# For ASCII text without control characters BERT's basic tokenization is exactly: lowercase
+# (uncased), split on whitespace, and split off every printable non-alphanumeric character
+# (all of them are punctuation to BERT). A regex plus a per-word cache of the engine's WordPiece
+# output then gives the same ids several times faster than a call into the engine per text.
+_ASCII_WORDS = re.compile(r'[A-Za-z0-9]+|[^A-Za-z0-9 \t\n\r]')
+_ASCII_CONTROL_CODES = list(range(0x00, 0x09)) + list(range(0x0b, 0x20)) + [0x7f]
+_WORD_CACHE_SIZE = 1 << 20
+
+TokenizedText = collections.namedtuple('TokenizedText', ['tokens', 'ids', 'offsets'])
+TokenizedText.__doc__ = ('One tokenized text: word pieces, their ids, and (start, end) character '
+                         'offsets of each piece in the original string.')
+
+
+class BERTTokenizer:
+    """End-to-end BERT tokenizer: `tokenizer(text)` -> list of WordPiece tokens (GluonNLP's API).
+
+    lower: lowercase the text (uncased models). strip_accents: None follows `lower` (Google's
+    rule: accents are stripped for uncased models only). Words longer than
+    max_input_chars_per_word characters, and words no piece sequence can cover, become [UNK].
+    Text is always plain text: a literal "[SEP]" in it is tokenized, never a special token.
+    """
+
+    def __init__(self, vocab, lower=True, strip_accents=None, tokenize_chinese_chars=True,
+                 max_input_chars_per_word=200):
+        if not isinstance(vocab, BERTVocab):
+            raise TypeError('BERTTokenizer needs a gluonbert BERTVocab (BERTVocab.from_file or '
+                            '.from_json); got {}'.format(type(vocab).__name__))
+        self.vocab = vocab
+        self.lower = bool(lower)
+        self.strip_accents = self.lower if strip_accents is None else bool(strip_accents)
+        self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
+        self.max_input_chars_per_word = int(max_input_chars_per_word)
+        _check_casing(vocab, self.lower)
+        self._engine = self._build_engine()
+        self._reset_word_cache()
+
+    def _build_engine(self):
+        engine = Tokenizer(WordPiece(dict(self.vocab.token_to_idx),
+                                     unk_token=self.vocab.unknown_token,
+                                     continuing_subword_prefix=SUBWORD_PREFIX,
+                                     max_input_chars_per_word=self.max_input_chars_per_word))
+        engine.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=self.tokenize_chinese_chars,
+            strip_accents=self.strip_accents, lowercase=self.lower)
+        engine.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        return engine
+
+    def __call__(self, text):
+        """str -> list of WordPiece tokens."""
+        return self._encode(text).tokens
+
+    tokenize = __call__
+
+    def encode(self, text):
+        """str -> TokenizedText(tokens, ids, offsets); offsets index the original string."""
+        enc = self._encode(text)
+        return TokenizedText(enc.tokens, enc.ids, enc.offsets)
+
+    def encode_ids(self, text):
+        """str -> list of token ids (the fastest single-text path)."""
+        if type(text) is str and text.isascii():  # pylint: disable=unidiomatic-typecheck
+            ids = self._ascii_ids(text)
+            if ids is not None:
+                return ids
+        return self._encode(text).ids
+
+    def encode_batch_ids(self, texts):
+        """list of str -> list of id lists (ASCII texts via the word cache, others in parallel
+        by the Rust engine)."""
+        texts = texts if isinstance(texts, list) else list(texts)
+        out, rest = [], []
+        ascii_ids = self._ascii_ids
+        for text in texts:
+            ids = None
+            if type(text) is str and text.isascii():  # pylint: disable=unidiomatic-typecheck
+                ids = ascii_ids(text)
+            if ids is None:
+                if not isinstance(text, str):
+                    raise TypeError('text {} is a {}, not str'.format(len(out),
+                                                                     type(text).__name__))
+                rest.append(len(out))
+            out.append(ids)
+        if rest:
+            encodings = self._engine.encode_batch_fast([texts[i] for i in rest],
+                                                       add_special_tokens=False)
+            for i, enc in zip(rest, encodings):
+                out[i] = enc.ids
+        return out
+
+    def _ascii_ids(self, text):
+        """Ids of an ASCII text, or None when it has control characters (left to the engine)."""
+        cache = self._word_ids
+        words = _ASCII_WORDS.findall(text.lower() if self.lower else text)
+        ids = []
+        try:
+            for word in words:
+                ids += cache[word]
+        except KeyError:
+            self._cache_words(words)
+            return self._ascii_ids(text)
+        except TypeError:  # a control character's entry is None
+            return None
+        return ids
+
+    def _cache_words(self, words):
+        cache = self._word_ids
+        if len(cache) >= _WORD_CACHE_SIZE:
+            self._reset_word_cache()
+        for word in words:
+            if word not in cache:
+                cache[word] = [token.id for token in self._engine.model.tokenize(word)]
+
+    def _reset_word_cache(self):
+        # BERT drops control characters, joining their neighbours: such texts go to the engine.
+        self._word_ids = {chr(c): None for c in _ASCII_CONTROL_CODES}
+
+    def encode_batch(self, texts):
+        """list of str -> list of TokenizedText (with offsets), tokenized in parallel."""
+        texts = _check_texts(texts)
+        return [TokenizedText(enc.tokens, enc.ids, enc.offsets)
+                for enc in self._engine.encode_batch(texts, add_special_tokens=False)]
+
+    def _encode(self, text):
+        if not isinstance(text, str):
+            raise TypeError('BERTTokenizer tokenizes str; got {}'.format(type(text).__name__))
+        return self._engine.encode(text, add_special_tokens=False)
+
+    def convert_tokens_to_ids(self, tokens):
+        """Token or list of tokens -> id(s); unknown tokens -> the [UNK] id."""
+        return self.vocab[tokens]
+
+    def convert_ids_to_tokens(self, ids):
+        """Id or list of ids -> token(s)."""
+        return self.vocab.to_tokens(ids)
+
+    def detokenize(self, tokens, skip_special_tokens=False):
+        """Tokens (or ids) -> text: `##` pieces glued to the previous piece, words space-joined.
+
+        The result is lowercased/normalized text; use offsets to recover the original string.
+        """
+        tokens = list(tokens)
+        if tokens and not isinstance(tokens[0], str):
+            tokens = self.vocab.to_tokens(tokens)
+        specials = set()
+        if skip_special_tokens:
+            specials = {t for t in self.vocab.special_tokens.values() if t is not None}
+            specials.discard(self.vocab.unknown_token)
+        words = []
+        for token in tokens:
+            if token in specials:
+                continue
+            if token.startswith(SUBWORD_PREFIX) and words:
+                words[-1] += token[len(SUBWORD_PREFIX):]
+            else:
+                words.append(token)
+        return ' '.join(words)
+
+    @staticmethod
+    def is_first_subword(token):
+        """True unless the token continues a word (starts with `##`)."""
+        return not token.startswith(SUBWORD_PREFIX)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state['_engine']  # rebuilt on unpickling: small, and avoids engine-version coupling
+        del state['_word_ids']
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._engine = self._build_engine()
+        self._reset_word_cache()
+
+    def __repr__(self):
+        return 'BERTTokenizer(vocab_size={}, lower={}, strip_accents={})'.format(
+            len(self.vocab), self.lower, self.strip_accents)
+
+
+def _check_texts(texts):
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError('text {} is a {}, not str'.format(i, type(text).__name__))
+    return texts
+
+
+def _check_casing(vocab, lower):
+    """Warn when the casing option cannot match the vocabulary (a silent accuracy loss)."""
+    words = [t for t in vocab.idx_to_token if not (t.startswith('[') and t.endswith(']'))]
+    cased = sum(1 for t in words if t != t.lower())
+    if lower and cased > max(10, len(words) // 100):
+        warnings.warn('lower=True but the vocabulary has {} tokens with upper-case letters: it '
+                      'looks cased, and lowercased text will never use them; pass lower=False '
+                      'for a cased model'.format(cased), stacklevel=3)
+    elif not lower and cased == 0 and len(words) > 1000:
+        warnings.warn('lower=False but the vocabulary has no upper-case token: it looks uncased, '
+                      'so capitalised words will be split badly; pass lower=True for an '
+                      'uncased model', stacklevel=3)

@@ -1,0 +1,240 @@
+"""Verified local files: find by sha1, else download from a mirror of GluonNLP's layout.
+
+A file is only ever returned after its sha1 matched. Downloads go to a temp file in the cache
+folder and are renamed into place once verified, under a per-file lock, so two processes
+fetching the same file neither corrupt it nor download it twice.
+"""
+import hashlib
+import logging
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+LOG = logging.getLogger(__name__)
+REPO_ENV = 'GLUONBERT_REPO'
+HOME_ENV = 'GLUONBERT_HOME'
+# GluonNLP's layout under a repository URL: each file zipped on its own
+URL_LAYOUT = {'params': 'gluon/models/{file_name}.zip',
+              'vocab': 'gluon/dataset/vocab/{file_name}.zip'}
+_CHUNK = 1 << 20
+
+
+class StoreError(OSError):
+    """A pretrained file could not be found, fetched or verified."""
+
+
+class _RetryableError(Exception):
+    """One download attempt failed in a way another attempt may not."""
+
+
+def default_root(root=None):
+    """The cache folder: `root`, else $GLUONBERT_HOME/models, else ~/.gluonbert/models."""
+    if root is not None:
+        return os.path.abspath(os.path.expanduser(str(root)))
+    home = os.environ.get(HOME_ENV) or os.path.join('~', '.gluonbert')
+    return os.path.abspath(os.path.expanduser(os.path.join(home, 'models')))
+
+
+def gluonnlp_cache():
+    """GluonNLP/MXNet's own cache ($MXNET_HOME/models, default ~/.mxnet/models), searched too."""
+    home = os.environ.get('MXNET_HOME') or os.path.join('~', '.mxnet')
+    return os.path.abspath(os.path.expanduser(os.path.join(home, 'models')))
+
+
+def sha1_of(path):
+    """Hex sha1 of a file's bytes."""
+    digest = hashlib.sha1()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def quarantine(path, why):
+    """Rename a file that failed verification so it is never picked up again; returns the new
+    path."""
+    bad = path + '.sha1-mismatch'
+    os.replace(path, bad)
+    LOG.warning('%s: %s; moved it to %s', path, why, bad)
+    return bad
+
+
+class FileLock:
+    """An exclusive inter-process lock on `path` (flock), waiting at most `timeout` seconds."""
+
+    def __init__(self, path, timeout=600.0):
+        self.path, self.timeout, self._fd = path, timeout, None
+
+    def __enter__(self):
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is None:
+            return self  # no flock: renaming verified files into place still keeps them whole
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(self._fd)
+                    raise StoreError('timed out after {:.0f} s waiting for the lock {} held by '
+                                     'another process'.format(self.timeout, self.path)) from None
+                time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        if fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+
+
+def find_verified(file_name, sha1, folders):
+    """Path of `file_name` in the first folder where its sha1 matches, else None.
+
+    A mismatching copy in the first folder (our cache) is quarantined; copies elsewhere are
+    only skipped (they are not ours to move). Returns (path or None, notes on skipped copies).
+    """
+    notes = []
+    for index, folder in enumerate(folders):
+        path = os.path.join(folder, file_name)
+        if not os.path.isfile(path):
+            continue
+        actual = sha1_of(path)
+        if actual == sha1:
+            return path, notes
+        why = 'sha1 {} does not match the expected {}'.format(actual, sha1)
+        if index == 0:
+            notes.append('{} ({}) was moved to {}'.format(path, why, quarantine(path, why)))
+        else:
+            notes.append('{} was skipped: {}'.format(path, why))
+    return None, notes
+
+
+def fetch(file_name, sha1, kind, root=None, repo=None, retries=3, retry_wait=1.0, timeout=60.0,
+          search_gluonnlp_cache=True):
+    """Return the local path of a verified `file_name` (kind 'params' or 'vocab').
+
+    Looks in the cache folder (and GluonNLP's), then downloads `{repo}/{layout}` from `repo`
+    or $GLUONBERT_REPO, retrying up to `retries` times. Raises StoreError naming the file, the
+    folders searched and the ways to provide it.
+    """
+    root = default_root(root)
+    folders = [root]
+    if search_gluonnlp_cache and gluonnlp_cache() != root:
+        folders.append(gluonnlp_cache())
+    path, notes = find_verified(file_name, sha1, folders)
+    if path:
+        return path
+    repo = repo or os.environ.get(REPO_ENV)
+    if not repo:
+        raise StoreError(_not_found_message(file_name, sha1, kind, folders, notes))
+    os.makedirs(root, exist_ok=True)
+    target = os.path.join(root, file_name)
+    url = repo.rstrip('/') + '/' + URL_LAYOUT[kind].format(file_name=file_name)
+    with FileLock(os.path.join(root, '.' + file_name + '.lock')):
+        path, more = find_verified(file_name, sha1, [root])  # another process may have won
+        if path:
+            return path
+        errors = []
+        for attempt in range(retries):
+            try:
+                _download_verified(url, file_name, sha1, target, timeout)
+                LOG.info('downloaded and verified %s', target)
+                return target
+            except _RetryableError as err:
+                errors.append('attempt {}: {}'.format(attempt + 1, err))
+                if attempt + 1 < retries:
+                    time.sleep(retry_wait * 2 ** attempt)
+    raise StoreError('could not fetch {} from {} ({} attempts):\n  {}\n{}'.format(
+        file_name, url, retries, '\n  '.join(notes + more + errors),
+        _ways_to_provide(file_name, kind, folders)))
+
+
+def _download_verified(url, file_name, sha1, target, timeout):
+    folder = os.path.dirname(target)
+    temps = [tempfile.mkstemp(dir=folder, prefix='.' + file_name, suffix=suffix)
+             for suffix in ('.zip.part', '.part')]
+    (zip_fd, zip_path), (out_fd, out_path) = temps
+    try:
+        with os.fdopen(zip_fd, 'wb') as out:
+            received, expected = _download(url, out, timeout)
+        if expected is not None and received != expected:
+            raise _RetryableError('truncated download: {} of {} bytes'.format(received, expected))
+        digest = hashlib.sha1()
+        try:
+            with zipfile.ZipFile(zip_path) as archive, os.fdopen(out_fd, 'wb') as out:
+                out_fd = None
+                if file_name not in archive.namelist():
+                    raise _RetryableError('{} does not contain {} (it has: {})'.format(
+                        url, file_name, ', '.join(archive.namelist())))
+                with archive.open(file_name) as member:
+                    for chunk in iter(lambda: member.read(_CHUNK), b''):
+                        digest.update(chunk)
+                        out.write(chunk)
+        except (zipfile.BadZipFile, EOFError) as err:
+            raise _RetryableError('{} is not a complete zip archive (truncated or corrupt: {})'
+                                  .format(url, err)) from None
+        if digest.hexdigest() != sha1:
+            raise _RetryableError('downloaded {} has sha1 {}, expected {}; it was discarded'
+                                  .format(file_name, digest.hexdigest(), sha1))
+        os.replace(out_path, target)
+    finally:
+        if out_fd is not None:
+            os.close(out_fd)
+        for _, temp in temps:
+            if os.path.exists(temp):
+                os.remove(temp)
+
+
+def _download(url, out, timeout):
+    """Stream `url` into the open file `out` -> (bytes received, Content-Length or None)."""
+    try:
+        # pylint: disable-next=consider-using-with
+        response = urllib.request.urlopen(url, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code in (404, 403, 410):
+            raise StoreError('{} answered {} {}: the mirror does not have this file'.format(
+                url, err.code, err.reason)) from None
+        raise _RetryableError('{} answered {} {}'.format(url, err.code, err.reason)) from None
+    except (urllib.error.URLError, OSError) as err:
+        raise _RetryableError('cannot reach {}: {}'.format(url, err)) from None
+    with response:
+        length = response.headers.get('Content-Length')
+        received = 0
+        while True:
+            try:
+                chunk = response.read(_CHUNK)
+            except Exception as err:  # http.client.IncompleteRead, timeouts, resets
+                raise _RetryableError('connection broke after {} bytes: {!r}'.format(
+                    received, err)) from None
+            if not chunk:
+                break
+            out.write(chunk)  # a local write error (disk full) propagates as itself
+            received += len(chunk)
+    return received, None if length is None else int(length)
+
+
+def _ways_to_provide(file_name, kind, folders):
+    return ('Ways to provide it:\n'
+            '  - copy GluonNLP 0.10\'s {name} (unchanged) into {root}\n'
+            '  - set {env} to a mirror of GluonNLP\'s layout (the file is fetched from '
+            '$' + REPO_ENV + '/{layout})\n'
+            '  - or convert a checkpoint you have (scripts/convert_checkpoint.py) and load it '
+            'with get_model(..., pretrained="path")').format(
+                name=file_name, root=folders[0], env=REPO_ENV,
+                layout=URL_LAYOUT[kind].format(file_name=file_name))
+
+
+def _not_found_message(file_name, sha1, kind, folders, notes):
+    lines = ['pretrained file {} (sha1 {}) is not available offline.'.format(file_name, sha1),
+             'Searched: {}'.format(', '.join(folders))]
+    lines += notes
+    lines.append('{} is not set, so nothing was downloaded.'.format(REPO_ENV))
+    return '\n'.join(lines) + '\n' + _ways_to_provide(file_name, kind, folders)

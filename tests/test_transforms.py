@@ -1,0 +1,182 @@
+"""BERTSentenceTransform and dataset transforms vs GluonNLP 0.10 and HF, truncation, bad input."""
+import itertools
+import os
+
+import gluonnlp
+import numpy as np
+import pytest
+import transformers
+
+from gluonbert.data import (BERTSentenceTransform, BERTTokenizer, BERTVocab,
+                            ClassificationTransform, RegressionTransform, bundled_vocab_path,
+                            truncate_pair_lengths)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(REPO), 'shared', 'data')
+
+
+def shared_path(*parts):
+    path = os.path.join(SHARED, *parts)
+    if not os.path.exists(path):
+        pytest.skip('real data not found at {} (../shared/data relative to the repo)'.format(path))
+    return path
+
+
+def read_rows(path, names):
+    with open(path, encoding='utf-8-sig') as f:
+        header, *rows = [line.rstrip('\n').split('\t') for line in f if line.strip()]
+    return [tuple(row[header.index(n)] for n in names) for row in rows]
+
+
+@pytest.fixture(scope='module')
+def vocab():
+    return BERTVocab.from_file(bundled_vocab_path())
+
+
+@pytest.fixture(scope='module')
+def tokenizer(vocab):
+    return BERTTokenizer(vocab)
+
+
+@pytest.fixture(scope='module')
+def gluonnlp_tokenizer(vocab):
+    return gluonnlp.data.BERTTokenizer(gluonnlp.vocab.BERTVocab.from_json(vocab.to_json()))
+
+
+def test_google_longest_first_rule_equals_the_pop_loop():
+    def pop_loop(a, b, budget):
+        while a + b > budget:
+            if a > b:
+                a -= 1
+            else:
+                b -= 1
+        return a, b
+    for a, b, budget in itertools.product(range(12), range(12), range(1, 15)):
+        assert truncate_pair_lengths(a, b, budget) == pop_loop(a, b, budget), (a, b, budget)
+
+
+@pytest.mark.parametrize('max_len', [128, 24])
+def test_pairs_match_gluonnlp_transform_on_mrpc(tokenizer, gluonnlp_tokenizer, max_len):
+    rows = read_rows(shared_path('glue', 'MRPC', 'dev.tsv'), ['#1 String', '#2 String'])[:300]
+    ours = BERTSentenceTransform(tokenizer, max_len, pad=True, pair=True)
+    theirs = gluonnlp.data.BERTSentenceTransform(gluonnlp_tokenizer, max_len, pad=True, pair=True)
+    for row in rows:
+        mine, ref = ours(row), theirs(row)
+        np.testing.assert_array_equal(mine.input_ids, ref[0])  # same ids: ref vocab is ours
+        assert int(mine.valid_length) == int(ref[1])
+        np.testing.assert_array_equal(mine.segment_ids, ref[2])
+        assert mine.input_ids.dtype == ref[0].dtype == np.int32
+    if max_len == 24:
+        assert ours.truncation.truncated > 250  # MRPC pairs are ~50 tokens
+    else:
+        assert ours.truncation.truncated == 0
+    assert ours.truncation.examples == len(rows)
+
+
+def test_single_sentences_match_gluonnlp_unpadded(tokenizer, gluonnlp_tokenizer):
+    rows = read_rows(os.path.join(REPO, 'data', 'sst2', 'dev.tsv'), ['sentence'])
+    ours = BERTSentenceTransform(tokenizer, 16, pad=False, pair=False)
+    theirs = gluonnlp.data.BERTSentenceTransform(gluonnlp_tokenizer, 16, pad=False, pair=False)
+    for row in rows:
+        for mine, ref in zip(ours(row), theirs(row)):
+            np.testing.assert_array_equal(mine, ref)
+    assert 0 < ours.truncation.truncated < len(rows)
+    assert ours.truncation.report().startswith('{} of {} examples'.format(
+        ours.truncation.truncated, len(rows)))
+
+
+def test_untruncated_pairs_match_hf(tokenizer):
+    hf = transformers.BertTokenizerFast(vocab=bundled_vocab_path(), do_lower_case=True)
+    rows = read_rows(shared_path('glue', 'MRPC', 'train.tsv'), ['#1 String', '#2 String'])[:200]
+    transform = BERTSentenceTransform(tokenizer, 512, pad=False)
+    for a, b in rows:
+        ref = hf(a, b)
+        mine = transform((a, b))
+        assert mine.input_ids.tolist() == ref['input_ids']
+        assert mine.segment_ids.tolist() == ref['token_type_ids']
+
+
+def test_gluonnlp_unpacking_order_and_model_order(tokenizer):
+    transform = BERTSentenceTransform(tokenizer, 12, pair=False)
+    data, length, segment_type = transform(['hello world'])  # GluonNLP tutorial code
+    assert data.tolist() == [101, 7592, 2088, 102] + [0] * 8
+    assert int(length) == 4 and segment_type.tolist() == [0] * 12
+    features = transform('hello world')  # a bare str is fine for single texts
+    ids, types, valid = features.model_inputs()
+    assert ids is features.input_ids and types is features.token_types and valid == 4
+
+
+def test_empty_text_gives_cls_sep(tokenizer):
+    single = BERTSentenceTransform(tokenizer, 8, pad=False, pair=False)
+    assert single(('',)).input_ids.tolist() == [101, 102]
+    pair = BERTSentenceTransform(tokenizer, 8, pad=False, pair=True)
+    # GluonNLP (like Google's run_classifier) drops the second [SEP] for an empty text_b; we keep
+    # the pair layout, as HF does.
+    assert pair(('', '')).input_ids.tolist() == [101, 102, 102]
+    assert pair(('', '')).segment_ids.tolist() == [0, 0, 1]
+
+
+def test_batch_equals_one_by_one(tokenizer):
+    rows = [('a first text that is rather long for eight tokens', 'short'), ('', 'b'),
+            ('x', 'y z'), ('naïve café', '北京')]
+    for pad in (True, False):
+        transform = BERTSentenceTransform(tokenizer, 10, pad=pad)
+        batch = transform.batch(rows)
+        singles = [transform(row) for row in rows]
+        width = 10 if pad else max(int(s.valid_length) for s in singles)
+        assert batch.input_ids.shape == (4, width) and batch.input_ids.dtype == np.int32
+        for row, single in enumerate(singles):
+            n = int(single.valid_length)
+            assert batch.valid_length[row] == n
+            np.testing.assert_array_equal(batch.input_ids[row, :n], single.input_ids[:n])
+            np.testing.assert_array_equal(batch.segment_ids[row, :n], single.segment_ids[:n])
+            assert not batch.input_ids[row, n:].any()
+        assert transform.truncation.truncated == 2  # the long pair, counted in both passes
+
+
+def test_another_vocab_remaps_tokens(tokenizer, vocab):
+    gluonnlp_order = gluonnlp.vocab.BERTVocab(gluonnlp.data.count_tokens(vocab.idx_to_token))
+    other = BERTVocab.from_json(gluonnlp_order.to_json())
+    transform = BERTSentenceTransform(tokenizer, 8, vocab=other, pad=True, pair=False)
+    features = transform(('hello world',))
+    assert other.to_tokens(features.input_ids.tolist()) == [
+        '[CLS]', 'hello', 'world', '[SEP]', '[PAD]', '[PAD]', '[PAD]', '[PAD]']
+    assert features.input_ids[0] == other['[CLS]'] != vocab['[CLS]']
+    batch = transform.batch([('hello world',)])
+    np.testing.assert_array_equal(batch.input_ids[0], features.input_ids)
+
+
+@pytest.mark.parametrize('line, error, message', [
+    ('just one text', TypeError, 'pass \\(text_a, text_b\\)'),
+    (('only a',), ValueError, 'expected 2 texts'),
+    (('a', None), TypeError, 'texts must be str'),
+])
+def test_bad_lines_for_pairs(tokenizer, line, error, message):
+    with pytest.raises(error, match=message):
+        BERTSentenceTransform(tokenizer, 16)(line)
+
+
+def test_max_seq_length_too_small(tokenizer):
+    with pytest.raises(ValueError, match='max_seq_length must be an integer >= 3'):
+        BERTSentenceTransform(tokenizer, 2, pair=True)
+
+
+def test_classification_transform_in_model_order(tokenizer):
+    transform = ClassificationTransform(tokenizer, 16, labels=['neg', 'pos'], pair=True)
+    ids, types, length, label = transform(('good film', 'i liked it', 'pos'))
+    assert ids.tolist() == [101, 2204, 2143, 102, 1045, 4669, 2009, 102]
+    assert types.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert int(length) == 8 and label == 1 and label.dtype == np.int32
+    with pytest.raises(ValueError, match=r"label 'neutral' is not in the label set \['neg', 'pos'\]"):
+        transform(('a', 'b', 'neutral'))
+    unlabeled = ClassificationTransform(tokenizer, 16, pair=False, has_label=False)
+    assert len(unlabeled(('good film',))) == 3
+
+
+def test_regression_transform(tokenizer):
+    transform = RegressionTransform(tokenizer, 16)
+    *_, score = transform(('a man plays', 'a person plays', '3.8'))
+    assert score.dtype == np.float32 and score == np.float32(3.8)
+    with pytest.raises(ValueError, match="regression target 'high' is not a number"):
+        transform(('a', 'b', 'high'))
+
