@@ -35,7 +35,7 @@ $(TEST_STAMP): $(RUNTIME_STAMP)
 venv: $(TEST_STAMP)
 
 demo: $(RUNTIME_STAMP)
-	$(PY) -m gluonbert.demo
+	$(PY) model_zoo/bert/demo.py
 
 test: $(TEST_STAMP)
 	$(PY) -m pytest -q tests

@@ -17,8 +17,10 @@ setup(
     install_requires=[
         'numpy>=1.20,<1.24',  # MXNet 1.9 uses np.bool, removed in numpy 1.24
         'tqdm>=4.60',
+        'tokenizers==0.23.3',  # Rust WordPiece engine behind gluonbert.data.BERTTokenizer
         'matplotlib>=3.7,<3.11',  # training curves and similarity heatmaps (PNG)
     ],
+    entry_points={'console_scripts': ['gluonbert=gluonbert.cli:main']},
     extras_require={
         'cpu': [MXNET],
         'cu112': ['mxnet-cu112==1.9.1'],

@@ -1,8 +1,8 @@
 """gluonbert: a BERT model zoo for Apache MXNet Gluon."""
-from . import convert, data, model, store
+from . import convert, data, metrics, model, store
 from .convert import ConversionError, load_checkpoint
 from .store import list_pretrained, register_pretrained
-from .data import BERTVocab
+from .data import BERTSentenceTransform, BERTTokenizer, BERTVocab
 from .export import export_model, import_model
 from .model import (BERTClassifier, BERTEncoder, BERTForMultipleChoice, BERTForQA,
                     BERTForTokenClassification, BERTModel, BERTRegression, MLMDecoder,

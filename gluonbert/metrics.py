@@ -64,7 +64,8 @@ def matthews_corrcoef(labels, preds):
     correct = np.trace(confusion)
     true_counts, pred_counts = confusion.sum(axis=1), confusion.sum(axis=0)
     numerator = correct * n - true_counts @ pred_counts
-    denominator = np.sqrt((n ** 2 - pred_counts @ pred_counts) * (n ** 2 - true_counts @ true_counts))
+    denominator = np.sqrt((n ** 2 - pred_counts @ pred_counts) *
+                          (n ** 2 - true_counts @ true_counts))
     return float(numerator / denominator) if denominator else 0.0
 
 

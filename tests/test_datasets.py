@@ -116,7 +116,8 @@ def test_imdb_style_csv_with_quotes_newlines_and_seeded_split(tmp_path):
 
 
 def test_csv_broken_quote_names_file_and_line(tmp_path):
-    path = write(tmp_path / 'broken.csv', 'review,sentiment\n"fine",positive\n"bad "quote",negative\n')
+    path = write(tmp_path / 'broken.csv',
+                 'review,sentiment\n"fine",positive\n"bad "quote",negative\n')
     with pytest.raises(ReaderError, match=r'broken.csv, line 3: malformed CSV'):
         IMDB.read(path)
 
@@ -157,7 +158,8 @@ def test_jsonl_errors_name_the_line(tmp_path):
 
 
 def test_stsb_regression_scores(tmp_path, tokenizer):
-    header = 'index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore'
+    header = ('index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\t'
+              'sentence2\tscore')
     rows = ['0\tmain-captions\tMSRvid\t2012test\t0001\tnone\tnone\tA plane is taking off.\t'
             'An air plane is taking off.\t5.000',
             '1\tmain-captions\tMSRvid\t2012test\t0004\tnone\tnone\tA man is playing a flute.\t'
@@ -170,6 +172,10 @@ def test_stsb_regression_scores(tmp_path, tokenizer):
     bad = write(tmp_path / 'bad_sts.tsv', header + '\n' + rows[0][:-5] + 'n/a\n')
     with pytest.raises(ReaderError, match="bad_sts.tsv, line 2: label 'n/a' cannot be converted"):
         STSB.read(bad)
+    nan = write(tmp_path / 'nan_sts.tsv', header + '\n' + rows[0][:-5] + 'nan\n')
+    with pytest.raises(ReaderError, match="line 2: label 'nan' cannot be converted: 'nan' is not "
+                                          "a finite number"):
+        STSB.read(nan)
 
 
 def test_cola_without_header(tmp_path):
@@ -191,6 +197,7 @@ def test_task_metrics_and_lookup():
         get_task('qqq')
 
 
+@pytest.mark.filterwarnings('ignore:texts longer than max_seq_length')
 def test_sst2_slice_end_to_end_to_model_ready_batches(tokenizer):
     dataset = SST2.read(os.path.join(SLICE, 'dev.tsv'))
     transform = SST2.transform(tokenizer, max_seq_length=32)

@@ -144,7 +144,8 @@ def test_ascii_fast_path_equals_the_engine_on_random_ascii(tokenizer):
     everything = ''.join(chr(i) for i in range(128))
     texts = [''.join(rng.choice(common if rng.random() < 0.85 else everything)
                      for _ in range(rng.randint(0, 60))) for _ in range(3000)]
-    texts += ['x' * 201, 'Ab' * 100 + ' z', 'e\x00mail', 'a\x0bb', 'a\x1fb c\x7fd', "won't\tstop\r\n"]
+    texts += ['x' * 201, 'Ab' * 100 + ' z', 'e\x00mail', 'a\x0bb', 'a\x1fb c\x7fd',
+              "won't\tstop\r\n"]
     engine_ids = [enc.ids for enc in tokenizer.encode_batch(texts)]
     assert [tokenizer.encode_ids(text) for text in texts] == engine_ids
     mixed = [t + ' café' if i % 3 == 0 else t for i, t in enumerate(texts[:300])]

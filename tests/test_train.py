@@ -268,7 +268,6 @@ def test_class_weighted_loss_scales_each_sample_by_its_class_weight():
     weights = balanced_class_weights([0, 1, 1], 2)
     assert weights == [1.5, 0.75]
     loss = WeightedSoftmaxCELoss(weights)
-    loss.initialize()
     np.testing.assert_allclose(loss(logits, labels).asnumpy(), plain * [1.5, 0.75, 0.75],
                                rtol=1e-5)
     unweighted = WeightedSoftmaxCELoss()

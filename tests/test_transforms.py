@@ -1,6 +1,7 @@
 """BERTSentenceTransform and dataset transforms vs GluonNLP 0.10 and HF, truncation, bad input."""
 import itertools
 import os
+import warnings
 
 import gluonnlp
 import numpy as np
@@ -10,6 +11,9 @@ import transformers
 from gluonbert.data import (BERTSentenceTransform, BERTTokenizer, BERTVocab,
                             ClassificationTransform, RegressionTransform, bundled_vocab_path,
                             truncate_pair_lengths)
+
+# Truncation warns once per transform; test_truncation_warns_once_and_reports checks that.
+pytestmark = pytest.mark.filterwarnings('ignore:texts longer than max_seq_length')
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), 'shared', 'data')
@@ -96,6 +100,20 @@ def test_untruncated_pairs_match_hf(tokenizer):
         assert mine.segment_ids.tolist() == ref['token_type_ids']
 
 
+def test_truncation_warns_once_and_reports(tokenizer):
+    transform = BERTSentenceTransform(tokenizer, 6, pair=True, pad=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        transform(('one two three', 'four five six'))  # 6 tokens, budget 3: 3 dropped
+        transform(('a', 'b'))
+        transform.batch([('one two', 'three four five')] * 2)  # 5 tokens each: 2 + 2 dropped
+    assert [str(w.message) for w in caught] == [
+        'texts longer than max_seq_length=6 are being truncated; see .truncation.report() '
+        'for the count']
+    assert transform.truncation.report() == ('3 of 4 examples (75.00%) were truncated to '
+                                             'max_seq_length=6 (7 tokens dropped)')
+
+
 def test_gluonnlp_unpacking_order_and_model_order(tokenizer):
     transform = BERTSentenceTransform(tokenizer, 12, pair=False)
     data, length, segment_type = transform(['hello world'])  # GluonNLP tutorial code
@@ -167,7 +185,8 @@ def test_classification_transform_in_model_order(tokenizer):
     assert ids.tolist() == [101, 2204, 2143, 102, 1045, 4669, 2009, 102]
     assert types.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
     assert int(length) == 8 and label == 1 and label.dtype == np.int32
-    with pytest.raises(ValueError, match=r"label 'neutral' is not in the label set \['neg', 'pos'\]"):
+    with pytest.raises(ValueError,
+                       match=r"label 'neutral' is not in the label set \['neg', 'pos'\]"):
         transform(('a', 'b', 'neutral'))
     unlabeled = ClassificationTransform(tokenizer, 16, pair=False, has_label=False)
     assert len(unlabeled(('good film',))) == 3

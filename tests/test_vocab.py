@@ -116,3 +116,4 @@ def test_vocab_txt_round_trip(tmp_path, uncased):
     uncased.to_file(str(path))
     assert BERTVocab.from_file(str(path)) == uncased
     assert path.read_bytes() == open(bundled_vocab_path(), 'rb').read()
+    assert len({uncased, BERTVocab.from_file(str(path))}) == 1  # equal vocabs hash alike

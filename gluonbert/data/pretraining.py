@@ -3,9 +3,10 @@
 Follows Google's create_pretraining_data.py: documents are lists of sentences; segments are
 accumulated to a target length (sometimes shorter, short_seq_prob), split into A and B; B is
 the true continuation or, with probability 1/2, text from another document (where Google's
-code forced a random B for a lone last sentence, it is split in two instead, keeping 50/50). 15% of the tokens
-(excluding [CLS]/[SEP]) are predicted: 80% replaced by [MASK], 10% by a random word piece, 10%
-kept. Everything is drawn from one seeded RNG, so the same seed gives the same examples.
+code forced a random B for a lone last sentence, it is split in two instead, keeping 50/50).
+15% of the tokens (excluding [CLS]/[SEP]) are predicted: 80% replaced by [MASK], 10% by a
+random word piece, 10% kept. Everything is drawn from one seeded RNG, so the same seed gives
+the same examples.
 """
 import collections
 import random

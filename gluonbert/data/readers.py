@@ -78,6 +78,14 @@ class LabelMap:
         return self._table[raw]
 
 
+def finite_float(raw):
+    """Label converter for regression targets: '3.8' -> 3.8; 'nan', 'inf' and text are errors."""
+    value = float(raw)
+    if not np.isfinite(value):
+        raise ValueError('{!r} is not a finite number'.format(raw))
+    return value
+
+
 def _resolve_columns(wanted, header, path):
     """Field names or indices -> column indices (names need a header)."""
     indices = []

@@ -55,7 +55,7 @@ class FixedBucketSampler:
             raise ValueError('num_shards must be an int >= 0; got {!r}'.format(num_shards))
         self.batch_size, self.ratio, self.shuffle, self.num_shards = (
             batch_size, ratio, shuffle, num_shards)
-        self._rng = _make_rng(seed)
+        self._rng = _make_rng(seed) if shuffle else None
         if bucket_keys is None:
             if not isinstance(num_buckets, numbers.Integral) or num_buckets < 1:
                 raise ValueError('num_buckets must be a positive int; got {!r}'.format(
@@ -142,7 +142,7 @@ class SortedBucketSampler:
             raise ValueError('shuffle=True needs mult (chunks to sort within); a fully sorted '
                              'order cannot be shuffled')
         self.batch_size, self.mult, self.reverse, self.shuffle = batch_size, mult, reverse, shuffle
-        self._rng = _make_rng(seed)
+        self._rng = _make_rng(seed) if shuffle else None
         self._last_order = None
 
     def _sorted(self, ids):

@@ -3,7 +3,7 @@
 No downloads: `task.read(path)` reads a file you have (e.g. GLUE's SST-2/train.tsv).
 """
 from .. import metrics as _metrics
-from .readers import read_csv, read_jsonl, read_tsv
+from .readers import finite_float, read_csv, read_jsonl, read_tsv
 from .transforms import ClassificationTransform, RegressionTransform
 
 
@@ -48,7 +48,7 @@ class Task:
     def read(self, path, labeled=True):
         """File -> TextDataset of (text[, text_b], label) (label: class id or float score),
         or of (text[, text_b]) with labeled=False (test files)."""
-        labels = float if self.is_regression else self.labels
+        labels = finite_float if self.is_regression else self.labels
         if self.file_format == 'jsonl':
             if not labeled:
                 return read_jsonl(path, self.test_fields)

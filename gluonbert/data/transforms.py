@@ -7,6 +7,7 @@ so GluonNLP tutorial code runs unchanged; everything after it uses the model's o
 import collections
 import itertools
 import numbers
+import warnings
 
 import numpy as np
 
@@ -17,7 +18,8 @@ class SentenceFeatures(collections.namedtuple('SentenceFeatures',
                                               ['input_ids', 'valid_length', 'segment_ids'])):
     """BERT inputs of one text (pair), in GluonNLP's order; `.model_inputs()` gives the model's.
 
-    input_ids, segment_ids: int32 (seq_len,) or (batch, seq_len); valid_length: int32 () or (batch,).
+    input_ids, segment_ids: int32 (seq_len,) or (batch, seq_len); valid_length: int32 () or
+    (batch,).
     """
     __slots__ = ()
 
@@ -31,31 +33,49 @@ class SentenceFeatures(collections.namedtuple('SentenceFeatures',
         return self.input_ids, self.segment_ids, self.valid_length
 
 
+_new_features = tuple.__new__  # builds a SentenceFeatures without namedtuple's Python __new__
+
+
 class TruncationCounter:
-    """Counts texts cut to fit max_seq_length, so truncation is reported instead of hidden."""
+    """Counts texts cut to fit max_seq_length, so truncation is reported instead of hidden.
+
+    The first cut also raises a UserWarning (once per counter); `report()` gives the totals.
+    """
 
     def __init__(self, max_seq_length):
         self.max_seq_length = max_seq_length
         self.examples = 0
         self.truncated = 0
         self.tokens_dropped = 0
+        self._warned = False
 
     def add(self, num_tokens, num_kept):
         """Record one example with num_tokens content tokens of which num_kept were kept."""
         self.examples += 1
         if num_kept < num_tokens:
-            self.truncated += 1
-            self.tokens_dropped += num_tokens - num_kept
+            self.record_cuts(1, num_tokens - num_kept)
 
     def add_many(self, num_tokens, num_kept):
         """Record a batch: arrays (N,) of content tokens and kept tokens per example."""
         self.examples += len(num_tokens)
-        self.truncated += int(np.sum(num_kept < num_tokens))
-        self.tokens_dropped += int(np.sum(num_tokens - num_kept))
+        cut = int(np.sum(num_kept < num_tokens))
+        if cut:
+            self.record_cuts(cut, int(np.sum(num_tokens - num_kept)))
+
+    def record_cuts(self, count, tokens_dropped):
+        """Count `count` truncated examples (already counted as examples)."""
+        self.truncated += count
+        self.tokens_dropped += tokens_dropped
+        if not self._warned:
+            self._warned = True
+            warnings.warn('texts longer than max_seq_length={} are being truncated; '
+                          'see .truncation.report() for the count'.format(self.max_seq_length),
+                          stacklevel=4)
 
     def reset(self):
-        """Forget the counts (e.g. between the train and dev sets)."""
+        """Forget the counts (e.g. between the train and dev sets); warn again on a new cut."""
         self.examples = self.truncated = self.tokens_dropped = 0
+        self._warned = False
 
     def report(self):
         """One line: how many of the examples seen were truncated, and how many tokens dropped."""
@@ -128,8 +148,12 @@ class BERTSentenceTransform:
                     type(line[1]) is str:
                 return self._assemble(encode(line[0]), encode(line[1]))
             return self._assemble(*[encode(text) for text in self._check_line(line)])
-        return self._assemble(encode(line if type(line) is str  # pylint: disable=unidiomatic-typecheck
-                                     else self._check_line(line)[0]))
+        # pylint: disable=unidiomatic-typecheck
+        if type(line) is str:
+            return self._assemble(encode(line))
+        if type(line) is tuple and len(line) == 1 and type(line[0]) is str:
+            return self._assemble(encode(line[0]))
+        return self._assemble(encode(self._check_line(line)[0]))
 
     def _check_line(self, line):
         if isinstance(line, str):
@@ -162,8 +186,7 @@ class BERTSentenceTransform:
         if ids_b is None:
             budget = self.max_seq_length - 2
             if len(ids_a) > budget:
-                counter.truncated += 1
-                counter.tokens_dropped += len(ids_a) - budget
+                counter.record_cuts(1, len(ids_a) - budget)
                 ids_a = ids_a[:budget]
             tokens = [self.cls_id] + ids_a
             tokens.append(self.sep_id)
@@ -171,8 +194,7 @@ class BERTSentenceTransform:
             keep_a, keep_b = truncate_pair_lengths(len(ids_a), len(ids_b),
                                                    self.max_seq_length - 3)
             if keep_a + keep_b < len(ids_a) + len(ids_b):
-                counter.truncated += 1
-                counter.tokens_dropped += len(ids_a) + len(ids_b) - keep_a - keep_b
+                counter.record_cuts(1, len(ids_a) + len(ids_b) - keep_a - keep_b)
                 ids_a, ids_b = ids_a[:keep_a], ids_b[:keep_b]
             tokens = [self.cls_id] + ids_a
             tokens.append(self.sep_id)
@@ -188,7 +210,7 @@ class BERTSentenceTransform:
         segment_ids = np.zeros(size, dtype=np.int32)
         if ids_b is not None:
             segment_ids[len(ids_a) + 2:length] = 1
-        return SentenceFeatures(input_ids, self._lengths[length], segment_ids)
+        return _new_features(SentenceFeatures, (input_ids, self._lengths[length], segment_ids))
 
     def _empty(self, shape):
         if self.pad_id == 0:

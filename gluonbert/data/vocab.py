@@ -145,6 +145,9 @@ class BERTVocab:
         return (isinstance(other, BERTVocab) and self.idx_to_token == other.idx_to_token and
                 self.special_tokens == other.special_tokens)
 
+    def __hash__(self):
+        return hash((len(self.idx_to_token), tuple(self.idx_to_token[:50]), self.unknown_token))
+
     @property
     def special_tokens(self):
         """Identifier -> token for unknown/padding/cls/sep/mask/bos/eos (and extra) tokens."""
@@ -193,7 +196,7 @@ class BERTVocab:
 
 
 def bundled_vocab_path(name='en_uncased'):
-    """Path of a vocabulary shipped inside gluonbert (`en_uncased`: Google's BERT uncased, 30,522)."""
+    """Path of a vocabulary shipped with gluonbert (`en_uncased`: Google's BERT uncased, 30,522)."""
     path = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'vocabs', name + '.txt')
     if not os.path.isfile(path):
         raise FileNotFoundError('no bundled vocabulary named {!r} (looked for {})'.format(

@@ -1,30 +1,32 @@
 """Task losses that the training loop consumes as per-sample values."""
+import mxnet as mx
 from mxnet import gluon
 
 
-class WeightedSoftmaxCELoss(gluon.HybridBlock):
+class WeightedSoftmaxCELoss:
     """Softmax cross-entropy with optional per-class weights: (batch, C), (batch,) -> (batch,).
 
     A weight of w for class c scales the loss of every sample labelled c by w, the usual remedy
-    for imbalanced labels (e.g. weights = n_samples / (n_classes * count_c)).
+    for imbalanced labels (e.g. weights = n_samples / (n_classes * count_c)). The weights are
+    copied once to each context the labels arrive on.
     """
 
-    def __init__(self, class_weights=None, **kwargs):
-        super().__init__(**kwargs)
-        self._class_weights = None if class_weights is None else [float(w) for w in class_weights]
-        if self._class_weights is not None and min(self._class_weights) < 0:
+    def __init__(self, class_weights=None):
+        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        if self.class_weights is not None and min(self.class_weights) < 0:
             raise ValueError('class weights must be non-negative, got {}'.format(class_weights))
-        with self.name_scope():
-            self.ce = gluon.loss.SoftmaxCrossEntropyLoss()
-            if self._class_weights is not None:
-                self.weights = self.params.get_constant('class_weights', [self._class_weights])
+        self._ce = gluon.loss.SoftmaxCrossEntropyLoss()
+        self._on_context = {}
 
-    def hybrid_forward(self, F, logits, labels, weights=None):  # pylint: disable=arguments-differ
+    def __call__(self, logits, labels):
         """logits (batch, num_classes), labels (batch,) -> loss (batch,)."""
-        loss = self.ce(logits, labels)
-        if weights is None:
+        loss = self._ce(logits, labels)
+        if self.class_weights is None:
             return loss
-        return loss * F.take(F.reshape(weights, (-1,)), labels)
+        ctx = labels.context
+        if ctx not in self._on_context:
+            self._on_context[ctx] = mx.nd.array(self.class_weights, ctx=ctx)
+        return loss * mx.nd.take(self._on_context[ctx], labels)
 
 
 def balanced_class_weights(labels, num_classes):

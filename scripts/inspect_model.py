@@ -1,4 +1,7 @@
-"""`make demo`: build bert_12_768_12, summarize it, run it hybridized, export and re-import it."""
+"""Inspect a registered model: summary table, a timed hybridized forward, export + re-import.
+
+  python scripts/inspect_model.py --model bert_12_768_12 --output-dir out/inspect
+"""
 import argparse
 import os
 import time
@@ -6,16 +9,16 @@ import time
 import mxnet as mx
 import numpy as np
 
-from .export import export_model, import_model, sample_inputs
-from .registry import get_model
-from .summary import model_summary
+from gluonbert.export import export_model, import_model, sample_inputs
+from gluonbert.registry import get_model
+from gluonbert.summary import model_summary
 
 
 def main(argv=None):
-    """Run the foundation demo; returns the max abs difference of the re-imported outputs."""
+    """Run the inspection; returns the max abs difference of the re-imported outputs."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--model', default='bert_12_768_12')
-    parser.add_argument('--output-dir', default='out/demo')
+    parser.add_argument('--output-dir', default='out/inspect')
     parser.add_argument('--seq-len', type=int, default=128)
     parser.add_argument('--batch-size', type=int, default=8)
     args = parser.parse_args(argv)

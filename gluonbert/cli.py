@@ -1,0 +1,87 @@
+"""The `gluonbert` command: predict with an exported classifier, embed sentences, convert
+checkpoints."""
+import argparse
+import sys
+
+import mxnet as mx
+
+
+def _predict(args):
+    from .inference import SentenceClassifier  # pylint: disable=import-outside-toplevel
+    classifier = SentenceClassifier(args.model_dir)
+    texts = args.texts or [line.rstrip('\n') for line in sys.stdin if line.strip()]
+    if not texts:
+        raise SystemExit('no sentences: pass them as arguments or on standard input')
+    probs = classifier.predict_proba(texts)
+    labels = classifier.predict(texts)
+    for text, label, p in zip(texts, labels, probs):
+        score = '{:.4f}'.format(float(p)) if classifier.meta['regression'] else \
+            '{:.3f}'.format(float(p.max()))
+        print('{}\t{}\t{}'.format(label, score, text))
+    return labels
+
+
+def _embed(args):
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    from .data import BERTTokenizer  # pylint: disable=import-outside-toplevel
+    from .inference import embed, plot_similarity  # pylint: disable=import-outside-toplevel
+    from .registry import get_model  # pylint: disable=import-outside-toplevel
+    texts = args.texts or [line.rstrip('\n') for line in sys.stdin if line.strip()]
+    if not texts:
+        raise SystemExit('no sentences: pass them as arguments or on standard input')
+    pretrained = args.pretrained or args.dataset_name is not None
+    bert, vocab = get_model(args.model, dataset_name=args.dataset_name, pretrained=pretrained,
+                            use_decoder=False, use_classifier=False)
+    bert.hybridize(static_alloc=True)
+    vectors = embed(bert, BERTTokenizer(vocab, lower=not args.cased), texts, args.max_len)
+    if args.output:
+        np.save(args.output, vectors)
+        print('wrote {} embeddings of size {} to {}'.format(*vectors.shape, args.output))
+    if args.heatmap:
+        sims = plot_similarity(texts, vectors, args.heatmap)
+        print('wrote the similarity heatmap to {}'.format(args.heatmap))
+        for text, row in zip(texts, sims):
+            print('  '.join('{:.2f}'.format(v) for v in row), ' ', text[:60])
+    return vectors
+
+
+def build_parser():
+    """argparse parser with the subcommands predict, embed, convert."""
+    parser = argparse.ArgumentParser(prog='gluonbert', description=__doc__)
+    sub = parser.add_subparsers(dest='command', required=True)
+    predict = sub.add_parser('predict', help='classify sentences with an exported model folder')
+    predict.add_argument('--model-dir', required=True,
+                         help='the export/ folder written by finetune_classifier.py')
+    predict.add_argument('texts', nargs='*', help='sentences (default: one per stdin line)')
+    predict.set_defaults(run=_predict)
+    emb = sub.add_parser('embed', help='mean-pooled sentence embeddings and a similarity '
+                                       'heatmap')
+    emb.add_argument('--model', default='bert_6_384_12')
+    emb.add_argument('--dataset-name', default='all_minilm_l6_v2')
+    emb.add_argument('--pretrained', help='checkpoint path instead of --dataset-name')
+    emb.add_argument('--cased', action='store_true')
+    emb.add_argument('--max-len', type=int, default=128)
+    emb.add_argument('--output', help='save the (N, units) embeddings as .npy')
+    emb.add_argument('--heatmap', help='save a cosine-similarity heatmap PNG')
+    emb.add_argument('texts', nargs='*', help='sentences (default: one per stdin line)')
+    emb.set_defaults(run=_embed)
+    conv = sub.add_parser('convert', help='convert a checkpoint (see scripts/convert_checkpoint.py'
+                                          ' --help)', add_help=False)
+    conv.set_defaults(run=None)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the `gluonbert` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['convert']:
+        from .convert.cli import main as convert_main  # pylint: disable=import-outside-toplevel
+        return convert_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    mx.random.seed(0)
+    args.run(args)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Sentence(-pair) classification and regression: features, batches, prediction, metrics.
+
+The reusable middle of `model_zoo/bert/finetune_classifier.py` and `make demo`: everything
+between a Task's files and the TrainingLoop, and from a trained net back to task metrics.
+"""
+import collections
+
+import mxnet as mx
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..data import batchify
+from ..data.sampler import FixedBucketSampler, SortedBucketSampler
+from ..data.transforms import BERTSentenceTransform
+
+# One example's model inputs (+ label) and the id of the text it came from; with sliding windows
+# one text yields several features sharing an example_id.
+Feature = collections.namedtuple('Feature', ['input_ids', 'token_types', 'valid_length', 'label',
+                                             'example_id'])
+
+
+def make_features(task, dataset, tokenizer, max_len, labeled=True, window_stride=None,
+                  progress=True):
+    """TextDataset of (text[, text_b][, label]) -> (list of Feature, truncation report str).
+
+    window_stride: None truncates long texts (counted in the report); an int splits a long
+    single text into windows of max_len - 2 tokens starting every `window_stride` tokens
+    (sliding-window mode; predictions are averaged over an example's windows).
+    """
+    if window_stride is not None and task.is_pair:
+        raise ValueError('sliding windows are for single-text tasks; {} is a pair task'
+                         .format(task.name))
+    if window_stride is not None and not 0 < window_stride <= max_len - 2:
+        raise ValueError('window_stride={} must be in [1, max_len - 2 = {}]'.format(
+            window_stride, max_len - 2))
+    transform = task.transform(tokenizer, max_len, pad=False, labeled=labeled)
+    sentence = BERTSentenceTransform(tokenizer, max_len, pad=False, pair=False)
+    features, windowed = [], 0
+    for example_id, sample in enumerate(tqdm(dataset, desc='tokenizing', disable=not progress,
+                                             unit='text', mininterval=1.0)):
+        label = transform.label_id(sample[-1]) if labeled else -1
+        if window_stride is None:
+            inputs = transform(sample)[:3]
+            features.append(Feature(*inputs, label, example_id))
+            continue
+        ids = tokenizer.encode_ids(sample[0])
+        span = max_len - 2
+        starts = list(range(0, max(len(ids) - span, 0) + window_stride, window_stride))
+        starts = [s for s in starts if s == 0 or s + span - window_stride < len(ids)]
+        windowed += len(starts) > 1
+        for start in starts:
+            window = sentence.from_ids(ids[start:start + span])
+            features.append(Feature(*window.model_inputs(), label, example_id))
+    if window_stride is None:
+        report = transform.truncation.report()
+    else:
+        report = '{} of {} texts were split into sliding windows of {} tokens (stride {})'.format(
+            windowed, len(dataset), max_len - 2, window_stride)
+    return features, report
+
+
+def _batchify(task, labeled=True):
+    label = batchify.Stack('float32' if task.is_regression else 'int32')
+    fields = [batchify.Pad(pad_val=0, dtype='int32'), batchify.Pad(pad_val=0, dtype='int32'),
+              batchify.Stack('int32')]
+    return batchify.Tuple(*(fields + [label] if labeled else fields))
+
+
+def training_batches(task, features, batch_size, seed=0, num_buckets=10, ratio=0.0):
+    """-> (epoch -> iterator of (input_ids, token_types, valid_length, label), batches/epoch).
+
+    Length-bucketed and shuffled with a per-epoch seed, so a resumed run sees the same order.
+    """
+    lengths = [int(f.valid_length) for f in features]
+    fn = _batchify(task)
+
+    def sampler(epoch):
+        return FixedBucketSampler(lengths, batch_size, num_buckets=num_buckets, ratio=ratio,
+                                  shuffle=True, seed=seed + epoch)
+
+    def epoch_batches(epoch):
+        for ids in sampler(epoch):
+            yield fn([features[i][:4] for i in ids])
+    return epoch_batches, len(sampler(0))
+
+
+def predict(net, features, batch_size=64, ctx=mx.cpu(), progress=True):
+    """Outputs (num_features, num_outputs) numpy in feature order; batches are sorted by length
+    so little compute goes to padding."""
+    sampler = SortedBucketSampler([int(f.valid_length) for f in features], batch_size)
+    fn = _batchify_inputs()
+    outputs = []
+    for ids in tqdm(sampler, desc='predicting', disable=not progress, unit='batch'):
+        inputs = [a.as_in_context(ctx) for a in fn([features[i][:3] for i in ids])]
+        outputs.append(net(*inputs).asnumpy())
+    return sampler.unsort(np.concatenate(outputs))
+
+
+def _batchify_inputs():
+    return batchify.Tuple(batchify.Pad(pad_val=0, dtype='int32'),
+                          batchify.Pad(pad_val=0, dtype='int32'), batchify.Stack('int32'))
+
+
+def aggregate_windows(outputs, features):
+    """Average the outputs of each example's windows -> (num_examples, num_outputs), labels."""
+    example_ids = np.array([f.example_id for f in features])
+    count = example_ids.max() + 1
+    sums = np.zeros((count, outputs.shape[1]), dtype='float64')
+    np.add.at(sums, example_ids, outputs)
+    sizes = np.bincount(example_ids, minlength=count)[:, None]
+    labels = np.zeros(count, dtype=np.asarray(features[0].label).dtype)
+    labels[example_ids] = [f.label for f in features]
+    return (sums / sizes).astype('float32'), labels
+
+
+def evaluate(net, task, features, batch_size=64, ctx=mx.cpu(), progress=True):
+    """Task metrics on labeled features (windows averaged per example) -> dict name -> value."""
+    outputs, labels = aggregate_windows(predict(net, features, batch_size, ctx, progress),
+                                        features)
+    metric = task.metric()
+    metric.update(labels, outputs[:, 0] if task.is_regression else outputs)
+    return dict(metric.get_name_value())
+
+
+def task_loss(task, class_weights=None):
+    """The per-sample loss for the TrainingLoop: softmax CE (optionally class-weighted) or L2."""
+    if task.is_regression:
+        if class_weights is not None:
+            raise ValueError('class weights need a classification task, not {}'.format(
+                task.name))
+        l2 = mx.gluon.loss.L2Loss()
+
+        def regression_loss(net, ids, types, lengths, targets):
+            return l2(net(ids, types, lengths).reshape((-1,)), targets)
+        return regression_loss
+    from .losses import WeightedSoftmaxCELoss  # pylint: disable=import-outside-toplevel
+    ce = WeightedSoftmaxCELoss(class_weights)
+
+    def classification_loss(net, ids, types, lengths, labels):
+        return ce(net(ids, types, lengths), labels)
+    return classification_loss

@@ -1,0 +1,272 @@
+"""Fine-tune BERT for sentence(-pair) classification or regression.
+
+Tasks: SST-2, MRPC, CoLA, STS-B (regression), SNLI (jsonl), IMDB (`review,sentiment` CSV), or any
+CSV/TSV/JSONL with your own columns (--task custom). Writes dev metrics (JSON), test
+predictions, the best parameters, and the best model exported as a hybridized symbol.
+
+  python model_zoo/bert/finetune_classifier.py --task sst-2 --data-dir ../shared/data/glue/SST-2 \
+      --model bert_6_384_12 --dataset-name all_minilm_l6_v2 --output-dir out/sst2
+"""
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+
+import mxnet as mx
+import numpy as np
+
+import gluonbert
+from gluonbert.data import (BERTTokenizer, Task, get_task, read_csv, read_jsonl, read_tsv,
+                            train_test_split)
+from gluonbert.train import TrainConfig, TrainingLoop
+from gluonbert.train import classification as cls
+from gluonbert.train.losses import balanced_class_weights
+
+LOG = logging.getLogger('finetune_classifier')
+
+
+def build_parser():
+    """The command line (GluonNLP 0.10's finetune_classifier.py flags where they exist)."""
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = p.add_argument_group('data')
+    data.add_argument('--task', default='sst-2',
+                      help='sst-2, mrpc, cola, sts-b, snli, imdb, or custom (default sst-2)')
+    data.add_argument('--data-dir', help='folder with train/dev/test files (GLUE layout: '
+                                         'train.tsv, dev.tsv, test.tsv)')
+    data.add_argument('--train-file', help='training file (overrides --data-dir)')
+    data.add_argument('--dev-file', help='dev file; without one, --dev-fraction of the '
+                                         'training file is held out')
+    data.add_argument('--test-file', help='unlabeled test file to predict')
+    data.add_argument('--dev-fraction', type=float, default=0.1,
+                      help='held-out share when there is no dev file (default 0.1)')
+    data.add_argument('--text-columns', help='custom task: one or two comma-separated text '
+                                             'columns, e.g. "text" or "text,text_b"')
+    data.add_argument('--label-column', default='label', help='custom task: label column')
+    data.add_argument('--labels', help='custom task: comma-separated label set (default: the '
+                                       'sorted labels of the training file)')
+    data.add_argument('--regression', action='store_true', help='custom task: float targets')
+    data.add_argument('--file-format', default=None, choices=['tsv', 'csv', 'jsonl'],
+                      help='custom task: file format (default: from the file extension)')
+    data.add_argument('--max-train-samples', type=int, help='use only the first N training '
+                                                            'samples')
+    data.add_argument('--max-len', type=int, default=128, help='max tokens per example '
+                                                               '(default 128)')
+    data.add_argument('--window-stride', type=int, help='split long single texts into sliding '
+                                                        'windows with this stride instead of '
+                                                        'truncating; logits are averaged')
+    model = p.add_argument_group('model')
+    model.add_argument('--model', default='bert_12_768_12', help='registered model name')
+    model.add_argument('--dataset-name', help='pretrained weights from the store, e.g. '
+                                              'all_minilm_l6_v2, book_corpus_wiki_en_uncased')
+    model.add_argument('--pretrained', help='checkpoint path: HuggingFace folder, Google TF '
+                                            'checkpoint, GluonNLP .params or gluonbert folder')
+    model.add_argument('--cased', action='store_true', help='cased vocabulary: do not '
+                                                            'lowercase')
+    model.add_argument('--dropout', type=float, default=0.1)
+    train = p.add_argument_group('training')
+    train.add_argument('--batch-size', type=int, default=32, help='per optimizer micro-batch')
+    train.add_argument('--accumulate', type=int, default=1, help='micro-batches per step')
+    train.add_argument('--lr', type=float, default=5e-5)
+    train.add_argument('--epochs', type=int, default=3)
+    train.add_argument('--warmup-ratio', type=float, default=0.1)
+    train.add_argument('--weight-decay', type=float, default=0.01)
+    train.add_argument('--max-grad-norm', type=float, default=1.0)
+    train.add_argument('--class-weights', help='"balanced" or comma-separated weights per class')
+    train.add_argument('--eval-every', type=int, help='evaluate every N steps (default: each '
+                                                      'epoch)')
+    train.add_argument('--log-every', type=int, default=20)
+    train.add_argument('--early-stop', type=int, help='stop after N evaluations without a '
+                                                      'better dev metric')
+    train.add_argument('--gpus', default='', help='comma-separated GPU ids; empty: CPU')
+    train.add_argument('--dtype', default='float32', choices=['float32'],
+                       help='float32 only for training on MXNet 1.9.1 here; see docs/'
+                            'architecture.md on bf16')
+    train.add_argument('--seed', type=int, default=2)
+    train.add_argument('--output-dir', default='out/finetune')
+    train.add_argument('--resume', action='store_true', help='continue from the last '
+                                                             'checkpoint in --output-dir')
+    train.add_argument('--only-inference', action='store_true', help='no training: load '
+                                                                     '--params, evaluate dev '
+                                                                     'and predict test')
+    train.add_argument('--params', help='with --only-inference: parameters file (default '
+                                        '<output-dir>/best.params)')
+    train.add_argument('--no-progress', action='store_true', help='hide progress bars')
+    return p
+
+
+def make_task(args, train_path):
+    """The Task named by --task, or a custom one from the column flags."""
+    if args.task.lower() != 'custom':
+        return get_task(args.task)
+    if not args.text_columns:
+        raise SystemExit('--task custom needs --text-columns (e.g. "text" or "text,text_b")')
+    fmt = args.file_format or os.path.splitext(train_path)[1].lstrip('.').lower()
+    if fmt not in ('tsv', 'csv', 'jsonl'):
+        raise SystemExit('cannot tell the file format of {}; pass --file-format'.format(
+            train_path))
+    fields = args.text_columns.split(',')
+    if args.regression:
+        labels = None
+    elif args.labels:
+        labels = args.labels.split(',')
+    else:  # the label set is what the training file holds
+        reader = dict(tsv=read_tsv, csv=read_csv, jsonl=read_jsonl)[fmt]
+        labels = sorted({s[-1] for s in reader(train_path, fields, args.label_column)})
+        LOG.info('label set from %s: %s', train_path, labels)
+    metrics = ['pearsonr', 'spearmanr'] if labels is None else \
+        (['accuracy', 'f1'] if len(labels) == 2 else ['accuracy'])
+    return Task('custom', fields, args.label_column, labels, metrics, file_format=fmt)
+
+
+def data_paths(args):
+    """(train, dev, test) paths from --data-dir and the per-file flags."""
+    def pick(explicit, name):
+        if explicit:
+            return explicit
+        if args.data_dir:
+            for ext in ('tsv', 'csv', 'jsonl'):
+                path = os.path.join(args.data_dir, '{}.{}'.format(name, ext))
+                if os.path.isfile(path):
+                    return path
+        return None
+    train = pick(args.train_file, 'train')
+    if train is None and not args.only_inference:
+        raise SystemExit('no training data: pass --train-file or --data-dir with a train file')
+    return train, pick(args.dev_file, 'dev'), pick(args.test_file, 'test')
+
+
+def contexts(gpus):
+    """--gpus "0,1" -> [gpu(0), gpu(1)]; empty -> [cpu()]."""
+    ids = [int(g) for g in gpus.split(',') if g.strip()]
+    return [mx.gpu(i) for i in ids] or [mx.cpu()]
+
+
+def build_net(args, task, ctx):
+    """Backbone from the registry/store/checkpoint plus a fresh task head -> (net, vocab)."""
+    pretrained = args.pretrained or (args.dataset_name is not None)
+    bert, vocab = gluonbert.get_model(args.model, dataset_name=args.dataset_name,
+                                      pretrained=pretrained, ctx=ctx, use_pooler=True,
+                                      use_decoder=False, use_classifier=False,
+                                      dropout=args.dropout)
+    if task.is_regression:
+        net = gluonbert.BERTRegression(bert, dropout=args.dropout)
+    else:
+        net = gluonbert.BERTClassifier(bert, num_classes=task.num_classes, dropout=args.dropout)
+    net.initialize_head(ctx=ctx)
+    return net, vocab
+
+
+def main(argv=None):
+    """Run the script; returns a dict with the dev metrics and the output files."""
+    args = build_parser().parse_args(argv)
+    os.makedirs(args.output_dir, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    mx.random.seed(args.seed)
+    np.random.seed(args.seed)
+    ctx = contexts(args.gpus)
+    progress = not args.no_progress
+    train_path, dev_path, test_path = data_paths(args)
+    task = make_task(args, train_path or dev_path)
+    net, vocab = build_net(args, task, ctx)
+    tokenizer = BERTTokenizer(vocab, lower=not args.cased)
+
+    train_set = task.read(train_path) if train_path else None
+    if train_set is not None and args.max_train_samples:
+        train_set = train_set[:args.max_train_samples]
+    if dev_path:
+        dev_set = task.read(dev_path)
+    elif train_set is not None:
+        train_set, dev_set = train_test_split(train_set, args.dev_fraction, seed=args.seed)
+        LOG.info('no dev file: holding out %d of the training samples', len(dev_set))
+    else:
+        raise SystemExit('--only-inference needs a dev file to evaluate')
+    dev = _features(task, dev_set, tokenizer, args, progress, 'dev')
+
+    net.hybridize(static_alloc=True)
+    results = dict(task=task.name, model=args.model, dataset_name=args.dataset_name,
+                   pretrained=args.pretrained)
+    if not args.only_inference:
+        train = _features(task, train_set, tokenizer, args, progress, 'train')
+        weights = None
+        if args.class_weights == 'balanced':
+            weights = balanced_class_weights([f.label for f in train], task.num_classes)
+        elif args.class_weights:
+            weights = [float(w) for w in args.class_weights.split(',')]
+        batches, per_epoch = cls.training_batches(task, train, args.batch_size * len(ctx),
+                                                  seed=args.seed)
+        config = TrainConfig(lr=args.lr, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
+                             weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm,
+                             accumulate=args.accumulate, log_every=args.log_every,
+                             eval_every=args.eval_every, early_stop=args.early_stop,
+                             monitor=task.metric_names[0], seed=args.seed, progress=progress)
+        loop = TrainingLoop(net, cls.task_loss(task, weights), ctx, config, args.output_dir)
+        start = time.time()
+        state = loop.fit(batches, per_epoch, lambda n: cls.evaluate(
+            n, task, dev, args.batch_size * 2, ctx[0], progress), resume=args.resume)
+        results.update(train_seconds=round(time.time() - start, 1), steps=state['step'],
+                       train_samples=len(train), stopped=state['stopped'])
+    params = args.params or os.path.join(args.output_dir, 'best.params')
+    net.load_parameters(params, ctx=ctx)
+    dev_metrics = cls.evaluate(net, task, dev, args.batch_size * 2, ctx[0], progress)
+    results.update(dev_metrics=dev_metrics, dev_samples=len(dev_set))
+    LOG.info('dev (%d samples): %s', len(dev_set),
+             ', '.join('{} {:.4f}'.format(k, v) for k, v in dev_metrics.items()))
+    if test_path:
+        results['test_predictions'] = _predict_test(net, task, test_path, tokenizer, args, ctx)
+    results['export'] = _export(net, vocab, task, args, dev)
+    with open(os.path.join(args.output_dir, 'dev_metrics.json'), 'w') as f:
+        json.dump(results, f, indent=2)
+    return results
+
+
+def _features(task, dataset, tokenizer, args, progress, name):
+    features, report = cls.make_features(task, dataset, tokenizer, args.max_len,
+                                         window_stride=args.window_stride, progress=progress)
+    LOG.info('%s: %s', name, report)
+    return features
+
+
+def _predict_test(net, task, path, tokenizer, args, ctx):
+    test_set = task.read(path, labeled=False)
+    features, report = cls.make_features(task, test_set,
+                                         tokenizer, args.max_len, labeled=False,
+                                         window_stride=args.window_stride,
+                                         progress=not args.no_progress)
+    LOG.info('test: %s', report)
+    outputs, _ = cls.aggregate_windows(cls.predict(net, features, args.batch_size * 2, ctx[0],
+                                                   not args.no_progress), features)
+    out = os.path.join(args.output_dir, 'test_predictions.tsv')
+    with open(out + '.tmp', 'w', encoding='utf-8') as f:
+        f.write('index\tprediction\n')
+        for i, row in enumerate(outputs):
+            value = '{:.6f}'.format(row[0]) if task.is_regression else \
+                task.labels[int(row.argmax())]
+            f.write('{}\t{}\n'.format(i, value))
+    os.replace(out + '.tmp', out)
+    return out
+
+
+def _export(net, vocab, task, args, dev):
+    """Export the (best) model as a hybridized symbol with what `predict.py` needs beside it."""
+    folder = os.path.join(args.output_dir, 'export')
+    tmp = folder + '.tmp'
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    sample = cls._batchify_inputs()([f[:3] for f in dev[:2]])
+    gluonbert.export_model(net, os.path.join(tmp, 'model'), sample)
+    vocab.to_file(os.path.join(tmp, 'vocab.txt'))
+    with open(os.path.join(tmp, 'meta.json'), 'w') as f:
+        json.dump(dict(task=task.name, labels=task.labels, regression=task.is_regression,
+                       max_len=args.max_len, lower=not args.cased, model=args.model), f,
+                  indent=2)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return folder
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])

@@ -1,0 +1,135 @@
+"""Fine-tuning path: features, sliding windows, the zoo script end to end, export -> predict."""
+import json
+import os
+import sys
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluonbert import get_model
+from gluonbert.data import BERTTokenizer, SST2, TextDataset
+from gluonbert.inference import SentenceClassifier, embed, plot_similarity, predict_sentiment
+from gluonbert.train import classification as cls
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SLICE = os.path.join(REPO, 'data', 'sst2')
+sys.path.insert(0, os.path.join(REPO, 'model_zoo', 'bert'))
+import finetune_classifier  # noqa: E402  pylint: disable=wrong-import-position
+
+
+@pytest.fixture(scope='module')
+def tokenizer():
+    _, vocab = get_model('bert_2_128_2', use_decoder=False, use_classifier=False)
+    return BERTTokenizer(vocab)
+
+
+def test_sliding_windows_cover_a_long_text_and_average_per_example(tokenizer):
+    long_text = ' '.join(['great'] * 30 + ['awful'] * 30)
+    data = TextDataset([(long_text, 1), ('short one', 0)])
+    features, report = cls.make_features(SST2, data, tokenizer, max_len=22, window_stride=10,
+                                         progress=False)
+    windows = [f for f in features if f.example_id == 0]
+    assert report.startswith('1 of 2 texts were split into sliding windows of 20 tokens')
+    assert [int(f.valid_length) for f in windows] == [22] * 5  # starts 0, 10, 20, 30, 40
+    covered = [t for f in windows for t in f.input_ids[1:int(f.valid_length) - 1]]
+    assert set(covered) == set(tokenizer.encode_ids(long_text))
+    assert windows[-1].input_ids[int(windows[-1].valid_length) - 2] == \
+        tokenizer.vocab['awful']  # the last window reaches the end of the text
+    outputs = np.arange(len(features) * 2, dtype='float32').reshape((-1, 2))
+    means, labels = cls.aggregate_windows(outputs, features)
+    np.testing.assert_allclose(means[0], outputs[:5].mean(axis=0))
+    np.testing.assert_allclose(means[1], outputs[5])
+    assert labels.tolist() == [1, 0]
+    with pytest.raises(ValueError, match='window_stride=30 must be in'):
+        cls.make_features(SST2, data, tokenizer, max_len=22, window_stride=30, progress=False)
+
+
+def test_truncation_is_reported(tokenizer):
+    data = TextDataset([(' '.join(['word'] * 50), 1), ('short', 0)])
+    _, report = cls.make_features(SST2, data, tokenizer, max_len=16, progress=False)
+    assert report.startswith('1 of 2 examples (50.00%) were truncated to max_seq_length=16')
+
+
+def run_script(tmp_path, *extra):
+    out = str(tmp_path / 'run')
+    argv = ['--task', 'sst-2', '--data-dir', SLICE, '--model', 'bert_2_128_2',
+            '--max-train-samples', '96', '--batch-size', '16', '--epochs', '1',
+            '--max-len', '32', '--lr', '1e-3', '--no-progress', '--output-dir', out] + list(extra)
+    return finetune_classifier.main(argv), out
+
+
+def test_script_trains_exports_and_the_export_predicts_like_the_model(tmp_path):
+    results, out = run_script(tmp_path, '--dropout', '0.0')
+    for name in ('dev_metrics.json', 'best.params', 'curves.png', 'train.log',
+                 'export/model-symbol.json', 'export/model-0000.params', 'export/vocab.txt',
+                 'export/meta.json'):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    saved = json.load(open(os.path.join(out, 'dev_metrics.json')))
+    assert saved['dev_samples'] == 872 and saved['train_samples'] == 96
+    assert 0 < saved['dev_metrics']['accuracy'] < 1
+    classifier = SentenceClassifier(os.path.join(out, 'export'))
+    sentences = ['a gorgeous , witty film', 'tedious and clumsy']
+    probs = classifier.predict_proba(sentences)
+    # the same parameters in a freshly built imperative net give the same probabilities
+    bert, vocab = get_model('bert_2_128_2', use_decoder=False, use_classifier=False, dropout=0)
+    from gluonbert import BERTClassifier
+    net = BERTClassifier(bert, 2)
+    net.load_parameters(os.path.join(out, 'best.params'))
+    tok = BERTTokenizer(vocab)
+    for sentence, p in zip(sentences, probs):
+        ids = [vocab['[CLS]']] + tok.encode_ids(sentence) + [vocab['[SEP]']]
+        logits = net(mx.nd.array([ids]), mx.nd.zeros((1, len(ids))), mx.nd.array([len(ids)]))
+        np.testing.assert_allclose(mx.nd.softmax(logits).asnumpy()[0], p, atol=1e-5)
+        assert predict_sentiment(net, tok, sentence, labels=('0', '1')) == \
+            classifier.predict([sentence])[0]
+
+
+def test_only_inference_reproduces_the_dev_metrics(tmp_path):
+    results, out = run_script(tmp_path)
+    again = finetune_classifier.main(['--task', 'sst-2', '--data-dir', SLICE, '--model',
+                                      'bert_2_128_2', '--max-len', '32', '--no-progress',
+                                      '--only-inference', '--output-dir', out])
+    assert again['dev_metrics'] == results['dev_metrics']
+
+
+def test_custom_csv_task_with_held_out_dev_and_test_predictions(tmp_path):
+    rows = ['review,sentiment'] + ['"{}, really {}",{}'.format(w, w, s) for w, s in
+                                   [('great', 'positive'), ('awful', 'negative')] * 20]
+    train = tmp_path / 'reviews.csv'
+    train.write_text('\n'.join(rows) + '\n')
+    test = tmp_path / 'unlabeled.csv'
+    test.write_text('review\ngreat stuff\nawful stuff\nmeh\n')
+    results = finetune_classifier.main([
+        '--task', 'custom', '--train-file', str(train), '--test-file', str(test),
+        '--text-columns', 'review', '--label-column', 'sentiment', '--model', 'bert_2_128_2',
+        '--batch-size', '8', '--epochs', '1', '--max-len', '16', '--dev-fraction', '0.25',
+        '--class-weights', 'balanced', '--no-progress', '--output-dir', str(tmp_path / 'o')])
+    assert results['dev_samples'] == 10 and results['train_samples'] == 30
+    assert set(results['dev_metrics']) == {'accuracy', 'f1'}
+    lines = open(results['test_predictions']).read().splitlines()
+    assert lines[0] == 'index\tprediction' and len(lines) == 4
+    assert {line.split('\t')[1] for line in lines[1:]} <= {'negative', 'positive'}
+
+
+def test_custom_task_needs_text_columns(tmp_path):
+    with pytest.raises(SystemExit, match='--task custom needs --text-columns'):
+        finetune_classifier.main(['--task', 'custom', '--train-file', os.path.join(SLICE,
+                                                                                   'dev.tsv'),
+                                  '--output-dir', str(tmp_path)])
+
+
+def test_embeddings_and_similarity_heatmap(tmp_path):
+    bert, vocab = get_model('bert_2_128_2', use_decoder=False, use_classifier=False, dropout=0)
+    tok = BERTTokenizer(vocab)
+    sentences = ['a cat sat on the mat', 'a cat sat on the mat today', 'stocks fell']
+    vectors = embed(bert, tok, sentences, batch_size=2)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, rtol=1e-5)
+    # equals the mean over valid positions of a single-sentence forward pass
+    ids = [vocab['[CLS]']] + tok.encode_ids(sentences[2]) + [vocab['[SEP]']]
+    seq = bert(mx.nd.array([ids]), mx.nd.zeros((1, len(ids))))[0].asnumpy()[0]
+    mean = seq.mean(axis=0)
+    np.testing.assert_allclose(vectors[2], mean / np.linalg.norm(mean), atol=1e-5)
+    sims = plot_similarity(sentences, vectors, str(tmp_path / 'sim.png'))
+    assert sims.shape == (3, 3) and np.allclose(np.diag(sims), 1, atol=1e-5)
+    assert open(tmp_path / 'sim.png', 'rb').read(4) == b'\x89PNG'
