@@ -13,7 +13,7 @@ def _predict(args):
     if not texts:
         raise SystemExit('no sentences: pass them as arguments or on standard input')
     probs = classifier.predict_proba(texts)
-    labels = classifier.predict(texts)
+    labels = classifier.labels_of(probs)
     for text, label, p in zip(texts, labels, probs):
         score = '{:.4f}'.format(float(p)) if classifier.meta['regression'] else \
             '{:.3f}'.format(float(p.max()))
@@ -29,8 +29,11 @@ def _embed(args):
     texts = args.texts or [line.rstrip('\n') for line in sys.stdin if line.strip()]
     if not texts:
         raise SystemExit('no sentences: pass them as arguments or on standard input')
-    pretrained = args.pretrained or args.dataset_name is not None
-    bert, vocab = get_model(args.model, dataset_name=args.dataset_name, pretrained=pretrained,
+    dataset_name = args.dataset_name
+    if dataset_name is None and args.pretrained is None:
+        dataset_name = 'all_minilm_l6_v2'  # the embedded default
+    pretrained = args.pretrained or dataset_name is not None
+    bert, vocab = get_model(args.model, dataset_name=dataset_name, pretrained=pretrained,
                             use_decoder=False, use_classifier=False)
     bert.hybridize(static_alloc=True)
     vectors = embed(bert, BERTTokenizer(vocab, lower=not args.cased), texts, args.max_len)
@@ -57,7 +60,8 @@ def build_parser():
     emb = sub.add_parser('embed', help='mean-pooled sentence embeddings and a similarity '
                                        'heatmap')
     emb.add_argument('--model', default='bert_6_384_12')
-    emb.add_argument('--dataset-name', default='all_minilm_l6_v2')
+    emb.add_argument('--dataset-name', help='pretrained weights from the store (default: '
+                                            'all_minilm_l6_v2 unless --pretrained is given)')
     emb.add_argument('--pretrained', help='checkpoint path instead of --dataset-name')
     emb.add_argument('--cased', action='store_true')
     emb.add_argument('--max-len', type=int, default=128)

@@ -6,17 +6,16 @@ import os
 import mxnet as mx
 import numpy as np
 
-from .data import batchify
 from .data.tokenizer import BERTTokenizer
 from .data.transforms import BERTSentenceTransform
 from .data.vocab import BERTVocab
 from .export import import_model
+from .train.classification import batchify_inputs
 
 
 def _inputs(transform, texts, ctx):
     """Texts (str or (a, b) pairs) -> (input_ids, token_types, valid_length) NDArrays."""
-    fn = batchify.Tuple(batchify.Pad(dtype='int32'), batchify.Pad(dtype='int32'),
-                        batchify.Stack('int32'))
+    fn = batchify_inputs()
     rows = [transform(t if isinstance(t, (tuple, list)) else (t,)).model_inputs() for t in texts]
     return [a.as_in_context(ctx) for a in fn(rows)]
 
@@ -50,7 +49,10 @@ class SentenceClassifier:
 
     def predict(self, texts, batch_size=32):
         """Texts -> labels (the task's label strings) or scores for regression."""
-        probs = self.predict_proba(texts, batch_size)
+        return self.labels_of(self.predict_proba(texts, batch_size))
+
+    def labels_of(self, probs):
+        """predict_proba's output -> labels (or the scores themselves for regression)."""
         if self.meta['regression']:
             return probs.tolist()
         return [self.meta['labels'][i] for i in probs.argmax(axis=1)]

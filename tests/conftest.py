@@ -16,6 +16,19 @@ def seeded():
     np.random.seed(7)
 
 
+@pytest.fixture(autouse=True)
+def restore_registries():
+    """Models and pretrained facts a test registers do not leak into later tests."""
+    from gluonbert import registry  # pylint: disable=import-outside-toplevel
+    from gluonbert.store import facts  # pylint: disable=import-outside-toplevel
+    tables = (registry._MODELS, facts.GLUONNLP_PARAMS, facts.GLUONNLP_VOCABS)
+    saved = [dict(table) for table in tables]
+    yield
+    for table, copy in zip(tables, saved):
+        table.clear()
+        table.update(copy)
+
+
 def tiny_model(use_pooler=True, use_decoder=True, use_classifier=True, **overrides):
     """An initialized tiny BERTModel (random N(0, 0.02) weights)."""
     encoder = BERTEncoder(**dict(TINY, **overrides))

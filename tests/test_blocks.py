@@ -229,3 +229,25 @@ def test_initialize_head_keeps_the_backbone():
     np.testing.assert_array_equal(bert.encoder.word_embed.weight.data().asnumpy(), before)
     weight = head.classifier.weight.data().asnumpy()
     assert weight.shape == (2, 16) and 0.005 < weight.std() < 0.05  # N(0, 0.02)
+
+
+def test_encoder_called_directly_checks_its_inputs():
+    encoder = tiny_model().encoder
+    with pytest.raises(ValueError, match=r'input_ids holds 999 outside \[0, 49\]'):
+        encoder(mx.nd.array([[1, 2, 3, 999]]))
+    with pytest.raises(ValueError, match=r'valid_length holds 9 outside \[1, 4\]'):
+        encoder(mx.nd.array([[1, 2, 3, 4]]), None, mx.nd.array([9]))
+    assert encoder(mx.nd.array([[1, 2, 3, 4]])).shape == (1, 4, 16)
+
+
+def test_initialize_head_follows_the_backbone_contexts():
+    ctxs = [mx.cpu(0), mx.cpu(1)]
+    bert = tiny_model(use_decoder=False, use_classifier=False)
+    bert.collect_params().reset_ctx(ctxs)
+    head = BERTClassifier(bert, num_classes=2)
+    head.initialize_head()
+    assert head.classifier.weight.list_ctx() == ctxs
+    ids, types, lengths = random_batch()
+    a = head(ids.as_in_context(ctxs[1]), types.as_in_context(ctxs[1]),
+             lengths.as_in_context(ctxs[1]))
+    np.testing.assert_allclose(a.asnumpy(), head(ids, types, lengths).asnumpy(), atol=1e-6)

@@ -88,13 +88,18 @@ def test_gluonnlp_params_to_transformers(tmp_path):
 
 
 def test_script_runs_and_fails_clearly(tmp_path):
-    src = hf_folder(random_hf_model(transformers.BertModel, seed=24), tmp_path / 'hf')
+    source_model = random_hf_model(transformers.BertModel, seed=24)
+    src = hf_folder(source_model, tmp_path / 'hf')
     script = os.path.join(REPO_ROOT, 'scripts', 'convert_checkpoint.py')
     env = dict(os.environ, OMP_NUM_THREADS='1')
     done = subprocess.run([sys.executable, script, src, str(tmp_path / 'out'), '--to', 'hf'],
                           capture_output=True, text=True, timeout=120, env=env, check=False)
     assert done.returncode == 0, done.stderr
-    assert transformers.BertModel.from_pretrained(str(tmp_path / 'out')) is not None
+    converted = transformers.BertModel.from_pretrained(str(tmp_path / 'out')).state_dict()
+    original = source_model.state_dict()
+    assert converted.keys() == original.keys()
+    for name, tensor in original.items():
+        np.testing.assert_array_equal(converted[name].numpy(), tensor.numpy(), err_msg=name)
 
     os.remove(os.path.join(src, 'model.safetensors'))
     done = subprocess.run([sys.executable, script, src, str(tmp_path / 'out2')],

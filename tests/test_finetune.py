@@ -51,16 +51,18 @@ def test_truncation_is_reported(tokenizer):
     assert report.startswith('1 of 2 examples (50.00%) were truncated to max_seq_length=16')
 
 
-def run_script(tmp_path, *extra):
-    out = str(tmp_path / 'run')
+@pytest.fixture(scope='module')
+def trained_run(tmp_path_factory):
+    """One short real run of the script (96 SST-2 sentences, tiny random model)."""
+    out = str(tmp_path_factory.mktemp('finetune') / 'run')
     argv = ['--task', 'sst-2', '--data-dir', SLICE, '--model', 'bert_2_128_2',
-            '--max-train-samples', '96', '--batch-size', '16', '--epochs', '1',
-            '--max-len', '32', '--lr', '1e-3', '--no-progress', '--output-dir', out] + list(extra)
+            '--max-train-samples', '96', '--batch-size', '16', '--epochs', '1', '--dropout',
+            '0.0', '--max-len', '32', '--lr', '1e-3', '--no-progress', '--output-dir', out]
     return finetune_classifier.main(argv), out
 
 
-def test_script_trains_exports_and_the_export_predicts_like_the_model(tmp_path):
-    results, out = run_script(tmp_path, '--dropout', '0.0')
+def test_script_trains_exports_and_the_export_predicts_like_the_model(trained_run):
+    results, out = trained_run
     for name in ('dev_metrics.json', 'best.params', 'curves.png', 'train.log',
                  'export/model-symbol.json', 'export/model-0000.params', 'export/vocab.txt',
                  'export/meta.json'):
@@ -85,8 +87,8 @@ def test_script_trains_exports_and_the_export_predicts_like_the_model(tmp_path):
             classifier.predict([sentence])[0]
 
 
-def test_only_inference_reproduces_the_dev_metrics(tmp_path):
-    results, out = run_script(tmp_path)
+def test_only_inference_reproduces_the_dev_metrics(trained_run):
+    results, out = trained_run
     again = finetune_classifier.main(['--task', 'sst-2', '--data-dir', SLICE, '--model',
                                       'bert_2_128_2', '--max-len', '32', '--no-progress',
                                       '--only-inference', '--output-dir', out])

@@ -72,7 +72,7 @@ def test_head_flags_default_to_all_heads_for_a_random_model():
     model, _ = get_model('bert_2_128_2', use_decoder=False, use_classifier=False)
     assert (model.use_pooler, model.use_decoder, model.use_classifier) == (True, False, False)
     with pytest.raises(ValueError, match='use_classifier=True needs use_pooler=True'):
-        get_model('bert_2_128_2', use_pooler=False)
+        get_model('bert_2_128_2', use_pooler=False, use_classifier=True)
 
 
 def test_dataset_name_alone_gives_the_dataset_vocabulary_and_random_weights(tmp_path):
@@ -107,3 +107,8 @@ def test_summary_counts_add_up():
     words = 30522 * 128
     assert int(rows['decoder'].split()[-1].replace(',', '')) == 128 * 128 + 128 + 2 * 128 + 30522
     assert total > words
+
+
+def test_a_backbone_without_pooler_needs_no_classifier_flag():
+    model, _ = get_model('bert_2_128_2', use_pooler=False, use_decoder=False)
+    assert not model.use_pooler and not model.use_classifier

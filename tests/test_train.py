@@ -209,6 +209,19 @@ def test_two_contexts_equal_one():
     assert_same_params(params_of(one), params_of(two))
 
 
+def test_three_contexts_with_batches_smaller_than_the_context_count():
+    """9 samples in batches of 4: the last batch (1 sample) leaves two contexts idle."""
+    data = make_data(9)
+    one, three = classifier(), classifier()
+    for p_three, p_one in zip(three.collect_params().values(), one.collect_params().values()):
+        p_three.set_data(p_one.data())
+    ctxs = [mx.cpu(0), mx.cpu(1), mx.cpu(2)]
+    train(one, data, 4)
+    three.collect_params().reset_ctx(ctxs)
+    train(three, data, 4, ctx=ctxs)
+    assert_same_params(params_of(one), params_of(three))
+
+
 def test_interrupted_and_resumed_run_ends_where_the_uninterrupted_one_does(tmp_path):
     data = make_data(40)
     reference, first = classifier(dropout=0.1), classifier(dropout=0.1)
@@ -235,14 +248,37 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
         loss = ce_loss(net, *batch)
         return loss * float('nan') if len(calls) > 7 else loss
 
-    net = classifier()
+    net, reference = classifier(), classifier()
+    for p_ref, p in zip(reference.collect_params().values(), net.collect_params().values()):
+        p_ref.set_data(p.data())
     with pytest.raises(NonFiniteLossError, match=r'loss became nan by step 8.*step-00000006'):
         train(net, data, 4, output_dir=str(tmp_path), loss=poisoned, eval_every=3, log_every=4)
-    good = mx.nd.load(str(tmp_path / 'checkpoints' / 'step-00000006' / 'model.params'))
-    now = params_of(net)
-    # the NaN step was skipped: the weights are those after step 7, finite everywhere
-    assert all(np.isfinite(v).all() for v in now.values())
-    assert set(good) == set(now)
+    assert sorted(os.listdir(tmp_path / 'checkpoints')) == ['LATEST', 'step-00000006']
+    # the NaN step was skipped: the weights equal a clean run stopped after step 7
+    train(reference, data, 4, max_steps=7)
+    assert_same_params(params_of(reference), params_of(net))
+
+
+def test_nan_metric_is_never_the_best(tmp_path):
+    scores = iter([float('nan'), 0.6, 0.8])
+    state = train(classifier(), make_data(24), 8, output_dir=str(tmp_path),
+                  evaluate=lambda net: {'pearsonr': next(scores)}, eval_every=1, epochs=1)
+    assert state['best'] == 0.8 and state['bad_evals'] == 0
+
+
+def test_runs_do_not_share_log_files_or_gradient_modes(tmp_path):
+    net = classifier()
+    train(net, make_data(16), 8, output_dir=str(tmp_path / 'a'), accumulate=2, epochs=1)
+    assert {p.grad_req for p in net.collect_params().values()} == {'add'}
+    train(net, make_data(16), 8, output_dir=str(tmp_path / 'b'), epochs=1)
+    assert {p.grad_req for p in net.collect_params().values()} == {'write'}
+    log_a = open(tmp_path / 'a' / 'train.log').read()
+    log_b = open(tmp_path / 'b' / 'train.log').read()
+    assert log_a.count('step 1 epoch 1') == 1 and 'step 2 epoch 1' not in log_a  # a: 1 step
+    assert 'step 2 epoch 1' in log_b  # and run b did not write into run a's log
+    import logging
+    assert not [h for h in logging.getLogger('gluonbert.train').handlers
+                if isinstance(h, logging.FileHandler)]
 
 
 def test_early_stopping_keeps_the_best(tmp_path):

@@ -104,6 +104,8 @@ def resolve_heads(present, use_pooler=None, use_decoder=None, use_classifier=Non
     for head, flag in (('pooler', use_pooler), ('decoder', use_decoder),
                        ('classifier', use_classifier)):
         flags[head] = head in present if flag is None else bool(flag)
+    if use_classifier is None and use_pooler is False:
+        flags['classifier'] = False  # no pooler, so no next-sentence classifier on top of it
     if flags['classifier'] and use_pooler is None:
         flags['pooler'] = True  # the next-sentence classifier reads the pooled output
     ignored = {head for head in ('pooler', 'decoder', 'classifier', 'task')

@@ -54,6 +54,11 @@ class BERTEncoder(HybridBlock):
         """Width of the hidden states."""
         return self.config['units']
 
+    def __call__(self, input_ids, token_types=None, valid_length=None):
+        # pylint: disable=arguments-differ
+        self.check_inputs(input_ids, token_types, valid_length)
+        return super().__call__(input_ids, token_types, valid_length)
+
     def check_inputs(self, input_ids, token_types=None, valid_length=None):
         """Raise ValueError on inputs that would give a silently wrong answer (NDArrays only)."""
         if not isinstance(input_ids, mx.nd.NDArray):

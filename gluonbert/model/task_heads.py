@@ -35,8 +35,12 @@ class _TaskHead(HybridBlock):
             self.dropout = nn.Dropout(dropout) if dropout else None
 
     def initialize_head(self, init=None, ctx=None):
-        """Initialize the head's own layers (N(0, 0.02) by default), leaving the backbone as is."""
+        """Initialize the head's own layers (N(0, 0.02) by default), leaving the backbone as is.
+
+        ctx: default the contexts the backbone lives on."""
         backbone = {id(p) for p in self.bert.collect_params().values()}
+        if ctx is None:
+            ctx = self.bert.collect_params().list_ctx()
         for param in self.collect_params().values():
             if id(param) not in backbone:
                 param.initialize(init=init if init is not None else mx.init.Normal(0.02),

@@ -51,8 +51,9 @@ def manifest_path(model, dataset, root):
     return os.path.join(root, '{}_{}.json'.format(model, dataset))
 
 
-def _valid_manifest(model, dataset, source, root):
-    """The manifest if it names an intact converted file from this source, else None."""
+def _valid_manifest(model, dataset, source, root, move_bad=False):
+    """The manifest if it names an intact converted file from this source, else None.
+    move_bad (only under the lock): quarantine a damaged manifest or converted file."""
     path = manifest_path(model, dataset, root)
     if not os.path.isfile(path):
         return None
@@ -63,7 +64,8 @@ def _valid_manifest(model, dataset, source, root):
         expected = manifest['sha1']
         same_source = manifest['source_sha1'] == source.sha1['model.safetensors']
     except (OSError, ValueError, KeyError, TypeError):
-        quarantine(path, 'unreadable manifest')
+        if move_bad:
+            quarantine(path, 'unreadable manifest')
         return None
     if not same_source:
         return None  # converted from another package version: convert again
@@ -71,8 +73,9 @@ def _valid_manifest(model, dataset, source, root):
         return None
     actual = sha1_of(params)
     if actual != expected:
-        quarantine(params, 'sha1 {} does not match {} recorded in {}'.format(actual, expected,
-                                                                              path))
+        if move_bad:
+            quarantine(params, 'sha1 {} does not match {} recorded in {}'.format(actual, expected,
+                                                                                  path))
         return None
     return manifest
 
@@ -109,7 +112,7 @@ def embedded_params_file(model, dataset, source, root=None):
     if manifest is None:
         os.makedirs(root, exist_ok=True)
         with FileLock(os.path.join(root, '.{}_{}.lock'.format(model, dataset))):
-            manifest = _valid_manifest(model, dataset, source, root)  # another process's?
+            manifest = _valid_manifest(model, dataset, source, root, move_bad=True)
             if manifest is None:
                 manifest = _convert(model, dataset, source, root)
     return os.path.join(root, manifest['file']), manifest

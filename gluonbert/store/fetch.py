@@ -60,9 +60,13 @@ def sha1_of(path):
 
 def quarantine(path, why):
     """Rename a file that failed verification so it is never picked up again; returns the new
-    path."""
+    path. Call it holding the file's lock: an unlocked caller could move a file another process
+    has just installed. A file already gone (moved by another process) is not an error."""
     bad = path + '.sha1-mismatch'
-    os.replace(path, bad)
+    try:
+        os.replace(path, bad)
+    except FileNotFoundError:
+        return bad
     LOG.warning('%s: %s; moved it to %s', path, why, bad)
     return bad
 
@@ -95,11 +99,12 @@ class FileLock:
         os.close(self._fd)
 
 
-def find_verified(file_name, sha1, folders):
+def find_verified(file_name, sha1, folders, move_bad=False):
     """Path of `file_name` in the first folder where its sha1 matches, else None.
 
-    A mismatching copy in the first folder (our cache) is quarantined; copies elsewhere are
-    only skipped (they are not ours to move). Returns (path or None, notes on skipped copies).
+    With move_bad (only under the file's lock), a mismatching copy in the first folder (our
+    cache) is quarantined; otherwise, and in other folders (not ours to move), it is only
+    skipped. Returns (path or None, notes on skipped copies).
     """
     notes = []
     for index, folder in enumerate(folders):
@@ -110,7 +115,7 @@ def find_verified(file_name, sha1, folders):
         if actual == sha1:
             return path, notes
         why = 'sha1 {} does not match the expected {}'.format(actual, sha1)
-        if index == 0:
+        if index == 0 and move_bad:
             notes.append('{} ({}) was moved to {}'.format(path, why, quarantine(path, why)))
         else:
             notes.append('{} was skipped: {}'.format(path, why))
@@ -129,19 +134,22 @@ def fetch(file_name, sha1, kind, root=None, repo=None, retries=3, retry_wait=1.0
     folders = [root]
     if search_gluonnlp_cache and gluonnlp_cache() != root:
         folders.append(gluonnlp_cache())
-    path, notes = find_verified(file_name, sha1, folders)
+    path, _ = find_verified(file_name, sha1, folders)
     if path:
         return path
     repo = repo or os.environ.get(REPO_ENV)
-    if not repo:
-        raise StoreError(_not_found_message(file_name, sha1, kind, folders, notes))
     os.makedirs(root, exist_ok=True)
     target = os.path.join(root, file_name)
-    url = repo.rstrip('/') + '/' + URL_LAYOUT[kind].format(file_name=file_name)
     with FileLock(os.path.join(root, '.' + file_name + '.lock')):
-        path, more = find_verified(file_name, sha1, [root])  # another process may have won
+        # Under the lock: another process may have installed it meanwhile; a bad copy is ours
+        # to move aside now.
+        path, notes = find_verified(file_name, sha1, folders, move_bad=True)
         if path:
             return path
+        if not repo:
+            raise StoreError(_not_found_message(file_name, sha1, kind, folders, notes))
+        url = repo.rstrip('/') + '/' + URL_LAYOUT[kind].format(file_name=file_name)
+        more = []
         errors = []
         for attempt in range(retries):
             try:

@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 
+from ..convert.common import replace_path_atomically
+
 MODEL_FILE, STATES_FILE, STATE_FILE = 'model.params', 'trainer.states', 'state.json'
 
 
@@ -25,6 +27,9 @@ class CheckpointManager:
     """Keeps the last `keep` checkpoints of a run under `<output_dir>/checkpoints/`."""
 
     def __init__(self, output_dir, keep=1):
+        if keep < 1:
+            raise ValueError('keep={} must be >= 1: the latest checkpoint is always kept'.format(
+                keep))
         self.root = os.path.join(output_dir, 'checkpoints')
         self.keep = keep
         os.makedirs(self.root, exist_ok=True)
@@ -38,8 +43,7 @@ class CheckpointManager:
         net.save_parameters(os.path.join(tmp, MODEL_FILE))
         trainer.save_states(os.path.join(tmp, STATES_FILE))
         atomic_write_text(os.path.join(tmp, STATE_FILE), json.dumps(state))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        replace_path_atomically(tmp, final, overwrite=True)
         atomic_write_text(os.path.join(self.root, 'LATEST'), os.path.basename(final))
         for old in sorted(d for d in os.listdir(self.root) if d.startswith('step-'))[:-self.keep]:
             if not old.endswith('.tmp') and old != os.path.basename(final):

@@ -45,8 +45,8 @@ def make_features(task, dataset, tokenizer, max_len, labeled=True, window_stride
             continue
         ids = tokenizer.encode_ids(sample[0])
         span = max_len - 2
+        # window starts 0, stride, ... until a window reaches the end of the text
         starts = list(range(0, max(len(ids) - span, 0) + window_stride, window_stride))
-        starts = [s for s in starts if s == 0 or s + span - window_stride < len(ids)]
         windowed += len(starts) > 1
         for start in starts:
             window = sentence.from_ids(ids[start:start + span])
@@ -59,11 +59,14 @@ def make_features(task, dataset, tokenizer, max_len, labeled=True, window_stride
     return features, report
 
 
-def _batchify(task, labeled=True):
-    label = batchify.Stack('float32' if task.is_regression else 'int32')
+def batchify_inputs(label_dtype=None):
+    """Batchify for (input_ids, token_types, valid_length[, label]) samples: ids and types
+    padded with 0, lengths stacked, all int32; a label column of `label_dtype` if given."""
     fields = [batchify.Pad(pad_val=0, dtype='int32'), batchify.Pad(pad_val=0, dtype='int32'),
               batchify.Stack('int32')]
-    return batchify.Tuple(*(fields + [label] if labeled else fields))
+    if label_dtype is not None:
+        fields.append(batchify.Stack(label_dtype))
+    return batchify.Tuple(*fields)
 
 
 def training_batches(task, features, batch_size, seed=0, num_buckets=10, ratio=0.0):
@@ -72,7 +75,7 @@ def training_batches(task, features, batch_size, seed=0, num_buckets=10, ratio=0
     Length-bucketed and shuffled with a per-epoch seed, so a resumed run sees the same order.
     """
     lengths = [int(f.valid_length) for f in features]
-    fn = _batchify(task)
+    fn = batchify_inputs('float32' if task.is_regression else 'int32')
 
     def sampler(epoch):
         return FixedBucketSampler(lengths, batch_size, num_buckets=num_buckets, ratio=ratio,
@@ -88,17 +91,12 @@ def predict(net, features, batch_size=64, ctx=mx.cpu(), progress=True):
     """Outputs (num_features, num_outputs) numpy in feature order; batches are sorted by length
     so little compute goes to padding."""
     sampler = SortedBucketSampler([int(f.valid_length) for f in features], batch_size)
-    fn = _batchify_inputs()
+    fn = batchify_inputs()
     outputs = []
     for ids in tqdm(sampler, desc='predicting', disable=not progress, unit='batch'):
         inputs = [a.as_in_context(ctx) for a in fn([features[i][:3] for i in ids])]
         outputs.append(net(*inputs).asnumpy())
     return sampler.unsort(np.concatenate(outputs))
-
-
-def _batchify_inputs():
-    return batchify.Tuple(batchify.Pad(pad_val=0, dtype='int32'),
-                          batchify.Pad(pad_val=0, dtype='int32'), batchify.Stack('int32'))
 
 
 def aggregate_windows(outputs, features):

@@ -38,7 +38,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0  # None: no clipping (non-finite steps are still skipped)
     accumulate: int = 1  # micro-batches per optimizer step
     correct_bias: bool = True  # False: Google BERT's AdamWeightDecay
-    log_every: int = 20  # steps between loss read-outs (the only host syncs of the loop)
+    log_every: int = 20  # steps between loss read-outs (the loop's only waits on the device)
     eval_every: int = None  # steps between evaluations; None: at the end of every epoch
     early_stop: int = None  # stop after this many evaluations without improvement
     monitor: str = None  # metric that decides "best"; default: the first one evaluate returns
@@ -71,9 +71,6 @@ class TrainingLoop:
         self.config = config or TrainConfig()
         self.output_dir = output_dir
         self.params = [p for p in net.collect_params().values() if p.grad_req != 'null']
-        if self.config.accumulate > 1:
-            for param in self.params:
-                param.grad_req = 'add'
         exclude_from_weight_decay(net)
         self.trainer = None
         self.checkpoints = CheckpointManager(output_dir, self.config.keep_checkpoints) \
@@ -95,12 +92,23 @@ class TrainingLoop:
         self.trainer = self._make_trainer(steps_per_epoch * cfg.epochs)
         state = dict(epoch=0, batch=0, step=0, best=None, best_metrics=None, bad_evals=0,
                      history=[], stopped=None)
-        if resume and self.checkpoints and self.checkpoints.latest():
-            path = self.checkpoints.latest()
-            state = self.checkpoints.load(path, self.net, self.trainer, self.ctx)
-            _set_host_rng(state.pop('host_rng'))
-            LOG.info('resumed from %s (step %d)', path, state['step'])
-        self._attach_log_file()
+        for param in self.params:  # accumulation sums micro-batch gradients until the step
+            param.grad_req = 'add' if cfg.accumulate > 1 else 'write'
+        handler = self._attach_log_file()
+        try:
+            if resume and self.checkpoints and self.checkpoints.latest():
+                path = self.checkpoints.latest()
+                state = self.checkpoints.load(path, self.net, self.trainer, self.ctx)
+                _set_host_rng(state.pop('host_rng'))
+                LOG.info('resumed from %s (step %d)', path, state['step'])
+            return self._run(train_data, batches_per_epoch, evaluate, max_steps, state)
+        finally:
+            if handler is not None:
+                LOG.removeHandler(handler)
+                handler.close()
+
+    def _run(self, train_data, batches_per_epoch, evaluate, max_steps, state):
+        cfg = self.config
         loss_sum, loss_steps, samples, clock = None, 0, 0, time.time()
         epochs = range(state['epoch'], cfg.epochs)
         for epoch in epochs:
@@ -152,11 +160,10 @@ class TrainingLoop:
         num_samples = sum(len(batch[0]) for batch in group)
         total = None
         for batch in group:
-            ctxs = self.ctx[:len(batch[0])]
-            shards = [gluon.utils.split_and_load(a, ctxs, even_split=False) for a in batch]
+            shards, weights = self._shards(batch)
             with autograd.record():
-                losses = [self.compute_loss(self.net, *shard).sum() / num_samples
-                          for shard in zip(*shards)]
+                losses = [self.compute_loss(self.net, *shard).sum() * (weight / num_samples)
+                          for shard, weight in zip(shards, weights)]
             autograd.backward(losses)
             for loss in losses:
                 loss = loss.as_in_context(self.ctx[0])
@@ -169,6 +176,23 @@ class TrainingLoop:
             for param in self.params:
                 param.zero_grad()
         return total.reshape((1,))
+
+    def _shards(self, batch):
+        """Split a batch across the contexts -> (per-context input tuples, loss weights).
+
+        Every context must run backward each step (gluon.Trainer refuses stale gradients), so
+        when a batch has fewer samples than contexts the idle ones get a copy of the first
+        sample with loss weight 0: their gradient is zero and nothing is counted twice.
+        """
+        size, ctxs = len(batch[0]), self.ctx
+        busy = ctxs[:size]
+        split = [gluon.utils.split_and_load(a, busy, even_split=False) for a in batch]
+        shards, weights = list(zip(*split)), [1.0] * len(busy)
+        for ctx in ctxs[size:]:
+            shards.append(tuple(a[0:1].as_in_context(ctx) if isinstance(a, mx.nd.NDArray)
+                                else mx.nd.array(a[0:1], ctx=ctx) for a in batch))
+            weights.append(0.0)
+        return shards, weights
 
     def _read_loss(self, loss_sum, steps, state):
         loss = float(loss_sum.asscalar()) / steps
@@ -186,8 +210,9 @@ class TrainingLoop:
             metrics = dict(evaluate(self.net))
             monitor = cfg.monitor or next(iter(metrics))
             value = metrics[monitor]
-            better = state['best'] is None or (value > state['best'] if cfg.mode == 'max'
-                                               else value < state['best'])
+            better = math.isfinite(value) and (
+                state['best'] is None or (value > state['best'] if cfg.mode == 'max'
+                                          else value < state['best']))
             state['history'].append(dict(step=state['step'], eval=metrics))
             LOG.info('eval at step %d: %s', state['step'],
                      ', '.join('{} {:.4f}'.format(k, v) for k, v in metrics.items()))
@@ -207,14 +232,14 @@ class TrainingLoop:
                                   dict(state, host_rng=_get_host_rng()))
 
     def _attach_log_file(self):
-        if not self.output_dir:
-            return
-        path = os.path.abspath(os.path.join(self.output_dir, 'train.log'))
-        if not any(getattr(h, 'baseFilename', None) == path for h in LOG.handlers):
-            handler = logging.FileHandler(path)
-            handler.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
-            LOG.addHandler(handler)
+        """Log this run to <output_dir>/train.log; returns the handler (removed after fit)."""
         LOG.setLevel(logging.INFO)
+        if not self.output_dir:
+            return None
+        handler = logging.FileHandler(os.path.join(self.output_dir, 'train.log'))
+        handler.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
+        LOG.addHandler(handler)
+        return handler
 
     def _finish(self, state):
         if not self.output_dir:

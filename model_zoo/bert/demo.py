@@ -13,6 +13,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import finetune_classifier  # noqa: E402  pylint: disable=wrong-import-position
 from gluonbert.inference import SentenceClassifier  # noqa: E402  pylint: disable=wrong-import-position
+from gluonbert.train.checkpoint import atomic_write_text  # noqa: E402  pylint: disable=wrong-import-position
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SENTENCES = ['this movie is so great', 'a dull , lifeless and overlong mess',
@@ -47,8 +48,9 @@ def main(argv=None):
                                       classifier.predict_proba(SENTENCES)):
         print('  {:<9} ({:.3f})  {}'.format(names[label], probs.max(), sentence))
     print('total {:.0f} s'.format(time.time() - start))
-    with open(os.path.join(args.output_dir, 'demo.json'), 'w') as f:
-        json.dump(dict(results, total_seconds=round(time.time() - start, 1)), f, indent=2)
+    atomic_write_text(os.path.join(args.output_dir, 'demo.json'),
+                      json.dumps(dict(results, total_seconds=round(time.time() - start, 1)),
+                                 indent=2))
     return results
 
 

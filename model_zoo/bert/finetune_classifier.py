@@ -22,7 +22,9 @@ import gluonbert
 from gluonbert.data import (BERTTokenizer, Task, get_task, read_csv, read_jsonl, read_tsv,
                             train_test_split)
 from gluonbert.train import TrainConfig, TrainingLoop
+from gluonbert.convert.common import replace_path_atomically
 from gluonbert.train import classification as cls
+from gluonbert.train.checkpoint import atomic_write_text
 from gluonbert.train.losses import balanced_class_weights
 
 LOG = logging.getLogger('finetune_classifier')
@@ -218,8 +220,8 @@ def main(argv=None):
     if test_path:
         results['test_predictions'] = _predict_test(net, task, test_path, tokenizer, args, ctx)
     results['export'] = _export(net, vocab, task, args, dev)
-    with open(os.path.join(args.output_dir, 'dev_metrics.json'), 'w') as f:
-        json.dump(results, f, indent=2)
+    atomic_write_text(os.path.join(args.output_dir, 'dev_metrics.json'),
+                      json.dumps(results, indent=2))
     return results
 
 
@@ -256,15 +258,14 @@ def _export(net, vocab, task, args, dev):
     tmp = folder + '.tmp'
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    sample = cls._batchify_inputs()([f[:3] for f in dev[:2]])
+    sample = cls.batchify_inputs()([f[:3] for f in dev[:2]])
     gluonbert.export_model(net, os.path.join(tmp, 'model'), sample)
     vocab.to_file(os.path.join(tmp, 'vocab.txt'))
     with open(os.path.join(tmp, 'meta.json'), 'w') as f:
         json.dump(dict(task=task.name, labels=task.labels, regression=task.is_regression,
                        max_len=args.max_len, lower=not args.cased, model=args.model), f,
                   indent=2)
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+    replace_path_atomically(tmp, folder, overwrite=True)
     return folder
 
 
