@@ -24,6 +24,12 @@ class AdamW(Optimizer):
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.correct_bias = correct_bias
         self.grad_scale = None  # optional NDArray (1,) multiplied into rescale_grad
+        self._scales = {}  # (rescale_grad, id(grad_scale), context) -> NDArray, for one step
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.update(grad_scale=None, _scales={})  # per-step arrays are not optimizer state
+        return state
 
     def create_state(self, index, weight):
         """(mean, variance) moments shaped like the weight."""
@@ -38,10 +44,17 @@ class AdamW(Optimizer):
         return self.create_state(index, weight)
 
     def _rescale(self, context):
-        scale = nd.full((1,), self.rescale_grad, ctx=context)
-        if self.grad_scale is not None:
-            scale = scale * self.grad_scale.as_in_context(context)
-        return scale
+        """rescale_grad * grad_scale on `context`, built once per step and context."""
+        key = (self.rescale_grad, id(self.grad_scale), context)
+        if key not in self._scales:
+            scale = nd.full((1,), self.rescale_grad, ctx=context)
+            if self.grad_scale is not None:
+                scale = scale * self.grad_scale.as_in_context(context)
+            # keep only this step's entries (a new grad_scale array arrives every step); the
+            # entry holds grad_scale itself so its id cannot be reused while it is cached
+            self._scales = {k: v for k, v in self._scales.items() if k[:2] == key[:2]}
+            self._scales[key] = (self.grad_scale, scale)
+        return self._scales[key][1]
 
     def _step_args(self, index):
         self._update_count(index)
