@@ -1,12 +1,26 @@
 """Shared fixtures: seeded RNGs and tiny BERT configurations."""
+import os
+
 import mxnet as mx
 import numpy as np
 import pytest
 
 from gluonbert.model import BERTEncoder, BERTModel
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(REPO), 'shared', 'data')
+SLICE = os.path.join(REPO, 'data', 'sst2')  # the SST-2 slice committed in the repo
+
 TINY = dict(vocab_size=50, units=16, hidden_size=32, num_heads=4, num_layers=2, max_length=24,
             dropout=0.0)
+
+
+def shared_path(*parts):
+    """Path under ../shared/data; skips the test with a clear message when it is absent."""
+    path = os.path.join(SHARED, *parts)
+    if not os.path.exists(path):
+        pytest.skip('real data not found at {} (../shared/data relative to the repo)'.format(path))
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,8 @@
 import pytest
 
 import gluonbert
+from gluonbert.model import BERTEncoder, BERTModel
+from gluonbert.registry import get_hparams
 
 transformers = pytest.importorskip('transformers')
 torch = pytest.importorskip('torch')
@@ -14,12 +16,26 @@ def hf_count(model_cls):
     return sum(p.numel() for p in model.parameters())
 
 
-def test_bert_base_matches_hf_bert_model():
-    model, vocab = gluonbert.get_model('bert_12_768_12', use_decoder=False, use_classifier=False)
+def bert_base(**heads):
+    """bert_12_768_12 with the bundled 30,522-token vocab, uninitialized: shapes suffice."""
+    vocab = gluonbert.BERTVocab.from_file(gluonbert.data.bundled_vocab_path())
     assert len(vocab) == transformers.BertConfig().vocab_size == 30522
+    encoder = BERTEncoder(**get_hparams('bert_12_768_12', vocab_size=len(vocab)))
+    return BERTModel(encoder, **heads)
+
+
+def test_bert_base_matches_hf_bert_model():
+    model = bert_base(use_decoder=False, use_classifier=False)
     assert gluonbert.count_parameters(model) == hf_count(transformers.BertModel)
 
 
 def test_bert_base_with_pretraining_heads_matches_hf_bert_for_pretraining():
-    model, _ = gluonbert.get_model('bert_12_768_12')
+    model = bert_base(use_pooler=True, use_decoder=True, use_classifier=True)
     assert gluonbert.count_parameters(model) == hf_count(transformers.BertForPreTraining)
+
+
+def test_get_model_builds_the_same_count():
+    model, _ = gluonbert.get_model('bert_2_128_2', use_decoder=False, use_classifier=False)
+    built = BERTModel(BERTEncoder(**get_hparams('bert_2_128_2', vocab_size=30522)),
+                      use_decoder=False, use_classifier=False)
+    assert gluonbert.count_parameters(model) == gluonbert.count_parameters(built) > 0

@@ -10,15 +10,7 @@ from gluonbert import metrics
 from gluonbert.data import (BERTTokenizer, BERTVocab, SquadExample, SquadTransform,
                             bundled_vocab_path, gold_answers, predict_answers, read_squad)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(REPO), 'shared', 'data')
-
-
-def shared_path(*parts):
-    path = os.path.join(SHARED, *parts)
-    if not os.path.exists(path):
-        pytest.skip('real data not found at {} (../shared/data relative to the repo)'.format(path))
-    return path
+from conftest import REPO, SHARED, SLICE, shared_path  # noqa: E402,F401
 
 
 @pytest.fixture(scope='module')

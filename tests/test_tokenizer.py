@@ -12,16 +12,7 @@ import transformers
 
 from gluonbert.data import BERTTokenizer, BERTVocab, bundled_vocab_path
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(REPO), 'shared', 'data')
-SLICE = os.path.join(REPO, 'data', 'sst2')
-
-
-def shared_path(*parts):
-    path = os.path.join(SHARED, *parts)
-    if not os.path.exists(path):
-        pytest.skip('real data not found at {} (../shared/data relative to the repo)'.format(path))
-    return path
+from conftest import REPO, SHARED, SLICE, shared_path  # noqa: E402,F401
 
 
 def tsv_column(path, names):

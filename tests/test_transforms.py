@@ -15,15 +15,7 @@ from gluonbert.data import (BERTSentenceTransform, BERTTokenizer, BERTVocab,
 # Truncation warns once per transform; test_truncation_warns_once_and_reports checks that.
 pytestmark = pytest.mark.filterwarnings('ignore:texts longer than max_seq_length')
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(REPO), 'shared', 'data')
-
-
-def shared_path(*parts):
-    path = os.path.join(SHARED, *parts)
-    if not os.path.exists(path):
-        pytest.skip('real data not found at {} (../shared/data relative to the repo)'.format(path))
-    return path
+from conftest import REPO, SHARED, SLICE, shared_path  # noqa: E402,F401
 
 
 def read_rows(path, names):
