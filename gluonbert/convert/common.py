@@ -5,7 +5,11 @@ structural names of `BERTModel`: `encoder.*`, `pooler.dense.*`, `classifier.dens
 next-sentence prediction, `decoder.*` for the masked LM), plus `task.weight` / `task.bias` for
 the output layer of a fine-tuned task model, whose kind is named by `Checkpoint.task`.
 """
+import contextlib
+import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,6 +90,40 @@ def check_vocab_fits(vocab, arrays, declared_size=None, source=''):
                                   ', '.join('{} has {} tokens'.format(w, s) for w, s in known)))
 
 
+def checkpoint_with_vocab(arrays, hparams, vocab, folder, source, task=None):
+    """Finish a converted checkpoint: the given vocab, else `folder/vocab.txt` if present,
+    checked against the embedding and the config -> Checkpoint."""
+    from ..data.vocab import BERTVocab  # pylint: disable=import-outside-toplevel
+    if vocab is None:
+        vocab_path = os.path.join(folder, 'vocab.txt')
+        vocab = BERTVocab.from_file(vocab_path) if os.path.isfile(vocab_path) else None
+    check_vocab_fits(vocab, arrays, hparams.get('vocab_size'), source)
+    labels = np.shape(arrays['task.weight'])[0] if 'task.weight' in arrays else None
+    return Checkpoint(arrays=arrays, hparams=hparams, vocab=vocab, source=source, task=task,
+                      task_labels=labels)
+
+
+@contextlib.contextmanager
+def atomic_folder(directory, overwrite=False):
+    """Yield a temporary folder beside `directory`; when the block ends without error it
+    replaces `directory` (refused if it exists, unless overwrite); otherwise it is removed."""
+    parent = os.path.dirname(os.path.abspath(directory))
+    os.makedirs(parent, exist_ok=True)
+    temp = tempfile.mkdtemp(dir=parent, prefix='.' + os.path.basename(directory) + '.')
+    try:
+        yield temp
+        replace_path_atomically(temp, directory, overwrite)
+    finally:
+        if os.path.isdir(temp):
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def write_json(path, data):
+    """Write `data` as indented, key-sorted JSON (inside an atomic folder)."""
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+
+
 def replace_path_atomically(temp_path, final_path, overwrite=False):
     """Move a fully written temp file or folder into place; refuse to clobber unless asked."""
     if os.path.lexists(final_path):
@@ -102,5 +140,4 @@ def replace_path_atomically(temp_path, final_path, overwrite=False):
 
 
 def _remove_tree(path):
-    import shutil  # pylint: disable=import-outside-toplevel
     shutil.rmtree(path, ignore_errors=True)

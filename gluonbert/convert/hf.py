@@ -3,13 +3,11 @@
 import json
 import os
 import re
-import tempfile
 
 import numpy as np
 
-from ..data.vocab import BERTVocab
 from ..model.attention import interleave_qkv, split_qkv
-from .common import Checkpoint, ConversionError, check_vocab_fits, replace_path_atomically
+from .common import ConversionError, atomic_folder, checkpoint_with_vocab, write_json
 from .layout import backbone_of, block_to_canonical
 from .safetensors_format import read_safetensors, write_safetensors
 
@@ -232,13 +230,7 @@ def read_hf_checkpoint(directory, vocab=None):
                 None)
     state = read_hf_state(directory)
     arrays = hf_to_canonical(state, hparams['num_heads'], _TASK_LAYER.get(task, 'classifier'))
-    if vocab is None:
-        vocab_path = os.path.join(directory, 'vocab.txt')
-        vocab = BERTVocab.from_file(vocab_path) if os.path.isfile(vocab_path) else None
-    check_vocab_fits(vocab, arrays, hparams['vocab_size'], directory)
-    labels = np.shape(arrays['task.weight'])[0] if 'task.weight' in arrays else None
-    return Checkpoint(arrays=arrays, hparams=hparams, vocab=vocab, source=directory, task=task,
-                      task_labels=labels)
+    return checkpoint_with_vocab(arrays, hparams, vocab, directory, directory, task)
 
 
 def hf_architecture(block):
@@ -294,17 +286,8 @@ def save_hf_checkpoint(block, vocab, directory, overwrite=False):
                                labels if task in ('sequence_classification',
                                                   'token_classification') else None,
                                'regression' if is_regression else None)
-    parent = os.path.dirname(os.path.abspath(directory))
-    os.makedirs(parent, exist_ok=True)
-    temp = tempfile.mkdtemp(dir=parent, prefix='.' + os.path.basename(directory) + '.')
-    try:
+    with atomic_folder(directory, overwrite) as temp:
         write_safetensors(os.path.join(temp, 'model.safetensors'), state)
-        with open(os.path.join(temp, 'config.json'), 'w', encoding='utf-8') as f:
-            json.dump(config, f, indent=2, sort_keys=True)
+        write_json(os.path.join(temp, 'config.json'), config)
         vocab.to_file(os.path.join(temp, 'vocab.txt'))
-        replace_path_atomically(temp, directory, overwrite)
-    finally:
-        if os.path.isdir(temp):
-            import shutil  # pylint: disable=import-outside-toplevel
-            shutil.rmtree(temp, ignore_errors=True)
     return architecture

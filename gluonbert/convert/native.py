@@ -8,7 +8,8 @@ import mxnet as mx
 import numpy as np
 
 from ..data.vocab import BERTVocab
-from .common import Checkpoint, ConversionError, check_vocab_fits, replace_path_atomically
+from .common import (Checkpoint, ConversionError, atomic_folder, check_vocab_fits,
+                     write_json)
 from .layout import backbone_of, block_to_canonical
 
 CONFIG_NAME = 'gluonbert_config.json'
@@ -53,19 +54,10 @@ def save_native_checkpoint(block, vocab, directory, overwrite=False):
     check_vocab_fits(vocab, arrays, hparams['vocab_size'], 'the model')
     config = dict(format='gluonbert', format_version=FORMAT_VERSION, hparams=hparams, task=task,
                   task_labels=int(np.shape(arrays['task.weight'])[0]) if task else None)
-    parent = os.path.dirname(os.path.abspath(directory))
-    os.makedirs(parent, exist_ok=True)
-    temp = tempfile.mkdtemp(dir=parent, prefix='.' + os.path.basename(directory) + '.')
-    try:
+    with atomic_folder(directory, overwrite) as temp:
         save_params(arrays, os.path.join(temp, PARAMS_NAME))
-        with open(os.path.join(temp, CONFIG_NAME), 'w', encoding='utf-8') as f:
-            json.dump(config, f, indent=2, sort_keys=True)
+        write_json(os.path.join(temp, CONFIG_NAME), config)
         vocab.to_file(os.path.join(temp, 'vocab.txt'))
-        replace_path_atomically(temp, directory, overwrite)
-    finally:
-        if os.path.isdir(temp):
-            import shutil  # pylint: disable=import-outside-toplevel
-            shutil.rmtree(temp, ignore_errors=True)
 
 
 def read_native_checkpoint(directory, vocab=None):

@@ -10,8 +10,7 @@ import re
 
 import numpy as np
 
-from ..data.vocab import BERTVocab
-from .common import Checkpoint, ConversionError, check_vocab_fits
+from .common import ConversionError, checkpoint_with_vocab
 from .hf import config_to_hparams, hf_to_canonical, read_config
 from .tf_bundle import read_tf_variables
 
@@ -85,10 +84,4 @@ def read_tf_checkpoint(path, vocab=None):
     state, task = tf_to_hf_names(variables)
     task_layer = 'qa_outputs' if task == 'question_answering' else 'classifier'
     arrays = hf_to_canonical(state, hparams['num_heads'], task_layer)
-    if vocab is None:
-        vocab_path = os.path.join(folder, 'vocab.txt')
-        vocab = BERTVocab.from_file(vocab_path) if os.path.isfile(vocab_path) else None
-    check_vocab_fits(vocab, arrays, hparams['vocab_size'], prefix)
-    labels = np.shape(arrays['task.weight'])[0] if 'task.weight' in arrays else None
-    return Checkpoint(arrays=arrays, hparams=hparams, vocab=vocab, source=prefix, task=task,
-                      task_labels=labels)
+    return checkpoint_with_vocab(arrays, hparams, vocab, folder, prefix, task)

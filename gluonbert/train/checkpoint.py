@@ -1,6 +1,7 @@
 """Atomic training checkpoints: params + optimizer states + loop state, and the best model.
 
-A checkpoint is a directory written under a temporary name and renamed when complete; the
+A checkpoint is a directory written under a temporary name and renamed when complete (the
+same `atomic_folder` as the converters use); the
 `LATEST` pointer file is replaced atomically afterwards, so an interrupted write never leaves a
 checkpoint that looks valid.
 """
@@ -8,7 +9,7 @@ import json
 import os
 import shutil
 
-from ..convert.common import replace_path_atomically
+from ..convert.common import atomic_folder
 
 MODEL_FILE, STATES_FILE, STATE_FILE = 'model.params', 'trainer.states', 'state.json'
 
@@ -37,16 +38,13 @@ class CheckpointManager:
     def save(self, step, net, trainer, state):
         """Write checkpoint `step` (net params, trainer states, JSON-able `state`); returns dir."""
         final = os.path.join(self.root, 'step-{:08d}'.format(step))
-        tmp = final + '.tmp'
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        net.save_parameters(os.path.join(tmp, MODEL_FILE))
-        trainer.save_states(os.path.join(tmp, STATES_FILE))
-        atomic_write_text(os.path.join(tmp, STATE_FILE), json.dumps(state))
-        replace_path_atomically(tmp, final, overwrite=True)
+        with atomic_folder(final, overwrite=True) as tmp:
+            net.save_parameters(os.path.join(tmp, MODEL_FILE))
+            trainer.save_states(os.path.join(tmp, STATES_FILE))
+            atomic_write_text(os.path.join(tmp, STATE_FILE), json.dumps(state))
         atomic_write_text(os.path.join(self.root, 'LATEST'), os.path.basename(final))
         for old in sorted(d for d in os.listdir(self.root) if d.startswith('step-'))[:-self.keep]:
-            if not old.endswith('.tmp') and old != os.path.basename(final):
+            if old != os.path.basename(final):
                 shutil.rmtree(os.path.join(self.root, old), ignore_errors=True)
         return final
 

@@ -6,12 +6,16 @@ predictions, the best parameters, and the best model exported as a hybridized sy
 
   python model_zoo/bert/finetune_classifier.py --task sst-2 --data-dir ../shared/data/glue/SST-2 \
       --model bert_6_384_12 --dataset-name all_minilm_l6_v2 --output-dir out/sst2
+
+On several workers (each takes its shard of the batches; rank 0 writes the outputs):
+
+  python scripts/launch.py --backend dist_sync -n 2 -- \
+      python model_zoo/bert/finetune_classifier.py --comm-backend dist_sync ...
 """
 import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 
@@ -22,8 +26,9 @@ import gluonbert
 from gluonbert.data import (BERTTokenizer, Task, get_task, read_csv, read_jsonl, read_tsv,
                             train_test_split)
 from gluonbert.train import TrainConfig, TrainingLoop
-from gluonbert.convert.common import replace_path_atomically
+from gluonbert.convert.common import atomic_folder, write_json
 from gluonbert.train import classification as cls
+from gluonbert.train import distributed
 from gluonbert.train.checkpoint import atomic_write_text
 from gluonbert.train.losses import balanced_class_weights
 
@@ -76,7 +81,8 @@ def build_parser():
     train.add_argument('--epochs', type=int, default=3)
     train.add_argument('--warmup-ratio', type=float, default=0.1)
     train.add_argument('--weight-decay', type=float, default=0.01)
-    train.add_argument('--max-grad-norm', type=float, default=1.0)
+    train.add_argument('--max-grad-norm', type=float, default=1.0,
+                       help='clip the global gradient norm (default 1.0; 0: no clipping)')
     train.add_argument('--class-weights', help='"balanced" or comma-separated weights per class')
     train.add_argument('--eval-every', type=int, help='evaluate every N steps (default: each '
                                                       'epoch)')
@@ -84,6 +90,13 @@ def build_parser():
     train.add_argument('--early-stop', type=int, help='stop after N evaluations without a '
                                                       'better dev metric')
     train.add_argument('--gpus', default='', help='comma-separated GPU ids; empty: CPU')
+    train.add_argument('--comm-backend', default='device', choices=distributed.BACKENDS,
+                       help='device: one process; dist_sync, dist_sync_device, dist_async '
+                            '(MXNet parameter server) or horovod: one worker of a cluster '
+                            'started by scripts/launch.py (default device)')
+    train.add_argument('--lr-scaling', default='none', choices=['none', 'linear'],
+                       help='--lr is for the global batch (batch size x contexts x workers); '
+                            'linear: multiply it by the number of workers (default none)')
     train.add_argument('--dtype', default='float32', choices=['float32'],
                        help='float32 only for training on MXNet 1.9.1 here; see docs/'
                             'architecture.md on bf16')
@@ -165,9 +178,14 @@ def build_net(args, task, ctx):
 def main(argv=None):
     """Run the script; returns a dict with the dev metrics and the output files."""
     args = build_parser().parse_args(argv)
-    os.makedirs(args.output_dir, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format='%(message)s')
-    mx.random.seed(args.seed)
+    backend = distributed.get_backend(args.comm_backend)  # joins the cluster, if any
+    if args.only_inference and backend.num_workers > 1:
+        raise SystemExit('--only-inference runs in one process: drop --comm-backend')
+    if backend.is_root:
+        os.makedirs(args.output_dir, exist_ok=True)
+    logging.basicConfig(level=logging.INFO if backend.is_root else logging.WARNING,
+                        format='%(message)s')
+    mx.random.seed(args.seed)  # the same seed on every worker: identical initial weights
     np.random.seed(args.seed)
     ctx = contexts(args.gpus)
     progress = not args.no_progress
@@ -198,19 +216,30 @@ def main(argv=None):
             weights = balanced_class_weights([f.label for f in train], task.num_classes)
         elif args.class_weights:
             weights = [float(w) for w in args.class_weights.split(',')]
+        workers = backend.num_workers
         batches, per_epoch = cls.training_batches(task, train, args.batch_size * len(ctx),
-                                                  seed=args.seed)
-        config = TrainConfig(lr=args.lr, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
-                             weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm,
+                                                  seed=args.seed, num_shards=workers,
+                                                  shard_index=backend.rank)
+        lr = args.lr * workers if args.lr_scaling == 'linear' else args.lr
+        LOG.info('%s; global batch %d = %d per context x %d context(s) x %d worker(s) x %d '
+                 'accumulated; lr %g', backend.describe(), args.batch_size * len(ctx) * workers *
+                 args.accumulate, args.batch_size, len(ctx), workers, args.accumulate, lr)
+        config = TrainConfig(lr=lr, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
+                             weight_decay=args.weight_decay,
+                             max_grad_norm=args.max_grad_norm or None,
                              accumulate=args.accumulate, log_every=args.log_every,
                              eval_every=args.eval_every, early_stop=args.early_stop,
-                             monitor=task.metric_names[0], seed=args.seed, progress=progress)
+                             monitor=task.metric_names[0], seed=args.seed, progress=progress,
+                             kvstore=args.comm_backend)
         loop = TrainingLoop(net, cls.task_loss(task, weights), ctx, config, args.output_dir)
         start = time.time()
         state = loop.fit(batches, per_epoch, lambda n: cls.evaluate(
-            n, task, dev, args.batch_size * 2, ctx[0], progress), resume=args.resume)
+            n, task, dev, args.batch_size * 2, ctx[0], progress, backend), resume=args.resume)
         results.update(train_seconds=round(time.time() - start, 1), steps=state['step'],
-                       train_samples=len(train), stopped=state['stopped'])
+                       train_samples=len(train), stopped=state['stopped'], workers=workers,
+                       comm_backend=args.comm_backend)
+        if not backend.is_root:  # rank 0 evaluates the best model, predicts and exports
+            return results
     params = args.params or os.path.join(args.output_dir, 'best.params')
     net.load_parameters(params, ctx=ctx)
     dev_metrics = cls.evaluate(net, task, dev, args.batch_size * 2, ctx[0], progress)
@@ -255,17 +284,13 @@ def _predict_test(net, task, path, tokenizer, args, ctx):
 def _export(net, vocab, task, args, dev):
     """Export the (best) model as a hybridized symbol with what `predict.py` needs beside it."""
     folder = os.path.join(args.output_dir, 'export')
-    tmp = folder + '.tmp'
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
     sample = cls.batchify_inputs()([f[:3] for f in dev[:2]])
-    gluonbert.export_model(net, os.path.join(tmp, 'model'), sample)
-    vocab.to_file(os.path.join(tmp, 'vocab.txt'))
-    with open(os.path.join(tmp, 'meta.json'), 'w') as f:
-        json.dump(dict(task=task.name, labels=task.labels, regression=task.is_regression,
-                       max_len=args.max_len, lower=not args.cased, model=args.model), f,
-                  indent=2)
-    replace_path_atomically(tmp, folder, overwrite=True)
+    with atomic_folder(folder, overwrite=True) as tmp:
+        gluonbert.export_model(net, os.path.join(tmp, 'model'), sample)
+        vocab.to_file(os.path.join(tmp, 'vocab.txt'))
+        write_json(os.path.join(tmp, 'meta.json'),
+                   dict(task=task.name, labels=task.labels, regression=task.is_regression,
+                        max_len=args.max_len, lower=not args.cased, model=args.model))
     return folder
 
 
