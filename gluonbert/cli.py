@@ -1,5 +1,5 @@
 """The `gluonbert` command: predict with an exported classifier, embed sentences, convert
-checkpoints."""
+checkpoints, launch multi-worker training."""
 import argparse
 import sys
 
@@ -49,7 +49,7 @@ def _embed(args):
 
 
 def build_parser():
-    """argparse parser with the subcommands predict, embed, convert."""
+    """argparse parser with the subcommands predict, embed, convert, launch."""
     parser = argparse.ArgumentParser(prog='gluonbert', description=__doc__)
     sub = parser.add_subparsers(dest='command', required=True)
     predict = sub.add_parser('predict', help='classify sentences with an exported model folder')
@@ -72,6 +72,9 @@ def build_parser():
     conv = sub.add_parser('convert', help='convert a checkpoint (see scripts/convert_checkpoint.py'
                                           ' --help)', add_help=False)
     conv.set_defaults(run=None)
+    launch = sub.add_parser('launch', help='start a multi-worker training cluster (see '
+                                           'scripts/launch.py --help)', add_help=False)
+    launch.set_defaults(run=None)
     return parser
 
 
@@ -81,6 +84,9 @@ def main(argv=None):
     if argv[:1] == ['convert']:
         from .convert.cli import main as convert_main  # pylint: disable=import-outside-toplevel
         return convert_main(argv[1:])
+    if argv[:1] == ['launch']:
+        from .launcher import main as launch_main  # pylint: disable=import-outside-toplevel
+        return launch_main(argv[1:])
     args = build_parser().parse_args(argv)
     mx.random.seed(0)
     args.run(args)

@@ -135,3 +135,10 @@ def test_embeddings_and_similarity_heatmap(tmp_path):
     sims = plot_similarity(sentences, vectors, str(tmp_path / 'sim.png'))
     assert sims.shape == (3, 3) and np.allclose(np.diag(sims), 1, atol=1e-5)
     assert open(tmp_path / 'sim.png', 'rb').read(4) == b'\x89PNG'
+
+
+def test_monitor_must_be_a_metric_of_the_task(tmp_path):
+    with pytest.raises(SystemExit, match='--monitor mcc: task SST-2 reports accuracy'):
+        finetune_classifier.main(['--task', 'sst-2', '--data-dir', str(SLICE), '--monitor', 'mcc',
+                                  '--model', 'bert_2_128_2', '--max-train-samples', '8',
+                                  '--epochs', '1', '--output-dir', str(tmp_path)])

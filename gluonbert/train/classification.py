@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from ..data import batchify
 from ..data.sampler import FixedBucketSampler, SortedBucketSampler
 from ..data.transforms import BERTSentenceTransform
+from .distributed import allreduce_numpy
 
 # One example's model inputs (+ label) and the id of the text it came from; with sliding windows
 # one text yields several features sharing an example_id.
@@ -69,20 +70,29 @@ def batchify_inputs(label_dtype=None):
     return batchify.Tuple(*fields)
 
 
-def training_batches(task, features, batch_size, seed=0, num_buckets=10, ratio=0.0):
+def training_batches(task, features, batch_size, seed=0, num_buckets=10, ratio=0.0,
+                     num_shards=1, shard_index=0):
     """-> (epoch -> iterator of (input_ids, token_types, valid_length, label), batches/epoch).
 
     Length-bucketed and shuffled with a per-epoch seed, so a resumed run sees the same order.
+    num_shards > 1 (one per worker): the sampler groups its batches in rounds of num_shards and
+    this worker takes batch `shard_index` of each round, so all workers get the same number of
+    batches (the last round is completed with the epoch's first batches).
     """
+    if not 0 <= shard_index < num_shards:
+        raise ValueError('shard_index={} must be in [0, num_shards={})'.format(shard_index,
+                                                                              num_shards))
     lengths = [int(f.valid_length) for f in features]
     fn = batchify_inputs('float32' if task.is_regression else 'int32')
 
     def sampler(epoch):
         return FixedBucketSampler(lengths, batch_size, num_buckets=num_buckets, ratio=ratio,
-                                  shuffle=True, seed=seed + epoch)
+                                  shuffle=True, seed=seed + epoch,
+                                  num_shards=num_shards if num_shards > 1 else 0)
 
     def epoch_batches(epoch):
         for ids in sampler(epoch):
+            ids = ids[shard_index] if num_shards > 1 else ids
             yield fn([features[i][:4] for i in ids])
     return epoch_batches, len(sampler(0))
 
@@ -111,13 +121,34 @@ def aggregate_windows(outputs, features):
     return (sums / sizes).astype('float32'), labels
 
 
-def evaluate(net, task, features, batch_size=64, ctx=mx.cpu(), progress=True):
-    """Task metrics on labeled features (windows averaged per example) -> dict name -> value."""
-    outputs, labels = aggregate_windows(predict(net, features, batch_size, ctx, progress),
-                                        features)
+def evaluate(net, task, features, batch_size=64, ctx=mx.cpu(), progress=True, backend=None):
+    """Task metrics on labeled features (windows averaged per example) -> dict name -> value.
+
+    backend (distributed, synchronous, several workers): each worker predicts every
+    num_workers-th feature and the outputs are all-reduced, so every worker gets the metrics of
+    the whole set (a collective: all workers must call it). dist_async: the caller predicts
+    everything."""
+    if backend is None or backend.num_workers == 1 or not backend.synchronous:
+        outputs = predict(net, features, batch_size, ctx, progress)
+    else:
+        outputs = _predict_sharded(net, features, batch_size, ctx, progress, backend)
+    outputs, labels = aggregate_windows(outputs, features)
     metric = task.metric()
     metric.update(labels, outputs[:, 0] if task.is_regression else outputs)
     return dict(metric.get_name_value())
+
+
+def _predict_sharded(net, features, batch_size, ctx, progress, backend):
+    """predict() over this worker's share of the features, summed with the other workers'
+    shares into the (num_features, num_outputs) outputs of all of them."""
+    mine = list(range(backend.rank, len(features), backend.num_workers))
+    # every worker needs the output width for the collective, even with no share (tiny sets)
+    width = net(*[a.as_in_context(ctx) for a in batchify_inputs()([features[0][:3]])]).shape[1]
+    outputs = np.zeros((len(features), width), dtype='float32')
+    if mine:
+        outputs[mine] = predict(net, [features[i] for i in mine], batch_size, ctx,
+                                progress and backend.is_root)
+    return allreduce_numpy(backend, outputs)
 
 
 def task_loss(task, class_weights=None):

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from .checkpoint import CheckpointManager, atomic_write_text, save_best
 from .clipping import clip_factor, global_norm
 from .curves import save_curves
+from .distributed import allreduce_numpy, get_backend
 from .optimizer import exclude_from_weight_decay
 from .schedule import LinearWarmupDecay
 
@@ -44,7 +45,9 @@ class TrainConfig:
     monitor: str = None  # metric that decides "best"; default: the first one evaluate returns
     mode: str = 'max'  # 'max' or 'min' for the monitored metric
     seed: int = 0
-    kvstore: str = 'device'  # passed to gluon.Trainer; dist_* kvstores slot in here
+    # communication backend (distributed.BACKENDS): 'device' (one process, any contexts),
+    # 'dist_sync' / 'dist_sync_device' / 'dist_async' (MXNet parameter server) or 'horovod'
+    kvstore: str = 'device'
     keep_checkpoints: int = 1
     progress: bool = True
 
@@ -63,26 +66,50 @@ class TrainingLoop:
     `ctx` is a context or a list (`[mx.gpu(0), mx.gpu(1)]`, `[mx.cpu()]`); each batch is split
     across them. With `output_dir`, it logs to `train.log`, writes checkpoints, `best.params`,
     `history.json` and `curves.png` there.
+
+    With several workers (`config.kvstore` a distributed backend, see `distributed.py`) every
+    worker runs this loop on its own shard of the batches (the same number of batches each);
+    losses are normalized by the global sample count of the step, logged losses are reduced
+    over workers, `evaluate` runs on every worker (it may reduce across them; it must return
+    the same metrics everywhere; dist_async: rank 0 only), and only rank 0 writes files.
     """
 
     def __init__(self, net, compute_loss, ctx, config=None, output_dir=None):
         self.net, self.compute_loss = net, compute_loss
         self.ctx = ctx if isinstance(ctx, (list, tuple)) else [ctx]
         self.config = config or TrainConfig()
+        self.backend = get_backend(self.config.kvstore)
+        self.backend.check_contexts(self.ctx)
+        self._check_async_limits()
         self.output_dir = output_dir
         self.params = [p for p in net.collect_params().values() if p.grad_req != 'null']
         exclude_from_weight_decay(net)
         self.trainer = None
+        writes = output_dir and self.backend.is_root and not self.backend.updates_on_kvstore
         self.checkpoints = CheckpointManager(output_dir, self.config.keep_checkpoints) \
-            if output_dir else None
+            if writes else None
+
+    def _check_async_limits(self):
+        """dist_async updates on the servers: no clipping, no collective decisions."""
+        if not self.backend.updates_on_kvstore:
+            return
+        name = self.backend.name
+        if self.config.max_grad_norm is not None:
+            raise ValueError('{} runs the optimizer on the servers, so the loop cannot clip the '
+                             'gradient norm: set max_grad_norm=None (--max-grad-norm 0) or use '
+                             'dist_sync'.format(name))
+        if self.config.early_stop:
+            raise ValueError('{}: early stopping needs all workers to agree; use dist_sync'
+                             .format(name))
 
     def _make_trainer(self, total_steps):
         cfg = self.config
+        if self.backend.updates_on_kvstore:  # every worker's push is one update on the servers
+            total_steps *= self.backend.num_workers
         schedule = LinearWarmupDecay(cfg.lr, total_steps, int(cfg.warmup_ratio * total_steps))
         optimizer = mx.optimizer.create('adamw', learning_rate=cfg.lr, wd=cfg.weight_decay,
                                         lr_scheduler=schedule, correct_bias=cfg.correct_bias)
-        return gluon.Trainer(self.net.collect_params(), optimizer, kvstore=cfg.kvstore,
-                             update_on_kvstore=False)
+        return self.backend.make_trainer(self.net.collect_params(), optimizer)
 
     def fit(self, train_data, batches_per_epoch, evaluate=None, resume=False, max_steps=None):
         """Run the epochs. `train_data(epoch)` yields batches (tuples of arrays, batch-major);
@@ -96,16 +123,40 @@ class TrainingLoop:
             param.grad_req = 'add' if cfg.accumulate > 1 else 'write'
         handler = self._attach_log_file()
         try:
-            if resume and self.checkpoints and self.checkpoints.latest():
-                path = self.checkpoints.latest()
-                state = self.checkpoints.load(path, self.net, self.trainer, self.ctx)
-                _set_host_rng(state.pop('host_rng'))
-                LOG.info('resumed from %s (step %d)', path, state['step'])
+            if self.backend.num_workers > 1:
+                LOG.info('%s; %d batches per worker per epoch', self.backend.describe(),
+                         batches_per_epoch)
+            if resume:
+                state = self._resume(state)
             return self._run(train_data, batches_per_epoch, evaluate, max_steps, state)
         finally:
             if handler is not None:
                 LOG.removeHandler(handler)
                 handler.close()
+            if self.backend.updates_on_kvstore:  # let set_data work on the weights again
+                for param in self.net.collect_params().values():
+                    param._trainer = None  # pylint: disable=protected-access
+
+    def _resume(self, state):
+        """Load the latest checkpoint of output_dir (every worker reads rank 0's files)."""
+        if self.backend.updates_on_kvstore:
+            raise ValueError('{} keeps the optimizer states on the servers: it cannot resume'
+                             .format(self.backend.name))
+        manager = self.checkpoints or (CheckpointManager(self.output_dir)
+                                       if self.output_dir else None)
+        path = manager.latest() if manager else None
+        if path:
+            state = manager.load(path, self.net, self.trainer, self.ctx)
+            _set_host_rng(state.pop('host_rng'))
+            LOG.info('resumed from %s (step %d)', path, state['step'])
+        if self.backend.num_workers > 1:  # all workers must continue from the same step
+            step = float(state['step'])
+            total, squares = allreduce_numpy(self.backend, np.array([step, step * step]))
+            if self.backend.num_workers * squares != total * total:
+                raise RuntimeError('the workers found different checkpoints to resume from '
+                                   '(this one: step {}); put --output-dir on a filesystem all '
+                                   'workers share'.format(state['step']))
+        return state
 
     def _run(self, train_data, batches_per_epoch, evaluate, max_steps, state):
         cfg = self.config
@@ -114,7 +165,8 @@ class TrainingLoop:
         for epoch in epochs:
             skip, group = state['batch'], []
             bar = tqdm(total=batches_per_epoch, initial=skip, desc='epoch {}'.format(epoch + 1),
-                       disable=not cfg.progress, unit='batch', dynamic_ncols=True)
+                       disable=not (cfg.progress and self.backend.is_root), unit='batch',
+                       dynamic_ncols=True)
             for index, batch in enumerate(train_data(epoch)):
                 if index < skip:
                     continue  # consumed before the checkpoint we resumed from
@@ -122,8 +174,8 @@ class TrainingLoop:
                 last = index + 1 == batches_per_epoch
                 if len(group) < cfg.accumulate and not last:
                     continue
-                step_loss = self._step(group, state['step'])
-                samples += sum(len(b[0]) for b in group)
+                step_loss, step_samples = self._step(group, state['step'])
+                samples = samples + step_samples
                 bar.update(len(group))
                 group = []
                 state['step'] += 1
@@ -132,8 +184,8 @@ class TrainingLoop:
                 loss_steps += 1
                 if state['step'] % cfg.log_every == 0 or last:
                     loss = self._read_loss(loss_sum, loss_steps, state)
-                    rate = samples / max(time.time() - clock, 1e-9)
-                    lr = self.trainer.learning_rate
+                    rate = _as_float(samples) / max(time.time() - clock, 1e-9)
+                    lr = self._learning_rate(state['step'])
                     bar.set_postfix(loss='{:.4f}'.format(loss), lr='{:.2e}'.format(lr),
                                     samples_per_s='{:.1f}'.format(rate))
                     state['history'].append(dict(step=state['step'], loss=loss, lr=lr))
@@ -154,28 +206,48 @@ class TrainingLoop:
         return state
 
     def _step(self, group, step):
-        """Forward/backward over the micro-batches of one optimizer step; returns the mean loss
-        (NDArray (1,), not synced)."""
+        """Forward/backward over the micro-batches of one optimizer step -> (this worker's share
+        of the mean loss, NDArray (1,), not synced; the step's sample count over all workers,
+        an int or an NDArray (1,))."""
         mx.random.seed(self.config.seed * 1000003 + step)  # dropout masks depend on the step only
         num_samples = sum(len(batch[0]) for batch in group)
+        scales = self._loss_scales(num_samples)
         total = None
         for batch in group:
             shards, weights = self._shards(batch)
             with autograd.record():
-                losses = [self.compute_loss(self.net, *shard).sum() * (weight / num_samples)
-                          for shard, weight in zip(shards, weights)]
+                losses = [self.compute_loss(self.net, *shard).sum() * (weight * scales[ctx])
+                          for shard, weight, ctx in zip(shards, weights, self.ctx)]
             autograd.backward(losses)
             for loss in losses:
                 loss = loss.as_in_context(self.ctx[0])
                 total = loss if total is None else total + loss
-        self.trainer.allreduce_grads()
-        norm = global_norm([p.grad(self.ctx[0]) for p in self.params])
-        self.trainer._optimizer.grad_scale = clip_factor(norm, self.config.max_grad_norm)
-        self.trainer.update(1)
+        if self.backend.updates_on_kvstore:
+            self.trainer.step(1)  # push gradients, the servers update, pull weights
+        else:
+            self.trainer.allreduce_grads()
+            norm = global_norm([p.grad(self.ctx[0]) for p in self.params])
+            self.trainer._optimizer.grad_scale = clip_factor(norm, self.config.max_grad_norm)
+            self.trainer.update(1)
         if self.config.accumulate > 1:
             for param in self.params:
                 param.zero_grad()
-        return total.reshape((1,))
+        return total.reshape((1,)), scales['samples']
+
+    def _loss_scales(self, num_samples):
+        """Per-context factor 1 / (samples in this step over all workers) for the summed losses,
+        and that sample count. Synchronous workers sum their gradients, so each divides by the
+        global count (all-reduced without a host sync: uneven last batches stay exact);
+        dist_async applies every worker's push as its own update, so it divides by its own."""
+        if self.backend.num_workers == 1 or not self.backend.synchronous:
+            scales = {ctx: 1.0 / num_samples for ctx in self.ctx}
+            scales['samples'] = num_samples * self.backend.num_workers  # async: an estimate
+            return scales
+        count = self.backend.allreduce(mx.nd.array([num_samples], ctx=self.ctx[0]))
+        inverse = 1.0 / count
+        scales = {ctx: inverse.as_in_context(ctx) for ctx in self.ctx}
+        scales['samples'] = count
+        return scales
 
     def _shards(self, batch):
         """Split a batch across the contexts -> (per-context input tuples, loss weights).
@@ -194,7 +266,16 @@ class TrainingLoop:
             weights.append(0.0)
         return shards, weights
 
+    def _learning_rate(self, step):
+        """The learning rate of the latest update. With dist_async the servers count the
+        updates (every worker's push is one); this worker's estimate is step x workers."""
+        if not self.backend.updates_on_kvstore:
+            return self.trainer.learning_rate
+        return self.trainer._optimizer.lr_scheduler(step * self.backend.num_workers)
+
     def _read_loss(self, loss_sum, steps, state):
+        if self.backend.num_workers > 1 and self.backend.synchronous:
+            loss_sum = self.backend.allreduce(loss_sum)  # the shares of the global mean losses
         loss = float(loss_sum.asscalar()) / steps
         if not math.isfinite(loss):
             last = self.checkpoints.latest() if self.checkpoints else None
@@ -206,7 +287,9 @@ class TrainingLoop:
 
     def _evaluate_and_checkpoint(self, evaluate, state):
         cfg = self.config
-        if evaluate is not None:
+        # synchronous workers all evaluate (and agree); dist_async workers do not wait for
+        # each other, so only rank 0 evaluates there
+        if evaluate is not None and (self.backend.synchronous or self.backend.is_root):
             metrics = dict(evaluate(self.net))
             monitor = cfg.monitor or next(iter(metrics))
             value = metrics[monitor]
@@ -218,7 +301,7 @@ class TrainingLoop:
                      ', '.join('{} {:.4f}'.format(k, v) for k, v in metrics.items()))
             if better:
                 state['best'], state['best_metrics'], state['bad_evals'] = value, metrics, 0
-                if self.output_dir:
+                if self.output_dir and self.backend.is_root:
                     save_best(self.output_dir, self.net, dict(step=state['step'], **metrics))
             else:
                 state['bad_evals'] += 1
@@ -232,21 +315,28 @@ class TrainingLoop:
                                   dict(state, host_rng=_get_host_rng()))
 
     def _attach_log_file(self):
-        """Log this run to <output_dir>/train.log; returns the handler (removed after fit)."""
-        LOG.setLevel(logging.INFO)
-        if not self.output_dir:
+        """Log this run to <output_dir>/train.log; returns the handler (removed after fit).
+        Workers other than rank 0 log warnings only."""
+        LOG.setLevel(logging.INFO if self.backend.is_root else logging.WARNING)
+        if not self.output_dir or not self.backend.is_root:
             return None
+        os.makedirs(self.output_dir, exist_ok=True)
         handler = logging.FileHandler(os.path.join(self.output_dir, 'train.log'))
         handler.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
         LOG.addHandler(handler)
         return handler
 
     def _finish(self, state):
-        if not self.output_dir:
+        if not self.output_dir or not self.backend.is_root:
             return
         atomic_write_text(os.path.join(self.output_dir, 'history.json'),
                           json.dumps(state['history'], indent=1))
         save_curves(state['history'], os.path.join(self.output_dir, 'curves.png'))
+
+
+def _as_float(value):
+    """An int/float or an NDArray (1,) -> float (the NDArray is read: a host sync)."""
+    return float(value.asscalar()) if isinstance(value, mx.nd.NDArray) else float(value)
 
 
 def _get_host_rng():

@@ -27,7 +27,7 @@ class AdamW(Optimizer):
         self._scales = {}  # (rescale_grad, id(grad_scale), context) -> NDArray, for one step
 
     def __getstate__(self):
-        state = dict(self.__dict__)
+        state = super().__getstate__()  # without param_dict: the Parameters (and their Trainer)
         state.update(grad_scale=None, _scales={})  # per-step arrays are not optimizer state
         return state
 

@@ -87,6 +87,9 @@ def build_parser():
     train.add_argument('--eval-every', type=int, help='evaluate every N steps (default: each '
                                                       'epoch)')
     train.add_argument('--log-every', type=int, default=20)
+    train.add_argument('--monitor', help='dev metric that picks the best model and drives '
+                                         '--early-stop (default: the task\'s first metric, '
+                                         'e.g. accuracy; f1 for MRPC-style scoring)')
     train.add_argument('--early-stop', type=int, help='stop after N evaluations without a '
                                                       'better dev metric')
     train.add_argument('--gpus', default='', help='comma-separated GPU ids; empty: CPU')
@@ -191,6 +194,7 @@ def main(argv=None):
     progress = not args.no_progress
     train_path, dev_path, test_path = data_paths(args)
     task = make_task(args, train_path or dev_path)
+    monitor = _monitor(args, task)
     net, vocab = build_net(args, task, ctx)
     tokenizer = BERTTokenizer(vocab, lower=not args.cased)
 
@@ -229,7 +233,7 @@ def main(argv=None):
                              max_grad_norm=args.max_grad_norm or None,
                              accumulate=args.accumulate, log_every=args.log_every,
                              eval_every=args.eval_every, early_stop=args.early_stop,
-                             monitor=task.metric_names[0], seed=args.seed, progress=progress,
+                             monitor=monitor, seed=args.seed, progress=progress,
                              kvstore=args.comm_backend)
         loop = TrainingLoop(net, cls.task_loss(task, weights), ctx, config, args.output_dir)
         start = time.time()
@@ -252,6 +256,16 @@ def main(argv=None):
     atomic_write_text(os.path.join(args.output_dir, 'dev_metrics.json'),
                       json.dumps(results, indent=2))
     return results
+
+
+def _monitor(args, task):
+    """--monitor checked against the task's metrics (default: the first of them)."""
+    if args.monitor is None:
+        return task.metric_names[0]
+    if args.monitor not in task.metric_names:
+        raise SystemExit('--monitor {}: task {} reports {}'.format(
+            args.monitor, task.name, ', '.join(task.metric_names)))
+    return args.monitor
 
 
 def _features(task, dataset, tokenizer, args, progress, name):

@@ -1,0 +1,234 @@
+r"""Pretrain BERT with masked-LM + next-sentence prediction on raw text.
+
+Input: text files with one sentence per line and documents separated by blank lines (Google's
+create_pretraining_data.py format). A seeded share of the documents is held out; pairs and masks
+are built as Google's script does (gluonbert.data.pretraining). The model is a registered shape
+from scratch (with optional --num-layers/--units/... overrides) or continued from pretrained
+weights (--dataset-name / --pretrained; heads the checkpoint lacks start fresh). Reports held-out
+MLM and NSP accuracy before and after training; writes the loss curve (curves.png), the best
+parameters, a gluonbert checkpoint folder (model/, loadable with --pretrained) and the model
+exported as a symbol.
+
+  python model_zoo/bert/pretrain.py --data 'corpus/*.txt' --model bert_2_128_2 \
+      --max-steps 500 --output-dir out/pretrain
+"""
+import argparse
+import glob
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+
+import mxnet as mx
+import numpy as np
+
+import gluonbert
+from gluonbert.convert.native import save_native_checkpoint
+from gluonbert.data import BERTTokenizer, PretrainingExampleBuilder, read_documents
+from gluonbert.data import train_test_split
+from gluonbert.train import TrainConfig, TrainingLoop
+from gluonbert.train import pretraining
+from gluonbert.train.checkpoint import atomic_write_text
+
+LOG = logging.getLogger('pretrain')
+ARCHITECTURE_FLAGS = ('num_layers', 'units', 'num_heads', 'hidden_size', 'max_length')
+
+
+def build_parser():
+    """The command line (GluonNLP 0.10's run_pretraining.py / create_pretraining_data.py flags
+    where they exist)."""
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = p.add_argument_group('data')
+    data.add_argument('--data', nargs='+', required=True,
+                      help='text files or globs (quote them): one sentence per line, blank lines '
+                           'between documents')
+    data.add_argument('--held-out-fraction', type=float, default=0.05,
+                      help='share (or number, if >= 1) of documents held out to score MLM/NSP '
+                           '(default 0.05)')
+    data.add_argument('--max-seq-length', type=int, default=128, help='tokens per pair (128)')
+    data.add_argument('--max-predictions-per-seq', type=int, default=20,
+                      help='most masked positions per sequence (20)')
+    data.add_argument('--masked-lm-prob', type=float, default=0.15,
+                      help='share of the tokens to predict (0.15)')
+    data.add_argument('--short-seq-prob', type=float, default=0.1,
+                      help='probability of a shorter target length (0.1)')
+    data.add_argument('--whole-word-masking', action='store_true',
+                      help='mask all word pieces of a word together')
+    data.add_argument('--dupe-factor', type=int, default=1,
+                      help='passes over the corpus with different masks and pairs (1)')
+    model = p.add_argument_group('model')
+    model.add_argument('--model', default='bert_2_128_2',
+                       help='registered model name (default bert_2_128_2)')
+    model.add_argument('--dataset-name', help='continue from the store\'s weights, e.g. '
+                                              'all_minilm_l6_v2')
+    model.add_argument('--pretrained', help='continue from a checkpoint path (HuggingFace, TF, '
+                                            'GluonNLP .params or gluonbert folder)')
+    model.add_argument('--cased', action='store_true', help='do not lowercase')
+    model.add_argument('--dropout', type=float, default=0.1, help='dropout (0.1)')
+    for flag in ARCHITECTURE_FLAGS:
+        model.add_argument('--' + flag.replace('_', '-'), type=int,
+                           help='override the model\'s {} (from scratch)'.format(flag))
+    train = p.add_argument_group('training')
+    train.add_argument('--batch-size', type=int, default=32, help='sequences per micro-batch '
+                                                                  '(32)')
+    train.add_argument('--accumulate', type=int, default=1, help='micro-batches per optimizer '
+                                                                  'step (1)')
+    train.add_argument('--lr', type=float, default=1e-4, help='peak learning rate (1e-4)')
+    train.add_argument('--epochs', type=int, default=1, help='passes over the examples '
+                                                             '(1; ignored with --max-steps)')
+    train.add_argument('--max-steps', type=int, help='train for exactly this many optimizer '
+                                                     'steps, cycling through the examples; the '
+                                                     'schedule spans them')
+    train.add_argument('--warmup-ratio', type=float, default=0.1,
+                       help='share of the steps with linear warmup, then linear decay (0.1)')
+    train.add_argument('--weight-decay', type=float, default=0.01, help='AdamW decay (0.01)')
+    train.add_argument('--max-grad-norm', type=float, default=1.0,
+                       help='clip the global gradient norm to this (1.0)')
+    train.add_argument('--eval-every', type=int, help='score the held-out part every N steps '
+                                                      '(default: each epoch)')
+    train.add_argument('--log-every', type=int, default=20, help='steps between loss logs (20)')
+    train.add_argument('--gpus', default='', help='comma-separated GPU ids; empty: CPU')
+    train.add_argument('--seed', type=int, default=2, help='seeds data, masks, weights (2)')
+    train.add_argument('--output-dir', default='out/pretrain', help='where everything is '
+                                                                     'written (out/pretrain)')
+    train.add_argument('--resume', action='store_true', help='continue from the last '
+                                                             'checkpoint in --output-dir')
+    train.add_argument('--no-progress', action='store_true', help='hide progress bars')
+    return p
+
+
+def contexts(gpus):
+    """--gpus "0,1" -> [gpu(0), gpu(1)]; empty -> [cpu()]."""
+    ids = [int(g) for g in gpus.split(',') if g.strip()]
+    return [mx.gpu(i) for i in ids] or [mx.cpu()]
+
+
+def data_files(patterns):
+    """Paths and globs -> sorted list of existing files; none is an error."""
+    files = []
+    for pattern in patterns:
+        matched = sorted(glob.glob(pattern)) or ([pattern] if os.path.isfile(pattern) else [])
+        if not matched:
+            raise SystemExit('--data {}: no such file'.format(pattern))
+        files.extend(matched)
+    return files
+
+
+def build_model(args, ctx):
+    """BERTModel with pooler, NSP classifier and MLM decoder -> (model, vocab)."""
+    overrides = {k: getattr(args, k) for k in ARCHITECTURE_FLAGS if getattr(args, k)}
+    pretrained = args.pretrained or (args.dataset_name is not None)
+    heads = None if pretrained else True  # a checkpoint keeps the heads it has
+    bert, vocab = gluonbert.get_model(args.model, dataset_name=args.dataset_name,
+                                      pretrained=pretrained, ctx=ctx, use_pooler=heads,
+                                      use_decoder=heads, use_classifier=heads,
+                                      dropout=args.dropout, **overrides)
+    model, fresh = pretraining.with_pretraining_heads(bert, ctx)
+    if fresh:
+        LOG.info('the checkpoint has no %s: initialized at random', ', '.join(fresh))
+    return model, vocab
+
+
+def make_examples(args, tokenizer):
+    """Corpus -> (training examples, held-out examples), documents split before pairing."""
+    documents = read_documents(data_files(args.data))
+    LOG.info('%d documents, %d sentences', len(documents), sum(len(d) for d in documents))
+    held_out = args.held_out_fraction
+    held_out = int(held_out) if held_out >= 1 else held_out
+    try:
+        train_docs, held_docs = train_test_split(documents, held_out, seed=args.seed)
+    except ValueError as err:
+        raise SystemExit('cannot hold out documents: {}'.format(err)) from None
+    parts = []
+    for name, docs, seed in (('train', train_docs, args.seed), ('held-out', held_docs,
+                                                                args.seed + 1)):
+        builder = PretrainingExampleBuilder(
+            tokenizer, args.max_seq_length, args.masked_lm_prob, args.max_predictions_per_seq,
+            args.short_seq_prob, args.whole_word_masking, args.dupe_factor, seed=seed)
+        try:
+            parts.append(builder.build(list(docs)))
+        except ValueError as err:
+            raise SystemExit('{} part: {}'.format(name, err)) from None
+        LOG.info('%s (%d documents): %s', name, len(docs), builder.report())
+    return parts
+
+
+def main(argv=None):
+    """Run the script; returns a dict with the held-out scores and the output files."""
+    args = build_parser().parse_args(argv)
+    os.makedirs(args.output_dir, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    mx.random.seed(args.seed)
+    np.random.seed(args.seed)
+    ctx = contexts(args.gpus)
+    progress = not args.no_progress
+    net, vocab = build_model(args, ctx)
+    tokenizer = BERTTokenizer(vocab, lower=not args.cased)
+    train, held_out = make_examples(args, tokenizer)
+    net.hybridize(static_alloc=True)
+
+    def evaluate(n):
+        return pretraining.evaluate(n, held_out, args.batch_size * 2, ctx[0], progress)
+
+    before = evaluate(net)
+    LOG.info('held-out before training: %s', _format(before))
+    batch_size = args.batch_size * len(ctx)
+    steps = args.max_steps
+    batches, per_epoch = pretraining.training_batches(
+        train, batch_size, seed=args.seed,
+        batches_per_epoch=steps * args.accumulate if steps else None)
+    config = TrainConfig(lr=args.lr, epochs=1 if steps else args.epochs,
+                         warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
+                         max_grad_norm=args.max_grad_norm, accumulate=args.accumulate,
+                         log_every=args.log_every, eval_every=args.eval_every,
+                         monitor='mlm_loss', mode='min', seed=args.seed, progress=progress)
+    loop = TrainingLoop(net, pretraining.pretraining_loss(), ctx, config, args.output_dir)
+    start = time.time()
+    state = loop.fit(batches, per_epoch, evaluate, resume=args.resume)
+    net.load_parameters(os.path.join(args.output_dir, 'best.params'), ctx=ctx)
+    after = evaluate(net)
+    LOG.info('held-out after training (best by MLM loss, step %s): %s',
+             _best_step(state), _format(after))
+    losses = [h['loss'] for h in state['history'] if 'loss' in h]
+    results = dict(model=args.model, dataset_name=args.dataset_name, pretrained=args.pretrained,
+                   config=net.config, train_examples=len(train), held_out_examples=len(held_out),
+                   steps=state['step'], train_seconds=round(time.time() - start, 1),
+                   first_logged_loss=losses[0] if losses else None,
+                   last_logged_loss=losses[-1] if losses else None,
+                   held_out_before=before, held_out=after)
+    results['checkpoint'] = os.path.join(args.output_dir, 'model')
+    save_native_checkpoint(net, vocab, results['checkpoint'], overwrite=True)
+    results['export'] = _export(net, held_out, args.output_dir)
+    atomic_write_text(os.path.join(args.output_dir, 'pretrain_metrics.json'),
+                      json.dumps(results, indent=2))
+    return results
+
+
+def _format(scores):
+    return ', '.join('{} {:.4f}'.format(k, v) for k, v in scores.items())
+
+
+def _best_step(state):
+    for entry in state['history']:
+        if entry.get('eval') == state['best_metrics']:
+            return entry['step']
+    return '?'
+
+
+def _export(net, examples, output_dir):
+    """Export as a symbol with inputs (input_ids, token_types, valid_length, masked_positions)."""
+    folder = os.path.join(output_dir, 'export')
+    tmp = folder + '.tmp'
+    shutil.rmtree(tmp, ignore_errors=True)
+    gluonbert.export_model(net, os.path.join(tmp, 'model'),
+                           pretraining.batch_examples(examples[:2])[:4])
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return folder
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
