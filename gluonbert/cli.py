@@ -8,7 +8,7 @@ import mxnet as mx
 
 def _predict(args):
     from .inference import SentenceClassifier  # pylint: disable=import-outside-toplevel
-    classifier = SentenceClassifier(args.model_dir)
+    classifier = SentenceClassifier(args.model_dir, precision=args.precision)
     texts = args.texts or [line.rstrip('\n') for line in sys.stdin if line.strip()]
     if not texts:
         raise SystemExit('no sentences: pass them as arguments or on standard input')
@@ -19,6 +19,20 @@ def _predict(args):
             '{:.3f}'.format(float(p.max()))
         print('{}\t{}\t{}'.format(label, score, text))
     return labels
+
+
+def _quantize(args):
+    from .data import read_table  # pylint: disable=import-outside-toplevel
+    from .inference import SentenceClassifier  # pylint: disable=import-outside-toplevel
+    classifier = SentenceClassifier(args.model_dir)
+    delimiter = ',' if args.calib_file.endswith('.csv') else '\t'
+    rows = read_table(args.calib_file, args.text_columns.split(','), delimiter=delimiter)
+    texts = [row[0] if len(row) == 1 else tuple(row) for row in rows][:args.calib_samples]
+    classifier.quantize(texts)
+    classifier.save(args.output, overwrite=args.overwrite)
+    print('int8 model calibrated on {} sentences of {} written to {}'.format(
+        len(texts), args.calib_file, args.output))
+    return args.output
 
 
 def _embed(args):
@@ -49,14 +63,29 @@ def _embed(args):
 
 
 def build_parser():
-    """argparse parser with the subcommands predict, embed, convert, launch."""
+    """argparse parser with the subcommands predict, quantize, embed, convert, launch."""
     parser = argparse.ArgumentParser(prog='gluonbert', description=__doc__)
     sub = parser.add_subparsers(dest='command', required=True)
     predict = sub.add_parser('predict', help='classify sentences with an exported model folder')
     predict.add_argument('--model-dir', required=True,
                          help='the export/ folder written by finetune_classifier.py')
+    predict.add_argument('--precision', default='float32', choices=['float32', 'bfloat16'],
+                         help='compute precision (bfloat16 needs an AVX-512 CPU; for int8 '
+                              'write an int8 folder with `gluonbert quantize`)')
     predict.add_argument('texts', nargs='*', help='sentences (default: one per stdin line)')
     predict.set_defaults(run=_predict)
+    quant = sub.add_parser('quantize', help='calibrate an exported classifier on real '
+                                            'sentences and write its int8 version')
+    quant.add_argument('--model-dir', required=True, help='the float32 export/ folder')
+    quant.add_argument('--calib-file', required=True,
+                       help='TSV (or .csv) with a header, e.g. the task\'s dev.tsv')
+    quant.add_argument('--text-columns', default='sentence',
+                       help='comma-separated text column(s) of --calib-file (default sentence)')
+    quant.add_argument('--calib-samples', type=int, default=512,
+                       help='calibrate on the first N rows (default 512)')
+    quant.add_argument('--output', required=True, help='folder for the int8 export')
+    quant.add_argument('--overwrite', action='store_true', help='replace --output if it exists')
+    quant.set_defaults(run=_quantize)
     emb = sub.add_parser('embed', help='mean-pooled sentence embeddings and a similarity '
                                        'heatmap')
     emb.add_argument('--model', default='bert_6_384_12')

@@ -9,8 +9,14 @@ import numpy as np
 from .data.tokenizer import BERTTokenizer
 from .data.transforms import BERTSentenceTransform
 from .data.vocab import BERTVocab
-from .export import import_model
+from .convert.common import atomic_folder, write_json
+from .export import export_model, import_model
+from .precision import to_bfloat16
+from .quantization import quantize
 from .train.classification import batchify_inputs
+
+
+PRECISIONS = ('float32', 'bfloat16')
 
 
 def _inputs(transform, texts, ctx):
@@ -24,7 +30,10 @@ class SentenceClassifier:
     """An exported classifier folder (`model-symbol.json`, params, `vocab.txt`, `meta.json`, as
     finetune_classifier.py writes it) ready to label raw sentences."""
 
-    def __init__(self, folder, ctx=mx.cpu()):
+    def __init__(self, folder, ctx=mx.cpu(), precision='float32'):
+        if precision not in PRECISIONS:
+            raise ValueError('precision must be one of {}; got {!r} (int8: load float32, then '
+                             'call quantize)'.format(PRECISIONS, precision))
         meta_path = os.path.join(folder, 'meta.json')
         if not os.path.isfile(meta_path):
             raise FileNotFoundError('{} has no meta.json: not a folder written by '
@@ -35,14 +44,41 @@ class SentenceClassifier:
         self.net = import_model(os.path.join(folder, 'model'), num_inputs=3, ctx=ctx)
         vocab = BERTVocab.from_file(os.path.join(folder, 'vocab.txt'))
         self.tokenizer = BERTTokenizer(vocab, lower=self.meta['lower'])
+        self.vocab = vocab
+        if precision == 'bfloat16':
+            self.net = to_bfloat16(self.net, self._batches(['a sample sentence'], 1)[0])
+
+    def _batches(self, texts, batch_size):
+        """Texts (or pairs) -> list of (input_ids, token_types, valid_length) batches."""
+        transform = BERTSentenceTransform(self.tokenizer, self.meta['max_len'], pad=False,
+                                          pair=bool(texts) and isinstance(texts[0], (tuple, list)))
+        return [_inputs(transform, texts[start:start + batch_size], self.ctx)
+                for start in range(0, len(texts), batch_size)]
+
+    def quantize(self, calib_texts, batch_size=32, calib_mode='naive'):
+        """Replace the model by its int8 version calibrated on `calib_texts` (a few hundred
+        real sentences of the task, e.g. its dev set); returns self."""
+        if not calib_texts:
+            raise ValueError('quantize needs calibration sentences')
+        self.net = quantize(self.net, self._batches(list(calib_texts), batch_size),
+                            calib_mode=calib_mode)
+        self.meta['precision'] = 'int8'
+        return self
+
+    def save(self, folder, overwrite=False):
+        """Write this classifier (e.g. after quantize) as an export folder loadable again."""
+        with atomic_folder(folder, overwrite=overwrite) as tmp:
+            export_model(self.net, os.path.join(tmp, 'model'),
+                         self._batches(['a sample sentence'], 1)[0])
+            self.vocab.to_file(os.path.join(tmp, 'vocab.txt'))
+            write_json(os.path.join(tmp, 'meta.json'), self.meta)
+        return folder
 
     def predict_proba(self, texts, batch_size=32):
         """Texts (or (a, b) pairs) -> class probabilities (N, C), or scores (N,) for regression."""
-        transform = BERTSentenceTransform(self.tokenizer, self.meta['max_len'], pad=False,
-                                          pair=bool(texts) and isinstance(texts[0], (tuple, list)))
         out = []
-        for start in range(0, len(texts), batch_size):
-            logits = self.net(*_inputs(transform, texts[start:start + batch_size], self.ctx))
+        for batch in self._batches(texts, batch_size):
+            logits = self.net(*batch)
             out.append(logits.asnumpy()[:, 0] if self.meta['regression'] else
                        mx.nd.softmax(logits).asnumpy())
         return np.concatenate(out)

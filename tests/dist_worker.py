@@ -6,6 +6,9 @@ train: a tiny BERT classifier, dropout off, on a fixed global batch order; this 
 hang:  join the cluster, write ready-rank<r>, then all-reduce forever (for the kill tests).
 allreduce: many back-to-back all-reduces of changing values without reading them in between
        (rank 1 lags behind); writes allreduce-rank<r>.json with the sums.
+pretrain: run model_zoo/bert/pretrain.py --comm-backend <backend> with the arguments after
+       `--` as this worker; writes the parameters it holds when training ends to
+       params-rank<r>.npz.
 """
 import argparse
 import json
@@ -97,10 +100,29 @@ def params_of(net):
     return {k: v.data().asnumpy() for k, v in net._collect_params_with_prefix().items()}
 
 
+def run_pretrain(script_argv, out):
+    """pretrain.main(script_argv) on this worker; saves the weights fit ends with per rank."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    'model_zoo', 'bert'))
+    import pretrain  # pylint: disable=import-outside-toplevel,import-error
+    fit = TrainingLoop.fit
+
+    def fit_and_save(loop, *args, **kwargs):
+        state = fit(loop, *args, **kwargs)
+        np.savez(os.path.join(out, 'params-rank{}.npz'.format(loop.backend.rank)),
+                 **params_of(loop.net))
+        return state
+    TrainingLoop.fit = fit_and_save
+    pretrain.main(script_argv)
+
+
 def main(argv=None):
     """Run one worker."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    split = argv.index('--') if '--' in argv else len(argv)
+    argv, script_argv = argv[:split], argv[split + 1:]
     p = argparse.ArgumentParser()
-    p.add_argument('mode', choices=['train', 'hang', 'allreduce'])
+    p.add_argument('mode', choices=['train', 'hang', 'allreduce', 'pretrain'])
     p.add_argument('--backend', required=True)
     p.add_argument('--global-batch', type=int, default=8)
     p.add_argument('--num-samples', type=int, default=35)
@@ -110,6 +132,9 @@ def main(argv=None):
     p.add_argument('--resume', action='store_true', help='continue from out/run/checkpoints')
     p.add_argument('--out', required=True)
     args = p.parse_args(argv)
+    if args.mode == 'pretrain':
+        run_pretrain(script_argv + ['--comm-backend', args.backend], args.out)
+        return
     if args.mode == 'hang':
         backend = get_backend(args.backend)
         open(os.path.join(args.out, 'ready-rank{}'.format(backend.rank)), 'w').close()

@@ -348,3 +348,38 @@ def test_finetune_classifier_on_two_dist_sync_workers(tmp_path):
     assert 'global batch 16 = 8 per context x 1 context(s) x 2 worker(s)' in result.stdout
     for name in ('best.params', 'export/model-symbol.json', 'curves.png'):
         assert os.path.getsize(out / name) > 0
+
+
+@pytest.mark.slow
+def test_pretrain_on_two_dist_sync_workers_does_max_steps_each_with_identical_weights(tmp_path):
+    """3 steps of 2 accumulated micro-batches per worker: the stream is cut into 12 batches and
+    sharded, every worker steps exactly --max-steps times and ends with the same parameters;
+    rank 0 alone writes the metrics, checkpoints and export."""
+    sentences = [text.strip() for text, _ in SST2.read(os.path.join(REPO, 'data', 'sst2',
+                                                                    'train.tsv'))][:200]
+    corpus = tmp_path / 'corpus.txt'
+    corpus.write_text(''.join('\n'.join(sentences[i:i + 10]) + '\n\n'
+                              for i in range(0, len(sentences), 10)), encoding='utf-8')
+    out = tmp_path / 'run'
+    result = launch('dist_sync', [
+        sys.executable, WORKER, 'pretrain', '--backend', 'dist_sync', '--out', str(tmp_path),
+        '--', '--data', str(corpus), '--model', 'bert_2_128_2', '--num-layers', '1',
+        '--max-length', '64', '--max-seq-length', '32', '--max-predictions-per-seq', '4',
+        '--batch-size', '8', '--accumulate', '2', '--max-steps', '3', '--eval-every', '2',
+        '--log-every', '1', '--held-out-fraction', '4', '--lr', '1e-3', '--no-progress',
+        '--output-dir', str(out)], timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]
+    saved = json.load(open(out / 'pretrain_metrics.json'))
+    assert saved['steps'] == 3 and saved['workers'] == 2 and saved['comm_backend'] == 'dist_sync'
+    assert saved['held_out']['mlm_loss'] < saved['held_out_before']['mlm_loss']  # it trained
+    params = [dict(np.load(tmp_path / 'params-rank{}.npz'.format(r))) for r in (0, 1)]
+    assert params[0].keys() == params[1].keys() and 'decoder.transform.weight' in params[0]
+    for name in params[0]:
+        np.testing.assert_array_equal(params[0][name], params[1][name], err_msg=name)
+    log = open(out / 'train.log').read()
+    assert '2 workers (dist_sync, rank 0); 6 batches per worker per epoch' in log
+    assert [h['step'] for h in json.load(open(out / 'history.json')) if 'loss' in h] == [1, 2, 3]
+    assert 'global batch 32 = 8 per context x 1 context(s) x 2 worker(s) x 2 accumulated' in \
+        result.stdout
+    for name in ('best.params', 'model/model.params', 'export/model-symbol.json'):
+        assert os.path.getsize(out / name) > 0, name

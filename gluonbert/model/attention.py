@@ -38,15 +38,15 @@ class MultiHeadSelfAttention(HybridBlock):
             self.out_proj = nn.Dense(units, in_units=units, flatten=False,
                                      weight_initializer=weight_initializer, prefix='out_proj_')
 
-    def hybrid_forward(self, F, x, attention_length=None):  # pylint: disable=arguments-differ
-        """x (seq_len, batch, units), attention_length (batch*heads, seq_len) int32 or None
-        -> (seq_len, batch, units). Keys at positions >= attention_length get zero weight."""
+    def hybrid_forward(self, F, x, attention_bias=None):  # pylint: disable=arguments-differ
+        """x (seq_len, batch, units), attention_bias (batch*heads, 1, seq_len) or None
+        -> (seq_len, batch, units). The bias is added to every query's scores: 0 keeps a key,
+        -1e4 gives it zero weight."""
         qkv = self.qkv(x)
         scores = F.contrib.interleaved_matmul_selfatt_qk(qkv, heads=self._num_heads)
-        if attention_length is None:
-            weights = F.softmax(scores, axis=-1)
-        else:
-            weights = F.softmax(scores, length=attention_length, use_length=True, axis=-1)
+        if attention_bias is not None:
+            scores = F.broadcast_add(scores, attention_bias)
+        weights = F.softmax(scores, axis=-1)
         if self.dropout is not None:
             weights = self.dropout(weights)
         context = F.contrib.interleaved_matmul_selfatt_valatt(qkv, weights, heads=self._num_heads)

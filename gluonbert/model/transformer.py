@@ -28,7 +28,7 @@ class TransformerLayer(HybridBlock):
     def _drop(self, x):
         return x if self.dropout is None else self.dropout(x)
 
-    def hybrid_forward(self, F, x, attention_length=None):  # pylint: disable=arguments-differ
-        """x (seq_len, batch, units), attention_length (batch*heads, seq_len) -> same shape as x."""
-        x = self.attention_norm(x + self._drop(self.attention(x, attention_length)))
+    def hybrid_forward(self, F, x, attention_bias=None):  # pylint: disable=arguments-differ
+        """x (seq_len, batch, units), attention_bias (batch*heads, 1, seq_len) -> same shape as x."""
+        x = self.attention_norm(x + self._drop(self.attention(x, attention_bias)))
         return self.ffn_norm(x + self._drop(self.ffn_2(self.activation(self.ffn_1(x)))))

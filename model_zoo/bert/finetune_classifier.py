@@ -19,18 +19,17 @@ import os
 import sys
 import time
 
-import mxnet as mx
-import numpy as np
-
 import gluonbert
 from gluonbert.data import (BERTTokenizer, Task, get_task, read_csv, read_jsonl, read_tsv,
                             train_test_split)
-from gluonbert.train import TrainConfig, TrainingLoop
 from gluonbert.convert.common import atomic_folder, write_json
+from gluonbert.train import TrainingLoop
 from gluonbert.train import classification as cls
 from gluonbert.train import distributed
 from gluonbert.train.checkpoint import atomic_write_text
 from gluonbert.train.losses import balanced_class_weights
+from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, contexts,
+                                         describe_run, start_worker, train_config)
 
 LOG = logging.getLogger('finetune_classifier')
 
@@ -65,54 +64,27 @@ def build_parser():
     data.add_argument('--window-stride', type=int, help='split long single texts into sliding '
                                                         'windows with this stride instead of '
                                                         'truncating; logits are averaged')
-    model = p.add_argument_group('model')
-    model.add_argument('--model', default='bert_12_768_12', help='registered model name')
-    model.add_argument('--dataset-name', help='pretrained weights from the store, e.g. '
-                                              'all_minilm_l6_v2, book_corpus_wiki_en_uncased')
-    model.add_argument('--pretrained', help='checkpoint path: HuggingFace folder, Google TF '
-                                            'checkpoint, GluonNLP .params or gluonbert folder')
-    model.add_argument('--cased', action='store_true', help='cased vocabulary: do not '
-                                                            'lowercase')
-    model.add_argument('--dropout', type=float, default=0.1)
+    add_model_arguments(p.add_argument_group('model'))
     train = p.add_argument_group('training')
-    train.add_argument('--batch-size', type=int, default=32, help='per optimizer micro-batch')
-    train.add_argument('--accumulate', type=int, default=1, help='micro-batches per step')
-    train.add_argument('--lr', type=float, default=5e-5)
-    train.add_argument('--epochs', type=int, default=3)
-    train.add_argument('--warmup-ratio', type=float, default=0.1)
-    train.add_argument('--weight-decay', type=float, default=0.01)
-    train.add_argument('--max-grad-norm', type=float, default=1.0,
-                       help='clip the global gradient norm (default 1.0; 0: no clipping)')
+    add_training_arguments(train, lr=5e-5, epochs=3, output_dir='out/finetune',
+                           batch_help='examples', epochs_help='passes over the training data')
     train.add_argument('--class-weights', help='"balanced" or comma-separated weights per class')
-    train.add_argument('--eval-every', type=int, help='evaluate every N steps (default: each '
-                                                      'epoch)')
-    train.add_argument('--log-every', type=int, default=20)
     train.add_argument('--monitor', help='dev metric that picks the best model and drives '
                                          '--early-stop (default: the task\'s first metric, '
                                          'e.g. accuracy; f1 for MRPC-style scoring)')
     train.add_argument('--early-stop', type=int, help='stop after N evaluations without a '
                                                       'better dev metric')
-    train.add_argument('--gpus', default='', help='comma-separated GPU ids; empty: CPU')
-    train.add_argument('--comm-backend', default='device', choices=distributed.BACKENDS,
-                       help='device: one process; dist_sync, dist_sync_device, dist_async '
-                            '(MXNet parameter server) or horovod: one worker of a cluster '
-                            'started by scripts/launch.py (default device)')
     train.add_argument('--lr-scaling', default='none', choices=['none', 'linear'],
                        help='--lr is for the global batch (batch size x contexts x workers); '
                             'linear: multiply it by the number of workers (default none)')
     train.add_argument('--dtype', default='float32', choices=['float32'],
                        help='float32 only for training on MXNet 1.9.1 here; see docs/'
                             'architecture.md on bf16')
-    train.add_argument('--seed', type=int, default=2)
-    train.add_argument('--output-dir', default='out/finetune')
-    train.add_argument('--resume', action='store_true', help='continue from the last '
-                                                             'checkpoint in --output-dir')
     train.add_argument('--only-inference', action='store_true', help='no training: load '
                                                                      '--params, evaluate dev '
                                                                      'and predict test')
     train.add_argument('--params', help='with --only-inference: parameters file (default '
                                         '<output-dir>/best.params)')
-    train.add_argument('--no-progress', action='store_true', help='hide progress bars')
     return p
 
 
@@ -157,12 +129,6 @@ def data_paths(args):
     return train, pick(args.dev_file, 'dev'), pick(args.test_file, 'test')
 
 
-def contexts(gpus):
-    """--gpus "0,1" -> [gpu(0), gpu(1)]; empty -> [cpu()]."""
-    ids = [int(g) for g in gpus.split(',') if g.strip()]
-    return [mx.gpu(i) for i in ids] or [mx.cpu()]
-
-
 def build_net(args, task, ctx):
     """Backbone from the registry/store/checkpoint plus a fresh task head -> (net, vocab)."""
     pretrained = args.pretrained or (args.dataset_name is not None)
@@ -182,14 +148,7 @@ def main(argv=None):
     """Run the script; returns a dict with the dev metrics and the output files."""
     args = build_parser().parse_args(argv)
     backend = distributed.get_backend(args.comm_backend)  # joins the cluster, if any
-    if args.only_inference and backend.num_workers > 1:
-        raise SystemExit('--only-inference runs in one process: drop --comm-backend')
-    if backend.is_root:
-        os.makedirs(args.output_dir, exist_ok=True)
-    logging.basicConfig(level=logging.INFO if backend.is_root else logging.WARNING,
-                        format='%(message)s')
-    mx.random.seed(args.seed)  # the same seed on every worker: identical initial weights
-    np.random.seed(args.seed)
+    start_worker(args, backend)
     ctx = contexts(args.gpus)
     progress = not args.no_progress
     train_path, dev_path, test_path = data_paths(args)
@@ -225,16 +184,8 @@ def main(argv=None):
                                                   seed=args.seed, num_shards=workers,
                                                   shard_index=backend.rank)
         lr = args.lr * workers if args.lr_scaling == 'linear' else args.lr
-        LOG.info('%s; global batch %d = %d per context x %d context(s) x %d worker(s) x %d '
-                 'accumulated; lr %g', backend.describe(), args.batch_size * len(ctx) * workers *
-                 args.accumulate, args.batch_size, len(ctx), workers, args.accumulate, lr)
-        config = TrainConfig(lr=lr, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
-                             weight_decay=args.weight_decay,
-                             max_grad_norm=args.max_grad_norm or None,
-                             accumulate=args.accumulate, log_every=args.log_every,
-                             eval_every=args.eval_every, early_stop=args.early_stop,
-                             monitor=monitor, seed=args.seed, progress=progress,
-                             kvstore=args.comm_backend)
+        LOG.info('%s', describe_run(backend, args, len(ctx), lr))
+        config = train_config(args, lr=lr, early_stop=args.early_stop, monitor=monitor)
         loop = TrainingLoop(net, cls.task_loss(task, weights), ctx, config, args.output_dir)
         start = time.time()
         state = loop.fit(batches, per_epoch, lambda n: cls.evaluate(

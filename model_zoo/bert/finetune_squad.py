@@ -10,23 +10,28 @@ tokens' character offsets. Scored with the official v1.1 EM/F1. Writes predictio
   python model_zoo/bert/finetune_squad.py --train-file ../shared/data/squad/train-v1.1-subset.json \
       --dev-file ../shared/data/squad/dev-v1.1-subset.json \
       --model bert_6_384_12 --dataset-name all_minilm_l6_v2 --output-dir out/squad
+
+On several workers (each trains on its shard of the batches and scores the whole dev set; rank 0
+writes the outputs):
+
+  python scripts/launch.py --backend dist_sync -n 2 -- \
+      python model_zoo/bert/finetune_squad.py --comm-backend dist_sync ...
 """
 import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 
-import mxnet as mx
-import numpy as np
-
 import gluonbert
+from gluonbert.convert.common import atomic_folder, write_json
 from gluonbert.data import BERTTokenizer, SquadTransform, read_squad
-from gluonbert.train import TrainConfig, TrainingLoop
-from gluonbert.train import squad
+from gluonbert.train import TrainingLoop
+from gluonbert.train import distributed, squad
 from gluonbert.train.checkpoint import atomic_write_text
+from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, contexts,
+                                         describe_run, start_worker, train_config)
 
 LOG = logging.getLogger('finetune_squad')
 
@@ -54,51 +59,15 @@ def build_parser():
                       help='best start and end positions per window considered (default 20)')
     data.add_argument('--max-answer-length', type=int, default=30,
                       help='longest answer in tokens (default 30)')
-    model = p.add_argument_group('model')
-    model.add_argument('--model', default='bert_12_768_12',
-                       help='registered model name (default bert_12_768_12)')
-    model.add_argument('--dataset-name', help='pretrained weights from the store, e.g. '
-                                              'all_minilm_l6_v2, book_corpus_wiki_en_uncased')
-    model.add_argument('--pretrained', help='checkpoint path: HuggingFace folder, Google TF '
-                                            'checkpoint, GluonNLP .params or gluonbert folder')
-    model.add_argument('--cased', action='store_true', help='cased vocabulary: do not '
-                                                            'lowercase')
-    model.add_argument('--dropout', type=float, default=0.1, help='encoder dropout (0.1)')
+    add_model_arguments(p.add_argument_group('model'))
     train = p.add_argument_group('training')
-    train.add_argument('--batch-size', type=int, default=32, help='windows per micro-batch '
-                                                                  '(default 32)')
-    train.add_argument('--accumulate', type=int, default=1, help='micro-batches per optimizer '
-                                                                  'step (1)')
-    train.add_argument('--lr', type=float, default=5e-5, help='peak learning rate (5e-5)')
-    train.add_argument('--epochs', type=int, default=3, help='passes over the training '
-                                                                'windows (3)')
-    train.add_argument('--warmup-ratio', type=float, default=0.1,
-                       help='share of the steps with linear warmup, then linear decay (0.1)')
-    train.add_argument('--weight-decay', type=float, default=0.01, help='AdamW decay (0.01)')
-    train.add_argument('--max-grad-norm', type=float, default=1.0,
-                       help='clip the global gradient norm to this (1.0)')
-    train.add_argument('--eval-every', type=int, help='evaluate on dev every N steps (default: '
-                                                      'each epoch)')
-    train.add_argument('--log-every', type=int, default=20, help='steps between loss logs (20)')
-    train.add_argument('--gpus', default='', help='comma-separated GPU ids; empty: CPU')
-    train.add_argument('--seed', type=int, default=2, help='seeds data order, head, dropout '
-                                                               '(2)')
-    train.add_argument('--output-dir', default='out/squad', help='where everything is written '
-                                                                  '(out/squad)')
-    train.add_argument('--resume', action='store_true', help='continue from the last '
-                                                             'checkpoint in --output-dir')
+    add_training_arguments(train, lr=5e-5, epochs=3, output_dir='out/squad',
+                           batch_help='windows', epochs_help='passes over the training windows')
     train.add_argument('--only-inference', action='store_true',
                        help='no training: load --params, predict and score the dev file')
     train.add_argument('--params', help='with --only-inference: parameters file (default '
                                         '<output-dir>/best.params)')
-    train.add_argument('--no-progress', action='store_true', help='hide progress bars')
     return p
-
-
-def contexts(gpus):
-    """--gpus "0,1" -> [gpu(0), gpu(1)]; empty -> [cpu()]."""
-    ids = [int(g) for g in gpus.split(',') if g.strip()]
-    return [mx.gpu(i) for i in ids] or [mx.cpu()]
 
 
 def build_net(args, ctx):
@@ -126,14 +95,12 @@ def read_questions(path, limit, name):
 def main(argv=None):
     """Run the script; returns a dict with the dev EM/F1 and the output files."""
     args = build_parser().parse_args(argv)
+    backend = distributed.get_backend(args.comm_backend)  # joins the cluster, if any
     if not args.only_inference and not args.train_file:
         raise SystemExit('no training data: pass --train-file (or --only-inference)')
-    os.makedirs(args.output_dir, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format='%(message)s')
-    mx.random.seed(args.seed)
-    np.random.seed(args.seed)
+    start_worker(args, backend)
     ctx = contexts(args.gpus)
-    progress = not args.no_progress
+    progress = not args.no_progress and backend.is_root
     net, vocab = build_net(args, ctx)
     tokenizer = BERTTokenizer(vocab, lower=not args.cased)
 
@@ -150,7 +117,9 @@ def main(argv=None):
         return squad.evaluate(n, dev_examples, dev, args.n_best_size, args.max_answer_length,
                               args.batch_size * 2, ctx[0], progress)
 
-    best_seen = {}  # the best evaluation of this process: its predictions need no second pass
+    # the best evaluation of this process: its predictions need no second pass. Every worker
+    # scores the whole dev set: identical weights give identical metrics, so all agree on best
+    best_seen = {}
 
     def evaluate_during_training(n):
         metrics, predictions = evaluate(n)
@@ -167,18 +136,19 @@ def main(argv=None):
         train_transform = transform(True)
         train = train_transform.features(train_examples)
         LOG.info('train: %s', train_transform.report())
-        batches, per_epoch = squad.training_batches(train, args.batch_size * len(ctx),
-                                                    seed=args.seed)
-        config = TrainConfig(lr=args.lr, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
-                             weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm,
-                             accumulate=args.accumulate, log_every=args.log_every,
-                             eval_every=args.eval_every, monitor='f1', seed=args.seed,
-                             progress=progress)
-        loop = TrainingLoop(net, squad.span_loss(), ctx, config, args.output_dir)
+        batches, per_epoch = distributed.shard_batches(
+            *squad.training_batches(train, args.batch_size * len(ctx), seed=args.seed),
+            backend.rank, backend.num_workers)
+        LOG.info('%s', describe_run(backend, args, len(ctx), args.lr))
+        loop = TrainingLoop(net, squad.span_loss(), ctx, train_config(args, monitor='f1'),
+                            args.output_dir)
         start = time.time()
         state = loop.fit(batches, per_epoch, evaluate_during_training, resume=args.resume)
         results.update(train_seconds=round(time.time() - start, 1), steps=state['step'],
-                       train_questions=len(train_examples), train_windows=len(train))
+                       train_questions=len(train_examples), train_windows=len(train),
+                       workers=backend.num_workers, comm_backend=args.comm_backend)
+        if not backend.is_root:  # rank 0 predicts with the best model and exports
+            return results
     params = args.params or os.path.join(args.output_dir, 'best.params')
     if not os.path.isfile(params):
         raise SystemExit('no parameters at {}: train first or pass --params'.format(params))
@@ -203,19 +173,15 @@ def main(argv=None):
 def _export(net, vocab, args, dev):
     """Export the (best) model as a hybridized symbol, with its vocabulary and settings."""
     folder = os.path.join(args.output_dir, 'export')
-    tmp = folder + '.tmp'
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    gluonbert.export_model(net, os.path.join(tmp, 'model'), squad.batch_inputs(dev[:2]))
-    vocab.to_file(os.path.join(tmp, 'vocab.txt'))
-    with open(os.path.join(tmp, 'meta.json'), 'w') as f:
-        json.dump(dict(task='squad1.1', model=args.model, lower=not args.cased,
-                       max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
-                       max_query_length=args.max_query_length, n_best_size=args.n_best_size,
-                       max_answer_length=args.max_answer_length,
-                       outputs=['start_logits', 'end_logits']), f, indent=2)
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+    with atomic_folder(folder, overwrite=True) as tmp:
+        gluonbert.export_model(net, os.path.join(tmp, 'model'), squad.batch_inputs(dev[:2]))
+        vocab.to_file(os.path.join(tmp, 'vocab.txt'))
+        write_json(os.path.join(tmp, 'meta.json'),
+                   dict(task='squad1.1', model=args.model, lower=not args.cased,
+                        max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
+                        max_query_length=args.max_query_length, n_best_size=args.n_best_size,
+                        max_answer_length=args.max_answer_length,
+                        outputs=['start_logits', 'end_logits']))
     return folder
 
 

@@ -11,26 +11,31 @@ exported as a symbol.
 
   python model_zoo/bert/pretrain.py --data 'corpus/*.txt' --model bert_2_128_2 \
       --max-steps 500 --output-dir out/pretrain
+
+On several workers (each trains on its shard of the batches and scores the whole held-out part;
+rank 0 writes the outputs):
+
+  python scripts/launch.py --backend dist_sync -n 2 -- \
+      python model_zoo/bert/pretrain.py --comm-backend dist_sync ...
 """
 import argparse
 import glob
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 
-import mxnet as mx
-import numpy as np
-
 import gluonbert
+from gluonbert.convert.common import atomic_folder
 from gluonbert.convert.native import save_native_checkpoint
 from gluonbert.data import BERTTokenizer, PretrainingExampleBuilder, read_documents
 from gluonbert.data import train_test_split
-from gluonbert.train import TrainConfig, TrainingLoop
-from gluonbert.train import pretraining
+from gluonbert.train import TrainingLoop
+from gluonbert.train import distributed, pretraining
 from gluonbert.train.checkpoint import atomic_write_text
+from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, contexts,
+                                         describe_run, start_worker, train_config)
 
 LOG = logging.getLogger('pretrain')
 ARCHITECTURE_FLAGS = ('num_layers', 'units', 'num_heads', 'hidden_size', 'max_length')
@@ -60,50 +65,18 @@ def build_parser():
     data.add_argument('--dupe-factor', type=int, default=1,
                       help='passes over the corpus with different masks and pairs (1)')
     model = p.add_argument_group('model')
-    model.add_argument('--model', default='bert_2_128_2',
-                       help='registered model name (default bert_2_128_2)')
-    model.add_argument('--dataset-name', help='continue from the store\'s weights, e.g. '
-                                              'all_minilm_l6_v2')
-    model.add_argument('--pretrained', help='continue from a checkpoint path (HuggingFace, TF, '
-                                            'GluonNLP .params or gluonbert folder)')
-    model.add_argument('--cased', action='store_true', help='do not lowercase')
-    model.add_argument('--dropout', type=float, default=0.1, help='dropout (0.1)')
+    add_model_arguments(model, default_model='bert_2_128_2')
     for flag in ARCHITECTURE_FLAGS:
         model.add_argument('--' + flag.replace('_', '-'), type=int,
                            help='override the model\'s {} (from scratch)'.format(flag))
     train = p.add_argument_group('training')
-    train.add_argument('--batch-size', type=int, default=32, help='sequences per micro-batch '
-                                                                  '(32)')
-    train.add_argument('--accumulate', type=int, default=1, help='micro-batches per optimizer '
-                                                                  'step (1)')
-    train.add_argument('--lr', type=float, default=1e-4, help='peak learning rate (1e-4)')
-    train.add_argument('--epochs', type=int, default=1, help='passes over the examples '
-                                                             '(1; ignored with --max-steps)')
+    add_training_arguments(train, lr=1e-4, epochs=1, output_dir='out/pretrain',
+                           batch_help='sequences',
+                           epochs_help='passes over the examples; ignored with --max-steps')
     train.add_argument('--max-steps', type=int, help='train for exactly this many optimizer '
-                                                     'steps, cycling through the examples; the '
-                                                     'schedule spans them')
-    train.add_argument('--warmup-ratio', type=float, default=0.1,
-                       help='share of the steps with linear warmup, then linear decay (0.1)')
-    train.add_argument('--weight-decay', type=float, default=0.01, help='AdamW decay (0.01)')
-    train.add_argument('--max-grad-norm', type=float, default=1.0,
-                       help='clip the global gradient norm to this (1.0)')
-    train.add_argument('--eval-every', type=int, help='score the held-out part every N steps '
-                                                      '(default: each epoch)')
-    train.add_argument('--log-every', type=int, default=20, help='steps between loss logs (20)')
-    train.add_argument('--gpus', default='', help='comma-separated GPU ids; empty: CPU')
-    train.add_argument('--seed', type=int, default=2, help='seeds data, masks, weights (2)')
-    train.add_argument('--output-dir', default='out/pretrain', help='where everything is '
-                                                                     'written (out/pretrain)')
-    train.add_argument('--resume', action='store_true', help='continue from the last '
-                                                             'checkpoint in --output-dir')
-    train.add_argument('--no-progress', action='store_true', help='hide progress bars')
+                                                     'steps (on every worker), cycling through '
+                                                     'the examples; the schedule spans them')
     return p
-
-
-def contexts(gpus):
-    """--gpus "0,1" -> [gpu(0), gpu(1)]; empty -> [cpu()]."""
-    ids = [int(g) for g in gpus.split(',') if g.strip()]
-    return [mx.gpu(i) for i in ids] or [mx.cpu()]
 
 
 def data_files(patterns):
@@ -159,43 +132,46 @@ def make_examples(args, tokenizer):
 def main(argv=None):
     """Run the script; returns a dict with the held-out scores and the output files."""
     args = build_parser().parse_args(argv)
-    os.makedirs(args.output_dir, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format='%(message)s')
-    mx.random.seed(args.seed)
-    np.random.seed(args.seed)
+    backend = distributed.get_backend(args.comm_backend)  # joins the cluster, if any
+    start_worker(args, backend)
     ctx = contexts(args.gpus)
-    progress = not args.no_progress
+    progress = not args.no_progress and backend.is_root
     net, vocab = build_model(args, ctx)
     tokenizer = BERTTokenizer(vocab, lower=not args.cased)
     train, held_out = make_examples(args, tokenizer)
     net.hybridize(static_alloc=True)
 
-    def evaluate(n):
+    def evaluate(n):  # every worker scores all of held_out: identical weights, identical scores
         return pretraining.evaluate(n, held_out, args.batch_size * 2, ctx[0], progress)
 
-    before = evaluate(net)
-    LOG.info('held-out before training: %s', _format(before))
-    batch_size = args.batch_size * len(ctx)
-    steps = args.max_steps
-    batches, per_epoch = pretraining.training_batches(
-        train, batch_size, seed=args.seed,
-        batches_per_epoch=steps * args.accumulate if steps else None)
-    config = TrainConfig(lr=args.lr, epochs=1 if steps else args.epochs,
-                         warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
-                         max_grad_norm=args.max_grad_norm, accumulate=args.accumulate,
-                         log_every=args.log_every, eval_every=args.eval_every,
-                         monitor='mlm_loss', mode='min', seed=args.seed, progress=progress)
+    before = None
+    if backend.is_root:  # the other workers return right after training
+        before = evaluate(net)
+        LOG.info('held-out before training: %s', _format(before))
+    workers, steps = backend.num_workers, args.max_steps
+    # --max-steps: every worker's shard of the stream holds steps x accumulate batches
+    batches, per_epoch = distributed.shard_batches(*pretraining.training_batches(
+        train, args.batch_size * len(ctx), seed=args.seed,
+        batches_per_epoch=steps * args.accumulate * workers if steps else None),
+        backend.rank, workers)
+    LOG.info('%s', describe_run(backend, args, len(ctx), args.lr))
+    config = train_config(args, epochs=1 if steps else args.epochs, monitor='mlm_loss',
+                          mode='min')
     loop = TrainingLoop(net, pretraining.pretraining_loss(), ctx, config, args.output_dir)
     start = time.time()
     state = loop.fit(batches, per_epoch, evaluate, resume=args.resume)
+    results = dict(model=args.model, dataset_name=args.dataset_name, pretrained=args.pretrained,
+                   steps=state['step'], train_seconds=round(time.time() - start, 1),
+                   workers=workers, comm_backend=args.comm_backend)
+    if not backend.is_root:  # rank 0 scores the best model and writes everything
+        return results
     net.load_parameters(os.path.join(args.output_dir, 'best.params'), ctx=ctx)
     after = evaluate(net)
     LOG.info('held-out after training (best by MLM loss, step %s): %s',
              _best_step(state), _format(after))
     losses = [h['loss'] for h in state['history'] if 'loss' in h]
-    results = dict(model=args.model, dataset_name=args.dataset_name, pretrained=args.pretrained,
-                   config=net.config, train_examples=len(train), held_out_examples=len(held_out),
-                   steps=state['step'], train_seconds=round(time.time() - start, 1),
+    results.update(config=net.config, train_examples=len(train),
+                   held_out_examples=len(held_out),
                    first_logged_loss=losses[0] if losses else None,
                    last_logged_loss=losses[-1] if losses else None,
                    held_out_before=before, held_out=after)
@@ -221,12 +197,9 @@ def _best_step(state):
 def _export(net, examples, output_dir):
     """Export as a symbol with inputs (input_ids, token_types, valid_length, masked_positions)."""
     folder = os.path.join(output_dir, 'export')
-    tmp = folder + '.tmp'
-    shutil.rmtree(tmp, ignore_errors=True)
-    gluonbert.export_model(net, os.path.join(tmp, 'model'),
-                           pretraining.batch_examples(examples[:2])[:4])
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+    with atomic_folder(folder, overwrite=True) as tmp:
+        gluonbert.export_model(net, os.path.join(tmp, 'model'),
+                               pretraining.batch_examples(examples[:2])[:4])
     return folder
 
 

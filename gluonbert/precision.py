@@ -1,0 +1,99 @@
+"""bfloat16 inference through MXNet's AMP, with the attention kernels kept in float32.
+
+MXNet 1.9's bf16 runs on oneDNN 2.4, which has bf16 kernels only for CPUs with AVX-512 (and
+uses AVX512_BF16/AMX where present). `to_bfloat16` first asks oneDNN for one bf16 matmul and
+raises `UnsupportedPrecisionError` naming the CPU when it has none, instead of failing deep in
+a forward pass with "could not create a primitive descriptor iterator".
+"""
+import functools
+
+import mxnet as mx
+
+# AMP has no rule for these; they have no bf16 kernels, so they run in float32 (cast around).
+FP32_OPS = ('_contrib_interleaved_matmul_selfatt_qk', '_contrib_interleaved_matmul_selfatt_valatt',
+            'softmax', 'LayerNorm')
+
+
+class UnsupportedPrecisionError(RuntimeError):
+    """The requested precision has no kernels on this machine."""
+
+
+def cpu_flags():
+    """The CPU's model name and its SIMD flags of interest -> (name, set of flags)."""
+    name, flags = 'unknown CPU', set()
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            for line in f:
+                if line.startswith('model name') and name == 'unknown CPU':
+                    name = line.split(':', 1)[1].strip()
+                elif line.startswith('flags') and not flags:
+                    flags = {flag for flag in line.split(':', 1)[1].split()
+                             if flag.startswith(('avx', 'amx', 'fma'))}
+    except OSError:
+        pass
+    return name, flags
+
+
+@functools.lru_cache(maxsize=None)
+def bfloat16_supported():
+    """True when oneDNN can run a bf16 matmul on this CPU."""
+    try:
+        from mxnet.contrib.amp.amp import bfloat16  # pylint: disable=import-outside-toplevel
+        data = mx.nd.amp_cast(mx.nd.ones((2, 4)), dtype=bfloat16)
+        weight = mx.nd.amp_cast(mx.nd.ones((3, 4)), dtype=bfloat16)
+        mx.nd.FullyConnected(data, weight, no_bias=True, num_hidden=3).wait_to_read()
+        return True
+    except mx.base.MXNetError:
+        return False
+
+
+def to_bfloat16(model, sample_inputs):
+    """fp32 HybridBlock + one sample batch (input_ids, token_types, valid_length) -> a hybridized
+    block computing in bfloat16 (matmuls, GELU) with float32 attention, softmax and LayerNorm.
+    Its outputs are float32. Raises UnsupportedPrecisionError where the CPU has no bf16."""
+    if isinstance(model, tuple):
+        raise TypeError('to_bfloat16 got a tuple; get_model() returns (model, vocab): pass the '
+                        'model')
+    if not bfloat16_supported():
+        name, flags = cpu_flags()
+        raise UnsupportedPrecisionError(
+            'bfloat16 is not available on this CPU ({}; flags: {}): MXNet 1.9.1\'s oneDNN 2.4 '
+            'has bf16 kernels only for AVX-512 CPUs. Use float32, or int8 via '
+            'gluonbert.quantize'.format(name, ', '.join(sorted(flags)) or 'none'))
+    converted = _amp_convert(model, sample_inputs)
+    converted.hybridize(static_alloc=True)
+    return _FloatOutputs(converted)
+
+
+def _amp_convert(model, sample_inputs):
+    """AMP's rewrite: casts to bfloat16 around every op except FP32_OPS and the dropouts
+    (identity at inference; Dropout has no bf16 kernel). Not runnable on CPUs without AVX-512,
+    so not verified on the 2-core AVX2 machines this project is tested on."""
+    from mxnet.contrib import amp  # pylint: disable=import-outside-toplevel
+    from mxnet.contrib.amp.lists import symbol_bf16  # pylint: disable=import-outside-toplevel
+    for op in FP32_OPS:  # AMP refuses fp32_ops it has no list entry for
+        if op not in symbol_bf16.FP32_FUNCS:
+            symbol_bf16.FP32_FUNCS.append(op)
+    if not model._active:  # pylint: disable=protected-access
+        model.hybridize(static_alloc=True)
+    model(*sample_inputs)
+    symbol = model._cached_graph[1]  # pylint: disable=protected-access
+    dropouts = [name[:-len('_output')] for name in symbol.get_internals().list_outputs()
+                if 'dropout' in name and name.endswith('_output')]
+    return amp.convert_hybrid_block(model, target_dtype='bfloat16', fp32_ops=list(FP32_OPS),
+                                    excluded_sym_names=dropouts, ctx=mx.cpu())
+
+
+class _FloatOutputs(mx.gluon.HybridBlock):
+    """Casts a converted block's outputs back to float32 for callers that compare or argmax."""
+
+    def __init__(self, block, **kwargs):
+        super().__init__(**kwargs)
+        self.block = block
+
+    def hybrid_forward(self, F, *inputs):  # pylint: disable=arguments-differ
+        """inputs -> the block's outputs as float32."""
+        outputs = self.block(*inputs)
+        if isinstance(outputs, (list, tuple)):
+            return tuple(F.cast(o, 'float32') for o in outputs)
+        return F.cast(outputs, 'float32')

@@ -1,0 +1,124 @@
+"""int8 inference: calibrate a trained model on real batches and quantize it with oneDNN.
+
+`quantize(model, calib_batches)` exports the model's hybridized graph, lets oneDNN's subgraph
+pass fuse it (Dense + GELU, the interleaved self-attention matmuls), replaces every matmul with
+its int8 version (per-output-channel weight scales), and sets the activation ranges from the
+calibration batches (min/max of each layer's output, MXNet's 'naive' mode).
+Calibration runs the fp32 graph under an executor monitor, one executor per batch shape, so the
+batches may have any sequence length (GluonNLP's helper needed one fixed shape and fed zeros
+that BERT's input checks refuse). The result is a hybridized `SymbolBlock` taking the same
+(input_ids, token_types, valid_length) and exportable with `gluonbert.export_model`.
+"""
+import os
+import tempfile
+
+import mxnet as mx
+from mxnet.contrib import quantization as mxq
+from mxnet.gluon import SymbolBlock
+
+INPUT_NAMES = ('data0', 'data1', 'data2')
+CALIB_MODES = ('naive',)  # MXNet's 'entropy' (KL) mode needs scipy, not a dependency here
+GRANULARITIES = ('channel-wise', 'tensor-wise')
+
+
+def quantize(model, calib_batches, num_calib_batches=None, calib_mode='naive',
+             granularity='channel-wise', exclude_layers=None):
+    """fp32 HybridBlock + iterable of (input_ids, token_types, valid_length) batches
+    ((batch, seq_len) x 2 and (batch,), NDArrays on the CPU) -> int8 SymbolBlock.
+
+    `num_calib_batches` caps how many batches are read; `exclude_layers` lists graph node
+    names (see `model.export`) to keep in fp32."""
+    if isinstance(model, tuple):
+        raise TypeError('quantize got a tuple; get_model() returns (model, vocab): pass the model')
+    if calib_mode not in CALIB_MODES:
+        raise ValueError('calib_mode must be one of {}; got {!r}'.format(CALIB_MODES, calib_mode))
+    if granularity not in GRANULARITIES:
+        raise ValueError('granularity must be one of {}; got {!r}'.format(GRANULARITIES,
+                                                                         granularity))
+    if num_calib_batches is not None and num_calib_batches < 1:
+        raise ValueError('num_calib_batches must be >= 1; got {}'.format(num_calib_batches))
+    batches = _calibration_batches(calib_batches, num_calib_batches)
+    symbol, args, auxs = _export_graph(model, batches[0])
+    fused = symbol.get_backend_symbol('MKLDNN_QUANTIZE')
+    qsym, _, _, collector = mxq.quantize_graph(
+        fused, args, auxs, mx.cpu(), excluded_sym_names=list(exclude_layers or []),
+        calib_mode=calib_mode, quantized_dtype='auto', quantize_mode='smart',
+        quantize_granularity=granularity)
+    _collect_statistics(fused, args, auxs, batches, collector)
+    qsym, qargs, qauxs = mxq.calib_graph(qsym, args, auxs, collector, calib_mode=calib_mode,
+                                        quantized_dtype='auto', logger=None)
+    qsym = qsym.get_backend_symbol('MKLDNN_QUANTIZE')  # fuse requantize into the int8 matmuls
+    net = SymbolBlock(qsym, [mx.sym.var(name, dtype='int32') for name in INPUT_NAMES])
+    values = dict(qargs)
+    values.update(qauxs)
+    for name, param in net.collect_params().items():
+        # pylint: disable=protected-access
+        param._load_init(values[name], mx.cpu(), cast_dtype=True, dtype_source='saved')
+    net.hybridize(static_alloc=True)
+    return net
+
+
+def _calibration_batches(calib_batches, limit):
+    """The first `limit` batches as int32 CPU NDArray triples; a clear error for anything else."""
+    batches = []
+    for index, batch in enumerate(calib_batches):
+        if limit is not None and index >= limit:
+            break
+        if not isinstance(batch, (tuple, list)) or len(batch) < 3:
+            raise ValueError('calibration batch {} must be (input_ids, token_types, '
+                             'valid_length); got {}'.format(index, type(batch).__name__))
+        arrays = []
+        for name, array in zip(('input_ids', 'token_types', 'valid_length'), batch[:3]):
+            array = array if isinstance(array, mx.nd.NDArray) else mx.nd.array(array)
+            arrays.append(array.as_in_context(mx.cpu()).astype('int32', copy=False))
+        if arrays[0].ndim != 2 or arrays[1].shape != arrays[0].shape or \
+                arrays[2].shape != arrays[0].shape[:1]:
+            raise ValueError('calibration batch {}: expected input_ids and token_types '
+                             '(batch, seq_len) and valid_length (batch,); got {}'.format(
+                                 index, [a.shape for a in arrays]))
+        batches.append(tuple(arrays))
+    if not batches:
+        raise ValueError('quantize needs at least one calibration batch of real inputs '
+                         '(a few hundred dev sentences are enough)')
+    return batches
+
+
+def _export_graph(model, sample):
+    """The model's graph and parameters on the CPU -> (symbol, arg_params, aux_params)."""
+    for param in model.collect_params().values():
+        if param._data is not None and mx.cpu() not in param.list_ctx():  # pylint: disable=W0212
+            raise ValueError('quantize runs on the CPU (oneDNN int8); parameter {} lives on {}: '
+                             'load the model with ctx=mx.cpu()'.format(param.name,
+                                                                       param.list_ctx()))
+    if not model._active:  # pylint: disable=protected-access
+        model.hybridize(static_alloc=True)
+    model(*sample)
+    with tempfile.TemporaryDirectory(prefix='gluonbert-quantize-') as folder:
+        prefix = os.path.join(folder, 'model')
+        model.export(prefix)
+        return mx.model.load_checkpoint(prefix, 0)
+
+
+def _collect_statistics(symbol, args, auxs, batches, collector):
+    """Run the fp32 graph on every batch, feeding each layer output to the collector."""
+    executors = {}
+    for batch in batches:
+        shapes = {name: array.shape for name, array in zip(INPUT_NAMES, batch)}
+        key = tuple(sorted(shapes.items()))
+        if key not in executors:
+            exe = symbol.simple_bind(mx.cpu(), grad_req='null',
+                                     type_dict={name: 'int32' for name in INPUT_NAMES},
+                                     **shapes)
+            for name, value in args.items():
+                if name in exe.arg_dict:
+                    value.copyto(exe.arg_dict[name])
+            for name, value in auxs.items():
+                value.copyto(exe.aux_dict[name])
+            exe.set_monitor_callback(collector.collect, monitor_all=True)
+            executors[key] = exe
+        exe = executors[key]
+        for name, array in zip(INPUT_NAMES, batch):
+            array.copyto(exe.arg_dict[name])
+        exe.forward(is_train=False)
+        for output in exe.outputs:
+            output.wait_to_read()

@@ -1,0 +1,141 @@
+"""Fast inference modes agree with float32: int8 (oneDNN, calibrated) and bfloat16 (AMP)."""
+import os
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import gluonbert
+from gluonbert import cli
+from gluonbert.data import BERTTokenizer, read_table
+from gluonbert.export import export_model, import_model
+from gluonbert.inference import SentenceClassifier, _inputs
+from gluonbert.data.transforms import BERTSentenceTransform
+from gluonbert.precision import UnsupportedPrecisionError, bfloat16_supported, cpu_flags
+from gluonbert.quantization import quantize
+
+from conftest import SLICE
+
+
+def sentences(name, count):
+    """The first `count` sentences of the committed SST-2 slice file `name`."""
+    return [row[0] for row in read_table(os.path.join(SLICE, name), ['sentence'])][:count]
+
+
+@pytest.fixture(scope='module')
+def minilm():
+    """The real embedded MiniLM encoder (no heads), its tokenizer and a batch maker."""
+    bert, vocab = gluonbert.get_model('bert_6_384_12', dataset_name='all_minilm_l6_v2',
+                                      pretrained=True, use_pooler=False, use_decoder=False,
+                                      use_classifier=False)
+    bert.hybridize(static_alloc=True)
+    transform = BERTSentenceTransform(BERTTokenizer(vocab), 64, pad=False, pair=False)
+
+    def batches(texts, size=16):
+        return [[a.astype('int32') for a in _inputs(transform, texts[i:i + size], mx.cpu())]
+                for i in range(0, len(texts), size)]
+    return bert, batches
+
+
+def mean_pooled(net, batches):
+    """Mean of each sentence's valid token vectors -> (N, units) numpy."""
+    out = []
+    for ids, types, lengths in batches:
+        seq = net(ids, types, lengths)
+        seq = seq[0] if isinstance(seq, (list, tuple)) else seq
+        out.append((seq.sum(axis=1) / lengths.astype('float32').reshape((-1, 1))).asnumpy())
+    return np.concatenate(out)
+
+
+def test_int8_minilm_embeddings_agree_with_float32(minilm):
+    bert, batches = minilm
+    calib = batches(sentences('train.tsv', 64))
+    qnet = quantize(bert, calib)
+    test = batches(sentences('dev.tsv', 48))  # other sentences, other lengths than calibration
+    ref, got = mean_pooled(bert, test), mean_pooled(qnet, test)
+    cosine = (ref * got).sum(1) / np.linalg.norm(ref, axis=1) / np.linalg.norm(got, axis=1)
+    # int8 with min/max calibration: seen 0.959 / 0.978 on this slice (fp32 vs fp32 is 1.0)
+    assert cosine.min() > 0.95, cosine.min()
+    assert cosine.mean() > 0.97, cosine.mean()
+    assert not np.allclose(ref, got, atol=1e-4)  # it really is a different (int8) computation
+
+
+def test_int8_model_exports_and_reimports_unchanged(minilm, tmp_path):
+    bert, batches = minilm
+    qnet = quantize(bert, batches(sentences('train.tsv', 16)), granularity='tensor-wise')
+    sample = batches(sentences('dev.tsv', 4))[0]
+    symbol_file, _ = export_model(qnet, str(tmp_path / 'int8'), sample)
+    with open(symbol_file, encoding='utf-8') as f:
+        assert '_sg_mkldnn_fully_connected' in f.read()
+    again = import_model(str(tmp_path / 'int8'))
+    np.testing.assert_allclose(again(*sample).asnumpy(), qnet(*sample).asnumpy(), rtol=1e-5,
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize('batches, message', [
+    ([], 'at least one calibration batch'),
+    ([(mx.nd.ones((2, 5)), mx.nd.ones((2, 4)), mx.nd.ones((2,)))], 'expected input_ids'),
+    ([mx.nd.ones((2, 5))], r'must be \(input_ids, token_types, valid_length\)'),
+])
+def test_quantize_rejects_bad_calibration_data(batches, message):
+    from conftest import tiny_model  # pylint: disable=import-outside-toplevel
+    with pytest.raises(ValueError, match=message):
+        quantize(tiny_model(use_decoder=False, use_classifier=False), batches)
+
+
+def test_quantize_rejects_a_model_vocab_tuple_and_unknown_modes():
+    from conftest import tiny_model  # pylint: disable=import-outside-toplevel
+    net = tiny_model(use_decoder=False, use_classifier=False)
+    with pytest.raises(TypeError, match='pass the model'):
+        quantize((net, None), [])
+    with pytest.raises(ValueError, match='calib_mode'):
+        quantize(net, [], calib_mode='minmax')
+
+
+def _export_tiny_classifier(folder):
+    """A float32 export folder as finetune_classifier.py writes it, with a real vocab."""
+    bert, vocab = gluonbert.get_model('bert_2_128_2', pretrained=False, use_decoder=False,
+                                      use_classifier=False, num_layers=1, units=64,
+                                      hidden_size=128, num_heads=2)
+    net = gluonbert.BERTClassifier(bert, num_classes=2)
+    net.initialize(mx.init.Normal(0.2), force_reinit=True)
+    sample = [a.astype('int32') for a in gluonbert.export.sample_inputs(len(vocab), 2, 8)]
+    export_model(net, os.path.join(folder, 'model'), sample)
+    vocab.to_file(os.path.join(folder, 'vocab.txt'))
+    gluonbert.convert.common.write_json(os.path.join(folder, 'meta.json'), dict(
+        task='SST-2', labels=['0', '1'], regression=False, max_len=32, lower=True,
+        model='bert_2_128_2'))
+
+
+def test_quantize_cli_writes_an_int8_folder_that_predicts_like_float32(tmp_path, capsys):
+    _export_tiny_classifier(str(tmp_path / 'fp32'))
+    assert cli.main(['quantize', '--model-dir', str(tmp_path / 'fp32'), '--calib-file',
+                     os.path.join(SLICE, 'train.tsv'), '--calib-samples', '64', '--output',
+                     str(tmp_path / 'int8')]) == 0
+    assert 'calibrated on 64 sentences' in capsys.readouterr().out
+    texts = sentences('dev.tsv', 40)
+    fp32 = SentenceClassifier(str(tmp_path / 'fp32')).predict_proba(texts)
+    int8 = SentenceClassifier(str(tmp_path / 'int8'))
+    assert int8.meta['precision'] == 'int8'
+    probs = int8.predict_proba(texts)
+    assert np.abs(probs - fp32).max() < 0.05
+    assert np.abs(probs - fp32).max() > 0  # really int8, not the float32 graph again
+    with pytest.raises(FileExistsError):  # never overwrites silently
+        cli.main(['quantize', '--model-dir', str(tmp_path / 'fp32'), '--calib-file',
+                  os.path.join(SLICE, 'train.tsv'), '--output', str(tmp_path / 'int8')])
+
+
+def test_bfloat16_runs_where_onednn_has_kernels_and_says_why_not_elsewhere(tmp_path):
+    name, flags = cpu_flags()
+    if 'avx512f' not in flags:  # oneDNN 2.4 has no bf16 kernels below AVX-512
+        assert not bfloat16_supported()
+    _export_tiny_classifier(str(tmp_path / 'fp32'))
+    texts = sentences('dev.tsv', 16)
+    fp32 = SentenceClassifier(str(tmp_path / 'fp32')).predict_proba(texts)
+    if not bfloat16_supported():
+        with pytest.raises(UnsupportedPrecisionError, match='AVX-512') as err:
+            SentenceClassifier(str(tmp_path / 'fp32'), precision='bfloat16')
+        assert name in str(err.value)
+        return
+    bf16 = SentenceClassifier(str(tmp_path / 'fp32'), precision='bfloat16').predict_proba(texts)
+    assert np.abs(bf16 - fp32).max() < 0.05  # bf16 keeps 8 bits of mantissa
