@@ -9,7 +9,7 @@ export OMP_NUM_THREADS ?= 2
 export MXNET_HOME ?= $(CURDIR)/.venv/mxnet-home
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test venv clean
+.PHONY: demo test test-horovod venv clean
 
 # Stamp files are named after the hash of what they install, so editing setup.py reinstalls.
 SETUP_HASH := $(shell cat setup.py Makefile | sha1sum | cut -c1-12)
@@ -39,6 +39,18 @@ demo: $(RUNTIME_STAMP)
 
 test: $(TEST_STAMP)
 	$(PY) -m pytest -q tests
+
+# Horovod's tests skip unless it is installed; its MXNet build takes ~8 minutes on 2 cores, too
+# heavy for every CI run, so it is a separate target.
+HOROVOD_STAMP := $(VENV)/.horovod-$(SETUP_HASH)
+$(HOROVOD_STAMP): $(TEST_STAMP)
+	$(PIP) install wheel psutil cloudpickle
+	HOROVOD_WITH_MXNET=1 HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 \
+	HOROVOD_WITHOUT_MPI=1 HOROVOD_WITH_GLOO=1 $(PIP) install --no-build-isolation -e '.[horovod]'
+	touch $@
+
+test-horovod: $(HOROVOD_STAMP)
+	$(PY) -m pytest -q tests/test_distributed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,8 +3,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluonbert.convert import assign_parameters
-from gluonbert.convert.gluonnlp import convert_gluonnlp_params
+from gluonbert.convert import ConversionError, assign_parameters
+from gluonbert.convert.gluonnlp import convert_gluonnlp_params, to_gluonnlp_params
 from gluonbert.model import BERTEncoder, BERTModel
 from conftest import as_list, random_batch
 
@@ -67,3 +67,27 @@ def test_converter_reports_untied_decoder_weight():
     arrays['decoder.3.weight'] = arrays['decoder.3.weight'] + 1
     with pytest.raises(ValueError, match='decoder.3.weight differs from word_embed.0.weight'):
         convert_gluonnlp_params(arrays, cfg['num_heads'])
+
+
+def arrays_of(block):
+    """Structural name -> numpy array of every parameter of `block`."""
+    return {k: v.data().asnumpy() for k, v in block._collect_params_with_prefix().items()}
+
+
+@pytest.mark.parametrize('heads', [(True, True, True), (True, False, False),
+                                   (False, False, False)])
+def test_to_gluonnlp_params_inverts_the_converter(heads):
+    cfg = CONFIGS['tiny']
+    theirs = arrays_of(gluonnlp_model(cfg, *heads))
+    ours = BERTModel(BERTEncoder(dropout=0.0, **cfg), *heads)
+    ours.initialize()
+    assign_parameters(ours, convert_gluonnlp_params(theirs, cfg['num_heads']))
+    back = to_gluonnlp_params(arrays_of(ours), cfg['num_heads'])
+    assert sorted(back) == sorted(theirs)
+    for name, value in theirs.items():
+        np.testing.assert_array_equal(back[name], value, err_msg=name)
+
+
+def test_to_gluonnlp_params_rejects_unknown_names():
+    with pytest.raises(ConversionError, match='no GluonNLP name for gluonbert parameter task.w'):
+        to_gluonnlp_params({'task.w': np.zeros(2)}, num_heads=4)

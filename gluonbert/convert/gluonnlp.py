@@ -3,32 +3,44 @@ import re
 
 import numpy as np
 
-from ..model.attention import interleave_qkv
+from ..model.attention import interleave_qkv, split_qkv
 from .common import Checkpoint, ConversionError, check_vocab_fits
 from .native import read_params
 
-# GluonNLP structural name -> gluonbert name; q/k/v projections are fused separately.
-_RENAMES = [
-    (r'word_embed\.0\.weight', 'encoder.word_embed.weight'),
-    (r'token_type_embed\.0\.weight', 'encoder.token_type_embed.weight'),
-    (r'encoder\.position_weight', 'encoder.position_weight'),
-    (r'encoder\.layer_norm\.(gamma|beta)', r'encoder.embed_norm.\1'),
-    (r'encoder\.transformer_cells\.(\d+)\.proj\.(weight|bias)',
-     r'encoder.layers.\1.attention.out_proj.\2'),
-    (r'encoder\.transformer_cells\.(\d+)\.layer_norm\.(gamma|beta)',
-     r'encoder.layers.\1.attention_norm.\2'),
-    (r'encoder\.transformer_cells\.(\d+)\.ffn\.ffn_([12])\.(weight|bias)',
-     r'encoder.layers.\1.ffn_\2.\3'),
-    (r'encoder\.transformer_cells\.(\d+)\.ffn\.layer_norm\.(gamma|beta)',
-     r'encoder.layers.\1.ffn_norm.\2'),
-    (r'pooler\.(weight|bias)', r'pooler.dense.\1'),
-    (r'classifier\.(weight|bias)', r'classifier.dense.\1'),
-    (r'decoder\.0\.(weight|bias)', r'decoder.transform.\1'),
-    (r'decoder\.2\.(gamma|beta)', r'decoder.layer_norm.\1'),
-    (r'decoder\.3\.bias', 'decoder.bias'),
+# (GluonNLP structural name, gluonbert name), read both ways; {i} is a layer index and {p} a
+# parameter kind. The q/k/v projections are fused (or split) separately.
+_NAMES = [
+    ('word_embed.0.weight', 'encoder.word_embed.weight'),
+    ('token_type_embed.0.weight', 'encoder.token_type_embed.weight'),
+    ('encoder.position_weight', 'encoder.position_weight'),
+    ('encoder.layer_norm.{p}', 'encoder.embed_norm.{p}'),
+    ('encoder.transformer_cells.{i}.proj.{p}', 'encoder.layers.{i}.attention.out_proj.{p}'),
+    ('encoder.transformer_cells.{i}.layer_norm.{p}', 'encoder.layers.{i}.attention_norm.{p}'),
+    ('encoder.transformer_cells.{i}.ffn.ffn_1.{p}', 'encoder.layers.{i}.ffn_1.{p}'),
+    ('encoder.transformer_cells.{i}.ffn.ffn_2.{p}', 'encoder.layers.{i}.ffn_2.{p}'),
+    ('encoder.transformer_cells.{i}.ffn.layer_norm.{p}', 'encoder.layers.{i}.ffn_norm.{p}'),
+    ('pooler.{p}', 'pooler.dense.{p}'),
+    ('classifier.{p}', 'classifier.dense.{p}'),
+    ('decoder.0.{p}', 'decoder.transform.{p}'),
+    ('decoder.2.{p}', 'decoder.layer_norm.{p}'),
+    ('decoder.3.bias', 'decoder.bias'),
 ]
+_FIELDS = {'i': r'(?P<i>\d+)', 'p': r'(?P<p>weight|bias|gamma|beta)'}
+
+
+def _compile(template):
+    """A name template ('encoder.layers.{i}.ffn_1.{p}') -> a regex with named fields."""
+    pattern = re.escape(template)
+    for field, group in _FIELDS.items():
+        pattern = pattern.replace(re.escape('{%s}' % field), group)
+    return re.compile(pattern)
+
+
+_FROM_GLUONNLP = [(_compile(theirs), ours) for theirs, ours in _NAMES]
+_TO_GLUONNLP = [(_compile(ours), theirs) for theirs, ours in _NAMES]
 _QKV = re.compile(r'encoder\.transformer_cells\.(\d+)\.attention_cell\.proj_(query|key|value)\.'
                   r'(weight|bias)')
+_FUSED_QKV = re.compile(r'encoder\.layers\.(\d+)\.attention\.qkv\.(weight|bias)')
 _TIED = 'decoder.3.weight'  # the MLM output weight, tied to word_embed.0.weight
 
 
@@ -51,12 +63,7 @@ def convert_gluonnlp_params(arrays, num_heads):
                 raise ConversionError('{} differs from word_embed.0.weight, but gluonbert ties '
                                       'the MLM output weight to the word embedding'.format(name))
             continue
-        for pattern, replacement in _RENAMES:
-            if re.fullmatch(pattern, name):
-                out[re.sub(pattern, replacement, name)] = value
-                break
-        else:
-            out[name] = value
+        out[_rename(name, _FROM_GLUONNLP) or name] = value
     for (layer, kind), parts in qkv.items():
         if set(parts) != {'query', 'key', 'value'}:
             raise ConversionError('layer {} has {} {} projection(s) of query/key/value'.format(
@@ -64,6 +71,39 @@ def convert_gluonnlp_params(arrays, num_heads):
         out['encoder.layers.{}.attention.qkv.{}'.format(layer, kind)] = interleave_qkv(
             parts['query'], parts['key'], parts['value'], num_heads)
     return out
+
+
+def to_gluonnlp_params(arrays, num_heads):
+    """gluonbert name -> array dict  ->  GluonNLP 0.10 BERTModel name -> array dict.
+
+    The inverse of convert_gluonnlp_params: q/k/v split per layer, and the MLM output weight
+    (tied to the word embedding) written out, as GluonNLP's BERTModel holds it.
+    """
+    out = {}
+    for name, value in arrays.items():
+        match = _FUSED_QKV.fullmatch(name)
+        if match:
+            layer, kind = match.groups()
+            for part, tensor in zip(('query', 'key', 'value'), split_qkv(value, num_heads)):
+                out['encoder.transformer_cells.{}.attention_cell.proj_{}.{}'.format(
+                    layer, part, kind)] = tensor
+            continue
+        theirs = _rename(name, _TO_GLUONNLP)
+        if theirs is None:
+            raise ConversionError('no GluonNLP name for gluonbert parameter {}'.format(name))
+        out[theirs] = np.asarray(value)
+    if 'decoder.3.bias' in out and 'word_embed.0.weight' in out:
+        out[_TIED] = out['word_embed.0.weight']
+    return out
+
+
+def _rename(name, table):
+    """`name` rewritten by the first (pattern, template) pair it fits; None if none fits."""
+    for pattern, template in table:
+        match = pattern.fullmatch(name)
+        if match:
+            return template.format(**match.groupdict())
+    return None
 
 
 def is_gluonnlp_names(names):
