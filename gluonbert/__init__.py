@@ -3,7 +3,7 @@ from . import convert, data, metrics, model, store
 from .convert import ConversionError, load_checkpoint
 from .store import list_pretrained, register_pretrained
 from .data import BERTSentenceTransform, BERTTokenizer, BERTVocab
-from .export import export_model, import_model
+from .export import export_model, import_model, optimize_for_cpu
 from .precision import UnsupportedPrecisionError, to_bfloat16
 from .quantization import quantize
 from .model import (BERTClassifier, BERTEncoder, BERTForMultipleChoice, BERTForQA,

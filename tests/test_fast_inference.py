@@ -139,3 +139,14 @@ def test_bfloat16_runs_where_onednn_has_kernels_and_says_why_not_elsewhere(tmp_p
         return
     bf16 = SentenceClassifier(str(tmp_path / 'fp32'), precision='bfloat16').predict_proba(texts)
     assert np.abs(bf16 - fp32).max() < 0.05  # bf16 keeps 8 bits of mantissa
+
+
+def test_optimize_for_cpu_fuses_without_changing_the_outputs(minilm, tmp_path):
+    bert, batches = minilm
+    sample = batches(sentences('dev.tsv', 8))[0]
+    fused = gluonbert.optimize_for_cpu(bert, sample)
+    other = batches(sentences('dev.tsv', 40))[2]  # another length than the sample's
+    np.testing.assert_allclose(fused(*other).asnumpy(), bert(*other).asnumpy(), atol=1e-4)
+    symbol_file, _ = export_model(fused, str(tmp_path / 'fused'), sample)
+    with open(symbol_file, encoding='utf-8') as f:
+        assert '_sg_mkldnn_selfatt_qk' in f.read()
