@@ -17,7 +17,7 @@ import pytest
 import gluonbert
 from gluonbert import get_model, store
 from gluonbert.store import StoreError, default_root, fetch, facts
-from gluonbert.store.fetch import gluonnlp_cache
+from gluonbert.store.download import gluonnlp_cache
 from checkpoint_helpers import gluonnlp_model
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -214,7 +214,7 @@ def test_gluonnlp_cache_is_searched(tmp_path):
 
 _FETCH_SCRIPT = '''
 import json, os, sys, time
-from gluonbert.store.fetch import fetch
+from gluonbert.store.download import fetch
 ready, go = sys.argv[1], sys.argv[2]
 open(ready, 'w').close()
 deadline = time.time() + 60

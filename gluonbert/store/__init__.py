@@ -8,7 +8,7 @@ from ..convert.gluonnlp import read_params_checkpoint
 from ..data.vocab import BERTVocab
 from . import facts
 from .embedded import load_embedded
-from .fetch import FileLock, StoreError, default_root, fetch, sha1_of
+from .download import FileLock, StoreError, default_root, fetch, sha1_of
 
 __all__ = ['StoreError', 'default_root', 'fetch', 'list_pretrained', 'load_pretrained',
            'load_vocab', 'params_file_name', 'register_pretrained', 'vocab_file_name',

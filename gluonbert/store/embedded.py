@@ -13,7 +13,7 @@ from ..convert.common import Checkpoint, check_vocab_fits
 from ..convert.hf import read_hf_checkpoint
 from ..convert.native import read_params, save_params
 from ..data.vocab import BERTVocab
-from .fetch import FileLock, StoreError, default_root, quarantine, sha1_of
+from .download import FileLock, StoreError, default_root, quarantine, sha1_of
 
 MANIFEST_VERSION = 1
 
