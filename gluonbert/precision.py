@@ -70,18 +70,28 @@ def _amp_convert(model, sample_inputs):
     (identity at inference; Dropout has no bf16 kernel). Not runnable on CPUs without AVX-512,
     so not verified on the 2-core AVX2 machines this project is tested on."""
     from mxnet.contrib import amp  # pylint: disable=import-outside-toplevel
-    from mxnet.contrib.amp.lists import symbol_bf16  # pylint: disable=import-outside-toplevel
-    for op in FP32_OPS:  # AMP refuses fp32_ops it has no list entry for
-        if op not in symbol_bf16.FP32_FUNCS:
-            symbol_bf16.FP32_FUNCS.append(op)
     if not model._active:  # pylint: disable=protected-access
         model.hybridize(static_alloc=True)
     model(*sample_inputs)
     symbol = model._cached_graph[1]  # pylint: disable=protected-access
-    dropouts = [name[:-len('_output')] for name in symbol.get_internals().list_outputs()
-                if 'dropout' in name and name.endswith('_output')]
-    return amp.convert_hybrid_block(model, target_dtype='bfloat16', fp32_ops=list(FP32_OPS),
-                                    excluded_sym_names=dropouts, ctx=mx.cpu())
+    return amp.convert_hybrid_block(model, target_dtype='bfloat16', fp32_ops=register_fp32_ops(),
+                                    excluded_sym_names=dropout_names(symbol), ctx=mx.cpu())
+
+
+def register_fp32_ops():
+    """Add FP32_OPS to AMP's bf16 float32 list (AMP refuses fp32_ops it has no entry for);
+    returns them as the list to pass as `fp32_ops`."""
+    from mxnet.contrib.amp.lists import symbol_bf16  # pylint: disable=import-outside-toplevel
+    for op in FP32_OPS:
+        if op not in symbol_bf16.FP32_FUNCS:
+            symbol_bf16.FP32_FUNCS.append(op)
+    return list(FP32_OPS)
+
+
+def dropout_names(symbol):
+    """Names of the Dropout nodes of a graph (no bf16 kernel: AMP must leave them alone)."""
+    return [name[:-len('_output')] for name in symbol.get_internals().list_outputs()
+            if 'dropout' in name and name.endswith('_output')]
 
 
 class _FloatOutputs(mx.gluon.HybridBlock):

@@ -19,6 +19,7 @@ from .checkpoint import CheckpointManager, atomic_write_text, save_best
 from .clipping import clip_factor, global_norm
 from .curves import save_curves
 from .distributed import allreduce_numpy, get_backend
+from .mixed_precision import DynamicLossScale, LowPrecisionForward, check_mixed_precision
 from .optimizer import exclude_from_weight_decay
 from .schedule import LinearWarmupDecay
 
@@ -50,6 +51,12 @@ class TrainConfig:
     kvstore: str = 'device'
     keep_checkpoints: int = 1
     progress: bool = True
+    # mixed precision (mixed_precision.py): 'float32', 'float16' (GPUs; dynamic loss scaling)
+    # or 'bfloat16' (AVX-512 CPUs); lp16_ops: the ops computed in it (None: AMP's default list)
+    dtype: str = 'float32'
+    lp16_ops: tuple = None
+    init_loss_scale: float = 2.0 ** 16
+    loss_scale_window: int = 2000  # finite float16 steps in a row before the scale doubles
 
     def __post_init__(self):
         if self.accumulate < 1:
@@ -81,6 +88,14 @@ class TrainingLoop:
         self.backend = get_backend(self.config.kvstore)
         self.backend.check_contexts(self.ctx)
         self._check_async_limits()
+        cfg = self.config
+        check_mixed_precision(cfg.dtype, self.ctx, cfg.lp16_ops)
+        # the training forward; evaluation, checkpoints and export use the float32 net
+        self.forward = net if cfg.dtype == 'float32' else \
+            LowPrecisionForward(net, cfg.dtype, cfg.lp16_ops)
+        self.loss_scale = DynamicLossScale(self.ctx[0], cfg.init_loss_scale,
+                                           cfg.loss_scale_window) \
+            if cfg.dtype == 'float16' else None
         self.output_dir = output_dir
         self.params = [p for p in net.collect_params().values() if p.grad_req != 'null']
         exclude_from_weight_decay(net)
@@ -101,6 +116,10 @@ class TrainingLoop:
         if self.config.early_stop:
             raise ValueError('{}: early stopping needs all workers to agree; use dist_sync'
                              .format(name))
+        if self.config.dtype != 'float32':
+            raise ValueError('{} runs the optimizer on the servers, which cannot skip the steps '
+                             'whose float16 gradients overflowed; train {} with dist_sync'
+                             .format(name, self.config.dtype))
 
     def _make_trainer(self, total_steps):
         cfg = self.config
@@ -148,6 +167,8 @@ class TrainingLoop:
         if path:
             state = manager.load(path, self.net, self.trainer, self.ctx)
             _set_host_rng(state.pop('host_rng'))
+            if self.loss_scale is not None:
+                self.loss_scale.load_state_dict(state.pop('loss_scale'))
             LOG.info('resumed from %s (step %d)', path, state['step'])
         if self.backend.num_workers > 1:  # all workers must continue from the same step
             step = float(state['step'])
@@ -213,12 +234,15 @@ class TrainingLoop:
         num_samples = sum(len(batch[0]) for batch in group)
         scales = self._loss_scales(num_samples)
         total = None
+        loss_scale = self.loss_scale.scale if self.loss_scale is not None else None
         for batch in group:
             shards, weights = self._shards(batch)
             with autograd.record():
-                losses = [self.compute_loss(self.net, *shard).sum() * (weight * scales[ctx])
+                losses = [self.compute_loss(self.forward, *shard).sum() * (weight * scales[ctx])
                           for shard, weight, ctx in zip(shards, weights, self.ctx)]
-            autograd.backward(losses)
+                scaled = losses if loss_scale is None else \
+                    [loss * loss_scale.as_in_context(ctx) for loss, ctx in zip(losses, self.ctx)]
+            autograd.backward(scaled)
             for loss in losses:
                 loss = loss.as_in_context(self.ctx[0])
                 total = loss if total is None else total + loss
@@ -227,7 +251,12 @@ class TrainingLoop:
         else:
             self.trainer.allreduce_grads()
             norm = global_norm([p.grad(self.ctx[0]) for p in self.params])
-            self.trainer._optimizer.grad_scale = clip_factor(norm, self.config.max_grad_norm)
+            if loss_scale is None:
+                factor = clip_factor(norm, self.config.max_grad_norm)
+            else:  # clip the unscaled norm; an overflow makes the factor NaN: step skipped
+                factor = clip_factor(norm / loss_scale, self.config.max_grad_norm) / loss_scale
+                self.loss_scale.update(mx.nd.contrib.isfinite(norm))
+            self.trainer._optimizer.grad_scale = factor
             self.trainer.update(1)
         if self.config.accumulate > 1:
             for param in self.params:
@@ -311,8 +340,10 @@ class TrainingLoop:
                     LOG.info(state['stopped'])
         if self.checkpoints:
             self.trainer._optimizer.grad_scale = None  # a per-step NDArray, not state
-            self.checkpoints.save(state['step'], self.net, self.trainer,
-                                  dict(state, host_rng=_get_host_rng()))
+            extra = dict(host_rng=_get_host_rng())
+            if self.loss_scale is not None:
+                extra['loss_scale'] = self.loss_scale.state_dict()
+            self.checkpoints.save(state['step'], self.net, self.trainer, dict(state, **extra))
 
     def _attach_log_file(self):
         """Log this run to <output_dir>/train.log; returns the handler (removed after fit).

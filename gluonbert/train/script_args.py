@@ -1,5 +1,5 @@
 """Command-line pieces the zoo scripts share: the model and training flags, the contexts of
---gpus, a worker's start (output folder, logging, seeds), its log line and the TrainConfig."""
+--gpus and the --dtype check, a worker's start (output folder, logging, seeds), its log line and the TrainConfig."""
 import logging
 import os
 
@@ -8,6 +8,7 @@ import numpy as np
 
 from . import distributed
 from .loop import TrainConfig
+from .mixed_precision import UnsupportedPrecisionError, check_mixed_precision
 
 
 def add_model_arguments(group, default_model='bert_12_768_12'):
@@ -57,6 +58,10 @@ def add_training_arguments(group, lr, epochs, output_dir, batch_help, epochs_hel
     group.add_argument('--resume', action='store_true', help='continue from the last '
                                                              'checkpoint in --output-dir')
     group.add_argument('--no-progress', action='store_true', help='hide progress bars')
+    group.add_argument('--dtype', default='float32', choices=['float32', 'float16', 'bfloat16'],
+                       help='training precision: float16 (GPUs, dynamic loss scaling) or '
+                            'bfloat16 (AVX-512 CPUs) compute through MXNet AMP over float32 '
+                            'weights; evaluation and export stay float32 (default float32)')
 
 
 def contexts(gpus):
@@ -69,6 +74,14 @@ def contexts(gpus):
         raise SystemExit('--gpus {!r}: expected distinct comma-separated GPU ids such as "0,1", '
                          'or nothing for the CPU'.format(gpus))
     return [mx.gpu(i) for i in ids] or [mx.cpu()]
+
+
+def check_dtype(args, ctx):
+    """Exit with the reason when --dtype cannot train on these contexts (before any loading)."""
+    try:
+        check_mixed_precision(args.dtype, ctx)
+    except (UnsupportedPrecisionError, ValueError) as err:
+        raise SystemExit('--dtype {}: {}'.format(args.dtype, err)) from err
 
 
 def start_worker(args, backend):
@@ -98,6 +111,6 @@ def train_config(args, **task_specific):
                   weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm or None,
                   accumulate=args.accumulate, log_every=args.log_every,
                   eval_every=args.eval_every, seed=args.seed, progress=not args.no_progress,
-                  kvstore=args.comm_backend)
+                  kvstore=args.comm_backend, dtype=args.dtype)
     fields.update(task_specific)
     return TrainConfig(**fields)

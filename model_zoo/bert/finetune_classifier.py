@@ -28,8 +28,8 @@ from gluonbert.train import classification as cls
 from gluonbert.train import distributed
 from gluonbert.train.checkpoint import atomic_write_text
 from gluonbert.train.losses import balanced_class_weights
-from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, contexts,
-                                         describe_run, start_worker, train_config)
+from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, check_dtype,
+                                         contexts, describe_run, start_worker, train_config)
 
 LOG = logging.getLogger('finetune_classifier')
 
@@ -77,9 +77,6 @@ def build_parser():
     train.add_argument('--lr-scaling', default='none', choices=['none', 'linear'],
                        help='--lr is for the global batch (batch size x contexts x workers); '
                             'linear: multiply it by the number of workers (default none)')
-    train.add_argument('--dtype', default='float32', choices=['float32'],
-                       help='float32 only for training on MXNet 1.9.1 here; see docs/'
-                            'architecture.md on bf16')
     train.add_argument('--only-inference', action='store_true', help='no training: load '
                                                                      '--params, evaluate dev '
                                                                      'and predict test')
@@ -150,6 +147,7 @@ def main(argv=None):
     backend = distributed.get_backend(args.comm_backend)  # joins the cluster, if any
     start_worker(args, backend)
     ctx = contexts(args.gpus)
+    check_dtype(args, ctx)
     progress = not args.no_progress
     train_path, dev_path, test_path = data_paths(args)
     task = make_task(args, train_path or dev_path)

@@ -30,8 +30,8 @@ from gluonbert.data import BERTTokenizer, SquadTransform, read_squad
 from gluonbert.train import TrainingLoop
 from gluonbert.train import distributed, squad
 from gluonbert.train.checkpoint import atomic_write_text
-from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, contexts,
-                                         describe_run, start_worker, train_config)
+from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, check_dtype,
+                                         contexts, describe_run, start_worker, train_config)
 
 LOG = logging.getLogger('finetune_squad')
 
@@ -100,6 +100,7 @@ def main(argv=None):
         raise SystemExit('no training data: pass --train-file (or --only-inference)')
     start_worker(args, backend)
     ctx = contexts(args.gpus)
+    check_dtype(args, ctx)
     progress = not args.no_progress and backend.is_root
     net, vocab = build_net(args, ctx)
     tokenizer = BERTTokenizer(vocab, lower=not args.cased)

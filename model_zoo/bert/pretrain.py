@@ -34,8 +34,8 @@ from gluonbert.data import train_test_split
 from gluonbert.train import TrainingLoop
 from gluonbert.train import distributed, pretraining
 from gluonbert.train.checkpoint import atomic_write_text
-from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, contexts,
-                                         describe_run, start_worker, train_config)
+from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, check_dtype,
+                                         contexts, describe_run, start_worker, train_config)
 
 LOG = logging.getLogger('pretrain')
 ARCHITECTURE_FLAGS = ('num_layers', 'units', 'num_heads', 'hidden_size', 'max_length')
@@ -135,6 +135,7 @@ def main(argv=None):
     backend = distributed.get_backend(args.comm_backend)  # joins the cluster, if any
     start_worker(args, backend)
     ctx = contexts(args.gpus)
+    check_dtype(args, ctx)
     progress = not args.no_progress and backend.is_root
     net, vocab = build_model(args, ctx)
     tokenizer = BERTTokenizer(vocab, lower=not args.cased)

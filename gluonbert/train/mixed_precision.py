@@ -1,0 +1,139 @@
+"""Mixed-precision training: MXNet AMP's graph rewrite over float32 master weights, and a dynamic
+loss scale that lives on the device (no host sync per step).
+
+`LowPrecisionForward` runs a network through `mxnet.contrib.amp.convert_symbol`'s rewrite of its
+graph, as a SymbolBlock sharing the network's own float32 Parameters: the Trainer, checkpoints,
+evaluation and export keep using the float32 network, and only the training forward/backward
+computes in float16 or bfloat16. This is what `amp.init()` gives, without its process-wide
+patching of every MXNet operator (which would also change evaluation and any other model).
+
+Where each precision runs on MXNet 1.9.1:
+- float16: GPUs. The CPU has no float16 FullyConnected ("only supported by CuDNN"), so AMP's
+  default list cannot run there; `check_mixed_precision` says so before anything starts.
+- bfloat16: CPUs whose oneDNN has bf16 kernels (AVX-512 and up, see `gluonbert.precision`);
+  MXNet has no bf16 kernels on GPUs. Same exponent range as float32: no loss scaling.
+"""
+import warnings
+
+import mxnet as mx
+from mxnet import autograd
+
+from ..precision import (UnsupportedPrecisionError, bfloat16_supported, cpu_flags,
+                         dropout_names, register_fp32_ops)
+
+LOW_PRECISION = ('float16', 'bfloat16')
+
+
+def check_mixed_precision(dtype, ctxs, lp16_ops=None):
+    """Raise a clear error when `dtype` training cannot run on `ctxs`; returns the dtype.
+
+    `lp16_ops` is the operator list to compute in low precision (None: AMP's default list)."""
+    if dtype == 'float32':
+        return dtype
+    if dtype not in LOW_PRECISION:
+        raise ValueError('dtype={!r}: expected float32, float16 or bfloat16'.format(dtype))
+    on_cpu = [c for c in ctxs if c.device_type == 'cpu']
+    if dtype == 'float16' and on_cpu and (lp16_ops is None or 'FullyConnected' in lp16_ops):
+        raise UnsupportedPrecisionError(
+            'float16 training needs GPU contexts (--gpus): MXNet 1.9.1 has no float16 '
+            'FullyConnected kernel on the CPU ("only supported by CuDNN"). On a CPU use float32, '
+            'or bfloat16 where the CPU has AVX-512')
+    if dtype == 'bfloat16':
+        if len(on_cpu) != len(ctxs):
+            raise UnsupportedPrecisionError('bfloat16 training runs on the CPU only (MXNet '
+                                            '1.9.1 has bf16 kernels in oneDNN, none on GPUs); '
+                                            'use float16 on GPUs')
+        if not bfloat16_supported():
+            name, flags = cpu_flags()
+            raise UnsupportedPrecisionError(
+                'bfloat16 training is not available on this CPU ({}; flags: {}): MXNet 1.9.1\'s '
+                'oneDNN 2.4 has bf16 kernels only for AVX-512 CPUs. Use float32'.format(
+                    name, ', '.join(sorted(flags)) or 'none'))
+    return dtype
+
+
+def convert_graph(symbol, input_names, dtype, lp16_ops=None):
+    """AMP's rewrite of a float32 graph computing `lp16_ops` in `dtype` -> Symbol.
+
+    lp16_ops=None is AMP's default list (float16: FullyConnected and friends; bfloat16: with
+    the attention kernels, softmax, LayerNorm and dropouts kept in float32). An explicit list
+    moves AMP's other low-precision ops to float32. Parameters stay float32: casts follow them.
+    """
+    from mxnet.contrib import amp  # pylint: disable=import-outside-toplevel
+    kwargs = dict(data_names=list(input_names), cast_optional_params=False)
+    if lp16_ops is not None:
+        lp16_ops = list(lp16_ops)
+        kwargs.update(target_dtype_ops=lp16_ops, fp32_ops=[
+            op for op in amp.list_lp16_ops(dtype) + amp.list_fp32_ops(dtype)
+            if op not in lp16_ops], conditional_fp32_ops=[
+                c for c in amp.list_conditional_fp32_ops(dtype) if c[0] not in lp16_ops])
+    elif dtype == 'bfloat16':
+        kwargs.update(fp32_ops=register_fp32_ops(), excluded_sym_names=dropout_names(symbol))
+    return amp.convert_symbol(symbol, target_dtype=dtype, **kwargs)
+
+
+class LowPrecisionForward:
+    """Callable like `net`, computing through an AMP-rewritten copy of its graph that shares
+    net's float32 Parameters; outputs are cast back to float32.
+
+    The graph is taken from the first call's inputs (net is hybridized for it if needed)."""
+
+    def __init__(self, net, dtype, lp16_ops=None):
+        if dtype not in LOW_PRECISION:
+            raise ValueError('dtype={!r}: expected one of {}'.format(dtype, LOW_PRECISION))
+        self.net, self.dtype, self.lp16_ops = net, dtype, lp16_ops
+        self.block = None
+
+    def _build(self, inputs):
+        if not self.net._active:  # pylint: disable=protected-access
+            self.net.hybridize(static_alloc=True)
+        with autograd.pause():
+            self.net(*inputs)  # builds net's cached graph
+        data, symbol = self.net._cached_graph  # pylint: disable=protected-access
+        converted = convert_graph(symbol, [d.name for d in data], self.dtype, self.lp16_ops)
+        with warnings.catch_warnings():  # the int inputs' type is only known at the call
+            warnings.filterwarnings('ignore', message='Cannot decide type')
+            self.block = mx.gluon.SymbolBlock(converted, data, params=self.net.collect_params())
+        self.block.hybridize(static_alloc=True)
+
+    def __call__(self, *inputs):
+        """The net's outputs (float32), computed in mixed precision."""
+        if self.block is None:
+            self._build(inputs)
+        outputs = self.block(*inputs)
+        if isinstance(outputs, (list, tuple)):
+            return type(outputs)(o.astype('float32', copy=False) for o in outputs)
+        return outputs.astype('float32', copy=False)
+
+
+class DynamicLossScale:
+    """The loss scale S as an NDArray (1,): halved on a step whose gradients overflowed (that
+    step is skipped by the optimizer), doubled after `window` finite steps in a row."""
+
+    def __init__(self, ctx, init_scale=2.0 ** 16, window=2000, max_scale=2.0 ** 24):
+        if init_scale <= 0 or window < 1:
+            raise ValueError('init_scale={} must be > 0 and window={} >= 1'.format(
+                init_scale, window))
+        self.window, self.max_scale = window, max_scale
+        self.scale = mx.nd.full((1,), init_scale, ctx=ctx)
+        self.good_steps = mx.nd.zeros((1,), ctx=ctx)
+
+    def update(self, finite):
+        """Record one step; `finite` is an NDArray (1,): 1 if its gradients were finite."""
+        good = mx.nd.where(finite, self.good_steps + 1, mx.nd.zeros_like(self.good_steps))
+        grow = good >= self.window
+        grown = mx.nd.minimum(self.scale * 2, mx.nd.full((1,), self.max_scale,
+                                                         ctx=self.scale.context))
+        self.scale = mx.nd.where(finite, mx.nd.where(grow, grown, self.scale), self.scale / 2)
+        self.good_steps = mx.nd.where(grow, mx.nd.zeros_like(good), good)
+
+    def state_dict(self):
+        """{'scale': float, 'good_steps': int} (reads the device: checkpoints only)."""
+        return dict(scale=float(self.scale.asscalar()),
+                    good_steps=int(self.good_steps.asscalar()))
+
+    def load_state_dict(self, state):
+        """Restore what state_dict returned."""
+        ctx = self.scale.context
+        self.scale = mx.nd.full((1,), state['scale'], ctx=ctx)
+        self.good_steps = mx.nd.full((1,), state['good_steps'], ctx=ctx)
