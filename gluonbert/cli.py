@@ -48,7 +48,7 @@ def _embed(args):
         dataset_name = 'all_minilm_l6_v2'  # the embedded default
     pretrained = args.pretrained or dataset_name is not None
     bert, vocab = get_model(args.model, dataset_name=dataset_name, pretrained=pretrained,
-                            use_decoder=False, use_classifier=False)
+                            use_decoder=False, use_classifier=False, for_training=False)
     bert.hybridize(static_alloc=True)
     vectors = embed(bert, BERTTokenizer(vocab, lower=not args.cased), texts, args.max_len)
     if args.output:

@@ -25,8 +25,10 @@ def export_model(block, path_prefix, sample_inputs, epoch=0):
     return '{}-symbol.json'.format(path_prefix), '{}-{:04d}.params'.format(path_prefix, epoch)
 
 
-def import_model(path_prefix, num_inputs=3, epoch=0, ctx=mx.cpu()):
-    """Load an exported model as a SymbolBlock taking inputs data0..data{num_inputs-1}."""
+def import_model(path_prefix, num_inputs=3, epoch=0, ctx=mx.cpu(), for_training=True):
+    """Load an exported model as a SymbolBlock taking inputs data0..data{num_inputs-1}.
+
+    for_training=False allocates no gradient buffers (inference only, about half the memory)."""
     symbol_file = '{}-symbol.json'.format(path_prefix)
     params_file = '{}-{:04d}.params'.format(path_prefix, epoch)
     for path in (symbol_file, params_file):
@@ -36,7 +38,12 @@ def import_model(path_prefix, num_inputs=3, epoch=0, ctx=mx.cpu()):
     with warnings.catch_warnings():
         # MXNet warns that it cannot infer the inputs' dtype before the first call; harmless.
         warnings.filterwarnings('ignore', message='Cannot decide type')
-        return SymbolBlock.imports(symbol_file, names, params_file, ctx=ctx)
+        # SymbolBlock.imports, split so grad_req is set before the parameters are allocated
+        block = SymbolBlock(mx.sym.load(symbol_file), [mx.sym.var(n) for n in names])
+    if not for_training:  # before the parameters exist, so no gradient buffer is allocated
+        block.collect_params().setattr('grad_req', 'null')
+    block.collect_params().load(params_file, ctx=ctx, cast_dtype=True, dtype_source='saved')
+    return block
 
 
 def sample_inputs(vocab_size, batch_size=2, seq_len=8, ctx=mx.cpu(), seed=0):

@@ -41,7 +41,8 @@ class SentenceClassifier:
         with open(meta_path, encoding='utf-8') as f:
             self.meta = json.load(f)
         self.ctx = ctx
-        self.net = import_model(os.path.join(folder, 'model'), num_inputs=3, ctx=ctx)
+        self.net = import_model(os.path.join(folder, 'model'), num_inputs=3, ctx=ctx,
+                               for_training=False)
         vocab = BERTVocab.from_file(os.path.join(folder, 'vocab.txt'))
         self.tokenizer = BERTTokenizer(vocab, lower=self.meta['lower'])
         self.vocab = vocab

@@ -61,7 +61,7 @@ def get_hparams(name, **overrides):
 
 def get_model(name, dataset_name=None, vocab=None, pretrained=False, ctx=mx.cpu(), root=None,
               use_pooler=None, use_decoder=None, use_classifier=None, dropout=None,
-              **overrides):
+              for_training=True, **overrides):
     """Build a registered BERT -> (BERTModel, BERTVocab), as GluonNLP 0.10's get_model did.
 
     pretrained: False (random N(0, 0.02) weights); True (the store's weights for
@@ -76,6 +76,9 @@ def get_model(name, dataset_name=None, vocab=None, pretrained=False, ctx=mx.cpu(
     asked for but absent from the checkpoint is an error).
     Overrides (units=..., num_layers=...) change the shape and are validated; a pretrained
     checkpoint must agree with the resulting architecture.
+    for_training=False: inference only. MXNet allocates a gradient buffer per parameter when
+    it is initialized (PyTorch waits for the first backward), so this skips them (grad_req
+    'null'): BERT-base takes about 420 MB less. Such a model cannot be trained.
     """
     # Validate the overrides before any download; num_heads is needed to read GluonNLP files.
     num_heads = get_hparams(name, **{k: v for k, v in overrides.items()
@@ -114,6 +117,8 @@ def get_model(name, dataset_name=None, vocab=None, pretrained=False, ctx=mx.cpu(
     present = {'pooler', 'decoder', 'classifier'} if checkpoint is None else checkpoint.heads
     flags, ignored = resolve_heads(present, use_pooler, use_decoder, use_classifier)
     model = BERTModel(encoder, **flags)
+    if not for_training:
+        model.collect_params().setattr('grad_req', 'null')
     model.initialize(ctx=ctx)
     if checkpoint is not None:
         load_into(model, checkpoint, ignore_heads=ignored)

@@ -56,7 +56,10 @@ HF, NLP = 'HF torch', 'GluonNLP'
 PEERS = (HF, NLP)
 SHORT = {HF: 'HF', NLP: 'GluonNLP'}  # in ratios: '1.12x HF'
 LOOSE = {INT8: dict(atol=None, min_cosine=INT8_MIN_COSINE)}  # int8's agreement limits
-PROBES = (('gluonbert', 'infer'), ('gluonbert', 'train'), ('gluonbert-int8', 'infer'),
+# gluonbert infer: get_model(..., for_training=False); gluonbert-grads: the default, which
+# allocates a gradient buffer per parameter as MXNet does at initialization
+PROBES = (('gluonbert', 'infer'), ('gluonbert', 'train'), ('gluonbert-grads', 'infer'),
+          ('gluonbert-int8', 'infer'),
           ('hf', 'infer'), ('hf', 'train'), ('gluonnlp', 'infer'), ('gluonnlp', 'train'))
 
 
@@ -141,19 +144,21 @@ def randomize(net, seed):
         param.set_data(rng.normal(mean, 0.02, size=param.shape).astype('float32'))
 
 
-def build_gluonbert(name, pretrained=True, seed=0, weights=True):
+def build_gluonbert(name, pretrained=True, seed=0, weights=True, for_training=True):
     """(BERTModel with pooler, vocab, weights label): the real embedded weights when `pretrained`
-    and the shape has some installed, else seeded random ones (`weights=False`: left as built)."""
+    and the shape has some installed, else seeded random ones (`weights=False`: left as built).
+    for_training=False: no gradient buffers (get_model's inference mode)."""
     import gluonbert  # pylint: disable=import-outside-toplevel
     dataset = PRETRAINED.get(name) if pretrained else None
     if dataset:
         try:
-            net, vocab = gluonbert.get_model(name, dataset_name=dataset, pretrained=True, **HEADS)
+            net, vocab = gluonbert.get_model(name, dataset_name=dataset, pretrained=True,
+                                             for_training=for_training, **HEADS)
             return net, vocab, 'pretrained {}'.format(dataset)
         except OSError as err:  # StoreError: the package with the weights is not installed
             print('note: {} has no real weights here ({}); using random ones'.format(name, err),
                   file=sys.stderr)
-    net, vocab = gluonbert.get_model(name, pretrained=False, **HEADS)
+    net, vocab = gluonbert.get_model(name, pretrained=False, for_training=for_training, **HEADS)
     if weights:
         randomize(net, seed)
     return net, vocab, 'random (seed {})'.format(seed)
@@ -514,8 +519,9 @@ def probe_mxnet(framework, mode, name, config, inputs, labels):
     length_dtype = 'float32' if framework == 'gluonnlp' else 'int32'
     if framework == 'gluonnlp':
         net = gluonnlp_model(config['hparams'], BERTVocab.from_file(bundled_vocab_path()))
-    else:
-        net, _, _ = build_gluonbert(name, pretrained=False, weights=False)
+    else:  # inference probes use get_model's inference mode, except gluonbert-grads
+        net, _, _ = build_gluonbert(name, pretrained=False, weights=False, for_training=(
+            mode == 'train' or framework == 'gluonbert-grads'))
     if mode == 'train':
         block, trainer = (gluonnlp_classifier if framework == 'gluonnlp'
                           else gluonbert_classifier)(net)

@@ -45,3 +45,18 @@ def test_export_rejects_the_model_vocab_tuple(tmp_path):
 def test_import_names_the_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match='nothing-symbol.json'):
         import_model(str(tmp_path / 'nothing'))
+
+
+def test_inference_only_import_has_no_gradient_buffers_and_the_same_outputs(tmp_path):
+    block = tiny_model()
+    inputs = list(random_batch()) + [mx.nd.array([[0, 2], [1, 1], [2, 0]])]
+    expected = as_list(block(*inputs))
+    export_model(block, str(tmp_path / 'model'), inputs)
+    trainable = import_model(str(tmp_path / 'model'), num_inputs=4)
+    frozen = import_model(str(tmp_path / 'model'), num_inputs=4, for_training=False)
+    assert all(p.grad_req == 'write' and p.list_grad() for p in
+               trainable.collect_params().values())
+    for param in frozen.collect_params().values():
+        assert param.grad_req == 'null' and param._grad is None  # pylint: disable=protected-access
+    for got, want in zip(as_list(frozen(*inputs)), expected):
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from gluonbert.precision import UnsupportedPrecisionError, bfloat16_supported
-from gluonbert.train import TrainConfig, TrainingLoop
+from gluonbert.train import NonFiniteLossError, TrainConfig, TrainingLoop
 from gluonbert.train.mixed_precision import (DynamicLossScale, LowPrecisionForward,
                                              check_mixed_precision)
 from conftest import random_batch, tiny_model
-from test_train import (assert_same_params, batches, ce_loss, classifier, make_data, params_of,
-                        train)
+from test_train import (CE, assert_same_params, batches, ce_loss, classifier, make_data,
+                        params_of, train)
 
 CPU_LP16 = ('LeakyReLU', 'Activation')  # GELU and the pooler's tanh
 FP16 = dict(dtype='float16', lp16_ops=CPU_LP16)
@@ -78,39 +78,83 @@ def test_an_overflowing_step_is_skipped_and_halves_the_scale():
     loop = make_loop(net, init_loss_scale=2.0 ** 40, **FP16)  # GELU's float16 grads overflow
     loop.fit(batches(data, 8, 0), 2, max_steps=1)
     assert_same_params(before, params_of(net), atol=0)
-    assert loop.loss_scale.state_dict() == dict(scale=2.0 ** 39, good_steps=0)
+    assert loop.loss_scale.state_dict() == dict(scale=2.0 ** 39, good_steps=0,
+                                                skipped_in_a_row=1, skipped=1)
     sane = make_loop(net, init_loss_scale=2.0 ** 10, **FP16)
     sane.fit(batches(data, 8, 0), 2, max_steps=1)
     assert np.abs(params_of(net)['classifier.weight'] - before['classifier.weight']).max() > 1e-4
-    assert sane.loss_scale.state_dict() == dict(scale=2.0 ** 10, good_steps=1)
+    assert sane.loss_scale.state_dict() == dict(scale=2.0 ** 10, good_steps=1,
+                                                skipped_in_a_row=0, skipped=0)
 
 
-def test_loss_scale_doubles_after_a_window_of_finite_steps_up_to_its_cap():
-    scale = DynamicLossScale(mx.cpu(), init_scale=8.0, window=3, max_scale=32.0)
+def test_loss_scale_doubles_after_a_window_halves_to_its_floor_and_counts_skips():
+    scale = DynamicLossScale(mx.cpu(), init_scale=8.0, window=3, min_scale=2.0, max_scale=32.0)
     finite, overflow = mx.nd.array([1]), mx.nd.array([0])
     seen = []
-    for flag in [finite] * 3 + [finite, overflow] + [finite] * 9:
+    for flag in [finite] * 3 + [finite, overflow] + [finite] * 9 + [overflow] * 6:
         scale.update(flag)
         seen.append(scale.state_dict()['scale'])
-    assert seen == [8, 8, 16, 16, 8, 8, 8, 16, 16, 16, 32, 32, 32, 32]
-    with pytest.raises(ValueError, match='init_scale=0'):
+    assert seen == [8, 8, 16, 16, 8, 8, 8, 16, 16, 16, 32, 32, 32, 32, 16, 8, 4, 2, 2, 2]
+    assert scale.state_dict() == dict(scale=2.0, good_steps=0, skipped_in_a_row=6, skipped=7)
+    with pytest.raises(ValueError, match='min_scale=1.0 <= init_scale=0'):
         DynamicLossScale(mx.cpu(), init_scale=0)
+
+
+def fit(net, data, output_dir=None, resume=False, max_steps=None, **config):
+    """(loop, state) of a run over `data` in batches of 8."""
+    config = TrainConfig(**dict(dict(lr=1e-3, epochs=3, eval_every=2, warmup_ratio=0.25,
+                                     progress=False, log_every=2), **config))
+    loop = TrainingLoop(net, ce_loss, mx.cpu(), config, output_dir=output_dir)
+    state = loop.fit(batches(data, 8, config.seed), -(-len(data[0]) // 8), resume=resume,
+                     max_steps=max_steps)
+    return loop, state
 
 
 def test_interrupted_float16_run_resumes_with_its_loss_scale(tmp_path):
     data = make_data(40)
-    config = dict(epochs=3, eval_every=2, loss_scale_window=2, **FP16)  # the scale moves
+    config = dict(loss_scale_window=2, **FP16)  # the scale moves: x2 every 2 finite steps
     reference = classifier(dropout=0.1)
     first = copy_of(reference, dropout=0.1)
-    end = train(reference, data, 8, **config)
-    train(first, data, 8, output_dir=str(tmp_path), max_steps=7, **config)
+    ref_loop, end = fit(reference, data, **config)
+    fit(first, data, output_dir=str(tmp_path), max_steps=7, **config)
     with open(tmp_path / 'checkpoints' / 'step-00000006' / 'state.json', encoding='utf-8') as f:
         saved = json.load(f)['loss_scale']
-    assert saved == dict(scale=2.0 ** 19, good_steps=0)  # 6 finite steps, window 2: x8
+    assert saved == dict(scale=2.0 ** 19, good_steps=0, skipped_in_a_row=0, skipped=0)
     resumed = classifier(dropout=0.1)
-    state = train(resumed, data, 8, output_dir=str(tmp_path), resume=True, **config)
+    loop, state = fit(resumed, data, output_dir=str(tmp_path), resume=True, **config)
     assert state['step'] == end['step'] == 15
     assert_same_params(params_of(reference), params_of(resumed))
+    # a power-of-two scale cancels exactly, so the weights alone cannot tell: compare the scale
+    assert loop.loss_scale.state_dict() == ref_loop.loss_scale.state_dict() == dict(
+        scale=2.0 ** 23, good_steps=1, skipped_in_a_row=0, skipped=0)
+
+
+def test_a_float32_checkpoint_resumes_in_float16_and_back(tmp_path):
+    data = make_data(40)
+    net = classifier()
+    fit(net, data, output_dir=str(tmp_path / 'a'), max_steps=7)
+    loop, state = fit(net, data, output_dir=str(tmp_path / 'a'), resume=True, **FP16)
+    assert state['step'] == 15 and loop.loss_scale.state_dict()['scale'] == 2.0 ** 16
+    fit(net, data, output_dir=str(tmp_path / 'b'), max_steps=7, **FP16)
+    _, state = fit(net, data, output_dir=str(tmp_path / 'b'), resume=True)
+    assert state['step'] == 15 and 'loss_scale' not in state
+
+
+def test_gradients_that_overflow_at_every_scale_stop_the_run():
+    """A loss whose value is finite but whose gradient is NaN (sqrt'(0) * 0): every step is
+    skipped, the scale falls to its floor, and the run stops with the reason."""
+    def finite_loss_nan_grad(net, *batch):
+        logits = net(*batch[:3])
+        return CE(logits, batch[3]) + mx.nd.sqrt(logits.sum(axis=1) * 0)
+
+    net = classifier()
+    before = params_of(net)
+    config = TrainConfig(lr=1e-3, epochs=8, progress=False, log_every=4, **FP16)
+    loop = TrainingLoop(net, finite_loss_nan_grad, mx.cpu(), config)
+    with pytest.raises(NonFiniteLossError, match='not finite in the last 32 steps in a row '
+                                                 r'\(loss scale now 1\)'):
+        loop.fit(batches(make_data(48), 8, 0), 6)
+    assert_same_params(before, params_of(net), atol=0)
 
 
 def test_precisions_that_cannot_run_here_say_why():
@@ -169,3 +213,25 @@ def test_pretraining_outputs_and_gradients_through_float16():
     for name in grads[0]:
         np.testing.assert_allclose(grads[1][name], grads[0][name], atol=1e-3, rtol=1e-2,
                                    err_msg=name)
+
+
+def test_the_gpu_float16_graph_converts_and_type_checks():
+    """AMP's default float16 list cannot run on the CPU, but its rewrite of the BERT graph can be
+    built and type-inferred here: the matmuls in float16, LayerNorm and softmax in float32."""
+    from gluonbert.train.mixed_precision import convert_graph  # pylint: disable=C0415
+    net = classifier(dropout=0.1)
+    net.hybridize()
+    net(*random_batch())
+    data, symbol = net._cached_graph  # pylint: disable=protected-access
+    graph = convert_graph(symbol, [d.name for d in data], 'float16').get_internals()
+    _, types, _ = graph.infer_type(data0='int32', data1='int32', data2='int32')
+    dtype = dict(zip(graph.list_outputs(), types))
+
+    def of(suffix):
+        return {t for n, t in dtype.items() if n.endswith(suffix)}
+    for dense in ('qkv_fwd_output', 'out_proj_fwd_output', 'ffn_1_fwd_output',
+                  'ffn_2_fwd_output', 'pooler_dense_fwd_output', 'classifier_fwd_output'):
+        assert of('_' + dense) == {np.float16}, dense
+    assert of('selfatt_qk0_output') == {np.float16}  # widest type of its float16 input
+    assert of('layernorm0_output') == of('softmax0_output') == {np.float32}
+    assert dtype[graph.list_outputs()[-1]] == np.float32  # logits cast back

@@ -112,3 +112,19 @@ def test_summary_counts_add_up():
 def test_a_backbone_without_pooler_needs_no_classifier_flag():
     model, _ = get_model('bert_2_128_2', use_pooler=False, use_decoder=False)
     assert not model.use_pooler and not model.use_classifier
+
+
+def test_inference_only_models_allocate_no_gradients_and_refuse_training():
+    mx.random.seed(3)
+    trainable, _ = get_model('bert_2_128_2', use_decoder=False, use_classifier=False)
+    mx.random.seed(3)
+    frozen, _ = get_model('bert_2_128_2', use_decoder=False, use_classifier=False,
+                          for_training=False)
+    assert all(p.grad_req == 'null' and p._grad is None  # pylint: disable=protected-access
+               for p in frozen.collect_params().values())
+    inputs = random_batch(vocab_size=30522)
+    for got, want in zip(frozen(*inputs), trainable(*inputs)):
+        np.testing.assert_array_equal(got.asnumpy(), want.asnumpy())
+    from gluonbert.train import TrainingLoop  # pylint: disable=import-outside-toplevel
+    with pytest.raises(ValueError, match='no trainable parameters.*for_training=False'):
+        TrainingLoop(frozen, lambda net, *batch: None, mx.cpu())

@@ -24,6 +24,8 @@ from .optimizer import exclude_from_weight_decay
 from .schedule import LinearWarmupDecay
 
 LOG = logging.getLogger('gluonbert.train')
+# float16: 2^24 down to 1 is 24 halvings; more overflows in a row than that cannot be scaled away
+MAX_SKIPS_IN_A_ROW = 32
 
 
 class NonFiniteLossError(RuntimeError):
@@ -98,6 +100,10 @@ class TrainingLoop:
             if cfg.dtype == 'float16' else None
         self.output_dir = output_dir
         self.params = [p for p in net.collect_params().values() if p.grad_req != 'null']
+        if not self.params:
+            raise ValueError('the network has no trainable parameters (grad_req is "null" '
+                             'everywhere): was it built with get_model(..., for_training=False)'
+                             ' or import_model(..., for_training=False)?')
         exclude_from_weight_decay(net)
         self.trainer = None
         writes = output_dir and self.backend.is_root and not self.backend.updates_on_kvstore
@@ -117,9 +123,9 @@ class TrainingLoop:
             raise ValueError('{}: early stopping needs all workers to agree; use dist_sync'
                              .format(name))
         if self.config.dtype != 'float32':
-            raise ValueError('{} runs the optimizer on the servers, which cannot skip the steps '
-                             'whose float16 gradients overflowed; train {} with dist_sync'
-                             .format(name, self.config.dtype))
+            raise ValueError('{} runs the optimizer on the servers; mixed precision needs the '
+                             "loop's own update (unscaling, skipping overflowed steps): train {} "
+                             'with dist_sync'.format(name, self.config.dtype))
 
     def _make_trainer(self, total_steps):
         cfg = self.config
@@ -167,8 +173,9 @@ class TrainingLoop:
         if path:
             state = manager.load(path, self.net, self.trainer, self.ctx)
             _set_host_rng(state.pop('host_rng'))
-            if self.loss_scale is not None:
-                self.loss_scale.load_state_dict(state.pop('loss_scale'))
+            saved_scale = state.pop('loss_scale', None)  # the run may change precision
+            if self.loss_scale is not None and saved_scale is not None:
+                self.loss_scale.load_state_dict(saved_scale)
             LOG.info('resumed from %s (step %d)', path, state['step'])
         if self.backend.num_workers > 1:  # all workers must continue from the same step
             step = float(state['step'])
@@ -210,8 +217,8 @@ class TrainingLoop:
                     bar.set_postfix(loss='{:.4f}'.format(loss), lr='{:.2e}'.format(lr),
                                     samples_per_s='{:.1f}'.format(rate))
                     state['history'].append(dict(step=state['step'], loss=loss, lr=lr))
-                    LOG.info('step %d epoch %d loss %.4f lr %.3e %.1f samples/s',
-                             state['step'], epoch + 1, loss, lr, rate)
+                    LOG.info('step %d epoch %d loss %.4f lr %.3e %.1f samples/s%s',
+                             state['step'], epoch + 1, loss, lr, rate, self._read_loss_scale())
                     loss_sum, loss_steps, samples, clock = None, 0, 0, time.time()
                 due = cfg.eval_every and state['step'] % cfg.eval_every == 0
                 if due or last:
@@ -313,6 +320,19 @@ class TrainingLoop:
                 'batch, and the last good checkpoint is {}. Lower --lr, check the data, or '
                 'resume from it with --resume'.format(loss, state['step'], last or 'none'))
         return loss
+
+    def _read_loss_scale(self):
+        """float16: ', loss scale S, K steps skipped' for the log line (read with the loss);
+        stops the run when the gradients overflow step after step even at the smallest scale."""
+        if self.loss_scale is None:
+            return ''
+        scale = self.loss_scale.state_dict()
+        if scale['skipped_in_a_row'] >= MAX_SKIPS_IN_A_ROW:
+            raise NonFiniteLossError(
+                'float16 gradients were not finite in the last {} steps in a row (loss scale now '
+                '{:g}): nothing was learned from them. Train in float32 or bfloat16, or lower '
+                '--lr'.format(scale['skipped_in_a_row'], scale['scale']))
+        return ', loss scale {:g}, {} steps skipped'.format(scale['scale'], scale['skipped'])
 
     def _evaluate_and_checkpoint(self, evaluate, state):
         cfg = self.config

@@ -107,33 +107,44 @@ class LowPrecisionForward:
 
 
 class DynamicLossScale:
-    """The loss scale S as an NDArray (1,): halved on a step whose gradients overflowed (that
-    step is skipped by the optimizer), doubled after `window` finite steps in a row."""
+    """The loss scale S as an NDArray (1,): halved (down to `min_scale`) on a step whose
+    gradients overflowed -- the optimizer skips that step -- and doubled after `window` finite
+    steps in a row (never above `max_scale` by growing). Counts the skipped steps, in a row and
+    in all."""
 
-    def __init__(self, ctx, init_scale=2.0 ** 16, window=2000, max_scale=2.0 ** 24):
-        if init_scale <= 0 or window < 1:
-            raise ValueError('init_scale={} must be > 0 and window={} >= 1'.format(
-                init_scale, window))
-        self.window, self.max_scale = window, max_scale
+    FIELDS = ('scale', 'good_steps', 'skipped_in_a_row', 'skipped')
+
+    def __init__(self, ctx, init_scale=2.0 ** 16, window=2000, min_scale=1.0,
+                 max_scale=2.0 ** 24):
+        if not (0 < min_scale <= min(init_scale, max_scale)) or window < 1:
+            raise ValueError('need 0 < min_scale={} <= init_scale={} and max_scale={}, and '
+                             'window={} >= 1'.format(min_scale, init_scale, max_scale, window))
+        self.window, self.min_scale, self.max_scale = window, min_scale, max_scale
         self.scale = mx.nd.full((1,), init_scale, ctx=ctx)
         self.good_steps = mx.nd.zeros((1,), ctx=ctx)
+        self.skipped_in_a_row = mx.nd.zeros((1,), ctx=ctx)
+        self.skipped = mx.nd.zeros((1,), ctx=ctx)
 
     def update(self, finite):
         """Record one step; `finite` is an NDArray (1,): 1 if its gradients were finite."""
-        good = mx.nd.where(finite, self.good_steps + 1, mx.nd.zeros_like(self.good_steps))
+        zero = mx.nd.zeros_like(self.good_steps)
+        good = mx.nd.where(finite, self.good_steps + 1, zero)
         grow = good >= self.window
-        grown = mx.nd.minimum(self.scale * 2, mx.nd.full((1,), self.max_scale,
-                                                         ctx=self.scale.context))
-        self.scale = mx.nd.where(finite, mx.nd.where(grow, grown, self.scale), self.scale / 2)
-        self.good_steps = mx.nd.where(grow, mx.nd.zeros_like(good), good)
+        grown = mx.nd.minimum(self.scale * 2, self.max_scale)
+        shrunk = mx.nd.maximum(self.scale / 2, self.min_scale)
+        self.scale = mx.nd.where(finite, mx.nd.where(grow, grown, self.scale), shrunk)
+        self.good_steps = mx.nd.where(grow, zero, good)
+        self.skipped_in_a_row = mx.nd.where(finite, zero, self.skipped_in_a_row + 1)
+        self.skipped = self.skipped + (1 - finite)
 
     def state_dict(self):
-        """{'scale': float, 'good_steps': int} (reads the device: checkpoints only)."""
-        return dict(scale=float(self.scale.asscalar()),
-                    good_steps=int(self.good_steps.asscalar()))
+        """{'scale': float, 'good_steps', 'skipped_in_a_row', 'skipped': ints} (reads the
+        device: at log read-outs and checkpoints only)."""
+        values = [getattr(self, name).asscalar() for name in self.FIELDS]
+        return dict(zip(self.FIELDS, [float(values[0])] + [int(v) for v in values[1:]]))
 
     def load_state_dict(self, state):
         """Restore what state_dict returned."""
         ctx = self.scale.context
-        self.scale = mx.nd.full((1,), state['scale'], ctx=ctx)
-        self.good_steps = mx.nd.full((1,), state['good_steps'], ctx=ctx)
+        for name in self.FIELDS:
+            setattr(self, name, mx.nd.full((1,), state.get(name, 0), ctx=ctx))

@@ -78,6 +78,8 @@ def contexts(gpus):
 
 def check_dtype(args, ctx):
     """Exit with the reason when --dtype cannot train on these contexts (before any loading)."""
+    if getattr(args, 'only_inference', False):
+        return  # evaluation is float32
     try:
         check_mixed_precision(args.dtype, ctx)
     except (UnsupportedPrecisionError, ValueError) as err:
