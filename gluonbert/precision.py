@@ -47,6 +47,18 @@ def bfloat16_supported():
         return False
 
 
+def require_bfloat16(what, instead):
+    """Raise UnsupportedPrecisionError naming the CPU and its flags when it has no bf16
+    kernels; `what` names the feature, `instead` says what to use."""
+    if bfloat16_supported():
+        return
+    name, flags = cpu_flags()
+    raise UnsupportedPrecisionError(
+        '{} is not available on this CPU ({}; flags: {}): MXNet 1.9.1\'s oneDNN 2.4 has bf16 '
+        'kernels only for AVX-512 CPUs. {}'.format(what, name, ', '.join(sorted(flags)) or 'none',
+                                                    instead))
+
+
 def to_bfloat16(model, sample_inputs):
     """fp32 HybridBlock + one sample batch (input_ids, token_types, valid_length) -> a hybridized
     block computing in bfloat16 (matmuls, GELU) with float32 attention, softmax and LayerNorm.
@@ -54,12 +66,7 @@ def to_bfloat16(model, sample_inputs):
     if isinstance(model, tuple):
         raise TypeError('to_bfloat16 got a tuple; get_model() returns (model, vocab): pass the '
                         'model')
-    if not bfloat16_supported():
-        name, flags = cpu_flags()
-        raise UnsupportedPrecisionError(
-            'bfloat16 is not available on this CPU ({}; flags: {}): MXNet 1.9.1\'s oneDNN 2.4 '
-            'has bf16 kernels only for AVX-512 CPUs. Use float32, or int8 via '
-            'gluonbert.quantize'.format(name, ', '.join(sorted(flags)) or 'none'))
+    require_bfloat16('bfloat16', 'Use float32, or int8 via gluonbert.quantize')
     converted = _amp_convert(model, sample_inputs)
     converted.hybridize(static_alloc=True)
     return _FloatOutputs(converted)

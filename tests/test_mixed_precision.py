@@ -195,7 +195,7 @@ def test_script_refuses_float16_on_the_cpu_before_loading_anything(tmp_path):
 def test_pretraining_outputs_and_gradients_through_float16():
     """The four outputs of an MLM + NSP model come back float32; gradients match float32 up
     to float16 rounding (seen: 7.7e-4 on gradients of 0.3)."""
-    from gluonbert.train.pretraining import pretraining_loss  # pylint: disable=import-outside-toplevel
+    from gluonbert.train.pretraining import pretraining_loss  # pylint: disable=C0415
     net = tiny_model()
     ids, types, lengths = random_batch()
     batch = (ids, types, lengths, mx.nd.array([[1, 2], [0, 3], [1, 1]]),

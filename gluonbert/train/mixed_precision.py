@@ -18,8 +18,8 @@ import warnings
 import mxnet as mx
 from mxnet import autograd
 
-from ..precision import (UnsupportedPrecisionError, bfloat16_supported, cpu_flags,
-                         dropout_names, register_fp32_ops)
+from ..precision import (UnsupportedPrecisionError, dropout_names, register_fp32_ops,
+                         require_bfloat16)
 
 LOW_PRECISION = ('float16', 'bfloat16')
 
@@ -43,12 +43,7 @@ def check_mixed_precision(dtype, ctxs, lp16_ops=None):
             raise UnsupportedPrecisionError('bfloat16 training runs on the CPU only (MXNet '
                                             '1.9.1 has bf16 kernels in oneDNN, none on GPUs); '
                                             'use float16 on GPUs')
-        if not bfloat16_supported():
-            name, flags = cpu_flags()
-            raise UnsupportedPrecisionError(
-                'bfloat16 training is not available on this CPU ({}; flags: {}): MXNet 1.9.1\'s '
-                'oneDNN 2.4 has bf16 kernels only for AVX-512 CPUs. Use float32'.format(
-                    name, ', '.join(sorted(flags)) or 'none'))
+        require_bfloat16('bfloat16 training', 'Use float32')
     return dtype
 
 

@@ -1,5 +1,6 @@
 """Command-line pieces the zoo scripts share: the model and training flags, the contexts of
---gpus and the --dtype check, a worker's start (output folder, logging, seeds), its log line and the TrainConfig."""
+--gpus and the --dtype check, a worker's start (output folder, logging, seeds), its log line
+and the TrainConfig."""
 import logging
 import os
 
