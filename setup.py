@@ -13,7 +13,7 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.10',
     packages=find_packages(include=['gluonbert', 'gluonbert.*']),
-    package_data={'gluonbert': ['vocabs/*.txt']},
+    package_data={'gluonbert': ['vocabs/*.txt', 'kernels/*.cc']},  # kernels: built on first use
     install_requires=[
         'numpy>=1.20,<1.24',  # MXNet 1.9 uses np.bool, removed in numpy 1.24
         'tqdm>=4.60',

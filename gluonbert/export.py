@@ -6,12 +6,15 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon import SymbolBlock
 
+from .kernels import make_portable_file
 
-def export_model(block, path_prefix, sample_inputs, epoch=0):
+
+def export_model(block, path_prefix, sample_inputs, epoch=0, portable=True):
     """Hybridize `block`, run it once on `sample_inputs`, write the symbol and params.
 
     Returns (symbol_file, params_file). The graph is length-agnostic: the exported model accepts
-    any sequence length up to the position table, not only the sample's.
+    any sequence length up to the position table, not only the sample's. portable=False keeps
+    gluonbert's kernels in the graph (loadable only where `gluonbert.kernels` is loaded).
     """
     if isinstance(block, tuple):
         raise TypeError('export_model got a tuple; get_model() returns (model, vocab): '
@@ -22,7 +25,10 @@ def export_model(block, path_prefix, sample_inputs, epoch=0):
         block.hybridize(static_alloc=True)
     block(*sample_inputs)
     block.export(path_prefix, epoch=epoch)
-    return '{}-symbol.json'.format(path_prefix), '{}-{:04d}.params'.format(path_prefix, epoch)
+    symbol_file = '{}-symbol.json'.format(path_prefix)
+    if portable:
+        make_portable_file(symbol_file)  # MXNet's own LayerNorm: loads without gluonbert
+    return symbol_file, '{}-{:04d}.params'.format(path_prefix, epoch)
 
 
 def import_model(path_prefix, num_inputs=3, epoch=0, ctx=mx.cpu(), for_training=True):
@@ -64,7 +70,7 @@ def optimize_for_cpu(block, sample_inputs):
         raise TypeError('optimize_for_cpu got a tuple; get_model() returns (model, vocab): '
                         'pass the model')
     with tempfile.TemporaryDirectory(prefix='gluonbert-fuse-') as folder:
-        export_model(block, os.path.join(folder, 'model'), sample_inputs)
+        export_model(block, os.path.join(folder, 'model'), sample_inputs, portable=False)
         fused = import_model(os.path.join(folder, 'model'), num_inputs=len(sample_inputs))
     fused.optimize_for(*sample_inputs, backend='MKLDNN', static_alloc=True)
     return fused

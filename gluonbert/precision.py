@@ -11,7 +11,7 @@ import mxnet as mx
 
 # AMP has no rule for these; they have no bf16 kernels, so they run in float32 (cast around).
 FP32_OPS = ('_contrib_interleaved_matmul_selfatt_qk', '_contrib_interleaved_matmul_selfatt_valatt',
-            'softmax', 'LayerNorm')
+            'softmax', 'LayerNorm', '_gluonbert_layer_norm')
 
 
 class UnsupportedPrecisionError(RuntimeError):
@@ -85,14 +85,16 @@ def _amp_convert(model, sample_inputs):
                                     excluded_sym_names=dropout_names(symbol), ctx=mx.cpu())
 
 
-def register_fp32_ops():
-    """Add FP32_OPS to AMP's bf16 float32 list (AMP refuses fp32_ops it has no entry for);
-    returns them as the list to pass as `fp32_ops`."""
-    from mxnet.contrib.amp.lists import symbol_bf16  # pylint: disable=import-outside-toplevel
-    for op in FP32_OPS:
-        if op not in symbol_bf16.FP32_FUNCS:
-            symbol_bf16.FP32_FUNCS.append(op)
-    return list(FP32_OPS)
+def register_fp32_ops(dtype='bfloat16', ops=FP32_OPS):
+    """Add `ops` to AMP's float32 list for `dtype` (AMP refuses fp32_ops it has no entry
+    for); returns them as the list to pass as `fp32_ops`."""
+    # pylint: disable=import-outside-toplevel
+    from mxnet.contrib.amp.lists import symbol_bf16, symbol_fp16
+    lists = symbol_bf16 if dtype == 'bfloat16' else symbol_fp16
+    for op in ops:
+        if op not in lists.FP32_FUNCS:
+            lists.FP32_FUNCS.append(op)
+    return list(ops)
 
 
 def dropout_names(symbol):

@@ -39,13 +39,13 @@ class MultiHeadSelfAttention(HybridBlock):
                                      weight_initializer=weight_initializer, prefix='out_proj_')
 
     def hybrid_forward(self, F, x, attention_bias=None):  # pylint: disable=arguments-differ
-        """x (seq_len, batch, units), attention_bias (batch*heads, 1, seq_len) or None
-        -> (seq_len, batch, units). The bias is added to every query's scores: 0 keeps a key,
-        -1e4 gives it zero weight."""
+        """x (seq_len, batch, units), attention_bias (batch*heads, seq_len, seq_len) or None
+        -> (seq_len, batch, units). The bias is added to the scores of each (query, key): 0 keeps
+        a key, -1e4 gives it zero weight."""
         qkv = self.qkv(x)
         scores = F.contrib.interleaved_matmul_selfatt_qk(qkv, heads=self._num_heads)
         if attention_bias is not None:
-            scores = F.broadcast_add(scores, attention_bias)
+            scores = F.elemwise_add(scores, attention_bias)
         weights = F.softmax(scores, axis=-1)
         if self.dropout is not None:
             weights = self.dropout(weights)

@@ -2,6 +2,7 @@
 from mxnet.gluon import HybridBlock, nn
 
 from .activations import make_activation
+from .layer_norm import LayerNorm
 
 
 class Pooler(HybridBlock):
@@ -48,8 +49,8 @@ class MLMDecoder(HybridBlock):
             self.transform = nn.Dense(units, in_units=units, flatten=False,
                                       weight_initializer=weight_initializer, prefix='transform_')
             self.activation = make_activation(activation)
-            self.layer_norm = nn.LayerNorm(epsilon=layer_norm_eps, in_channels=units,
-                                           prefix='layer_norm_')
+            self.layer_norm = LayerNorm(epsilon=layer_norm_eps, in_channels=units,
+                                        prefix='layer_norm_')
             self.bias = self.params.get('bias', shape=(vocab_size,), init='zeros')
         self.embed_weight = embed_weight
 

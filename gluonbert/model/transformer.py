@@ -3,6 +3,7 @@ from mxnet.gluon import HybridBlock, nn
 
 from .activations import make_activation
 from .attention import MultiHeadSelfAttention
+from .layer_norm import LayerNorm
 
 
 class TransformerLayer(HybridBlock):
@@ -14,21 +15,22 @@ class TransformerLayer(HybridBlock):
         with self.name_scope():
             self.attention = MultiHeadSelfAttention(units, num_heads, attention_dropout,
                                                     weight_initializer, prefix='attention_')
-            self.attention_norm = nn.LayerNorm(epsilon=layer_norm_eps, in_channels=units,
-                                               prefix='attention_norm_')
+            self.attention_norm = LayerNorm(epsilon=layer_norm_eps, in_channels=units,
+                                            prefix='attention_norm_')
             self.ffn_1 = nn.Dense(hidden_size, in_units=units, flatten=False,
                                   weight_initializer=weight_initializer, prefix='ffn_1_')
             self.activation = make_activation(activation)
             self.ffn_2 = nn.Dense(units, in_units=hidden_size, flatten=False,
                                   weight_initializer=weight_initializer, prefix='ffn_2_')
-            self.ffn_norm = nn.LayerNorm(epsilon=layer_norm_eps, in_channels=units,
-                                         prefix='ffn_norm_')
+            self.ffn_norm = LayerNorm(epsilon=layer_norm_eps, in_channels=units,
+                                      prefix='ffn_norm_')
             self.dropout = nn.Dropout(dropout) if dropout else None
 
     def _drop(self, x):
         return x if self.dropout is None else self.dropout(x)
 
     def hybrid_forward(self, F, x, attention_bias=None):  # pylint: disable=arguments-differ
-        """x (seq_len, batch, units), attention_bias (batch*heads, 1, seq_len) -> same shape as x."""
+        """x (seq_len, batch, units), attention_bias (batch*heads, seq_len, seq_len) or None
+        -> same shape as x."""
         x = self.attention_norm(x + self._drop(self.attention(x, attention_bias)))
         return self.ffn_norm(x + self._drop(self.ffn_2(self.activation(self.ffn_1(x)))))

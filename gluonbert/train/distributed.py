@@ -23,6 +23,8 @@ import os
 import mxnet as mx
 from mxnet import gluon
 
+from .. import kernels
+
 LOG = logging.getLogger('gluonbert.train')
 
 BACKENDS = ('device', 'dist_sync', 'dist_sync_device', 'dist_async', 'horovod')
@@ -131,6 +133,10 @@ class HorovodBackend:
     synchronous, updates_on_kvstore = True, False
 
     def __init__(self):
+        if not kernels.disable('Horovod'):
+            raise RuntimeError('--comm-backend horovod: {}, and gluonbert kernels are already '
+                               'loaded here; create the backend before running a model, or set '
+                               '{}=0'.format(kernels.HOROVOD_CLASH, kernels.ENABLE_ENV))
         try:
             import horovod.mxnet as hvd  # pylint: disable=import-outside-toplevel
         except ImportError as err:

@@ -18,6 +18,7 @@ import warnings
 import mxnet as mx
 from mxnet import autograd
 
+from ..kernels import LAYER_NORM_OP
 from ..precision import (UnsupportedPrecisionError, dropout_names, register_fp32_ops,
                          require_bfloat16)
 
@@ -56,6 +57,7 @@ def convert_graph(symbol, input_names, dtype, lp16_ops=None):
     """
     from mxnet.contrib import amp  # pylint: disable=import-outside-toplevel
     kwargs = dict(data_names=list(input_names), cast_optional_params=False)
+    register_fp32_ops(dtype, [LAYER_NORM_OP])  # float32-only: AMP casts around the kernel
     if lp16_ops is not None:
         lp16_ops = list(lp16_ops)
         kwargs.update(target_dtype_ops=lp16_ops, fp32_ops=[
