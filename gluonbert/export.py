@@ -4,7 +4,7 @@ import warnings
 
 import mxnet as mx
 import numpy as np
-from mxnet.gluon import SymbolBlock
+from mxnet.gluon import HybridBlock, SymbolBlock
 
 from .kernels import make_portable_file
 
@@ -24,7 +24,7 @@ def export_model(block, path_prefix, sample_inputs, epoch=0, portable=True):
     if not block._active:
         block.hybridize(static_alloc=True)
     block(*sample_inputs)
-    block.export(path_prefix, epoch=epoch)
+    HybridBlock.export(block, path_prefix, epoch=epoch)  # not a subclass's portable export
     symbol_file = '{}-symbol.json'.format(path_prefix)
     if portable:
         make_portable_file(symbol_file)  # MXNet's own LayerNorm: loads without gluonbert

@@ -262,7 +262,7 @@ def optimized_model(net, folder, arrays):
     from gluonbert import export_model, import_model  # pylint: disable=import-outside-toplevel
     prefix = os.path.join(folder, 'exported', 'model')
     if not os.path.isfile(prefix + '-symbol.json'):
-        export_model(net, prefix, arrays)
+        export_model(net, prefix, arrays, portable=False)  # as optimize_for_cpu: kernels kept
     block = import_model(prefix)
     block.optimize_for(*arrays, backend='MKLDNN', static_alloc=True, static_shape=True)
     return block

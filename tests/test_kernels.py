@@ -83,6 +83,45 @@ def test_grad_req_add_accumulates_instead_of_overwriting(hybridize):
         assert np.abs(single).max() > 0
 
 
+def test_frozen_gamma_and_beta_still_give_the_input_gradient():
+    expected = block_grads('write', True, 1)[2]
+    block = LayerNorm(epsilon=1e-12, in_channels=24)
+    block.initialize()
+    rng = np.random.RandomState(3)
+    block.gamma.set_data(mx.nd.array(rng.normal(size=24)))
+    block.collect_params().setattr('grad_req', 'null')
+    block.hybridize(static_alloc=True)
+    x = mx.nd.array(rng.normal(size=(5, 2, 24)))
+    x.attach_grad()
+    head = mx.nd.array(rng.normal(size=(5, 2, 24)))
+    with autograd.record():
+        out = block(x)
+    out.backward(head)
+    np.testing.assert_allclose(x.grad.asnumpy(), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_a_team_smaller_than_asked_for_still_covers_every_row():
+    """OMP_THREAD_LIMIT below OMP_NUM_THREADS makes OpenMP start fewer threads than
+    omp_get_max_threads() says: every row must still get its gradient."""
+    script = '\n'.join([
+        'import sys, numpy as np',
+        'sys.path.insert(0, "tests")',
+        'from test_kernels import values_and_grads, native, kernel',
+        'want, got = (values_and_grads(op, (37, 64), 1e-5) for op in (native, kernel))',
+        'print(max(float(np.abs(a - b).max() / np.abs(a).max()) for a, b in zip(want, got)))'])
+    env = dict(os.environ, OMP_NUM_THREADS='4', OMP_THREAD_LIMIT='1')
+    done = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                          check=True, env=env, cwd=ROOT)
+    assert float(done.stdout.strip().splitlines()[-1]) < 2e-6
+
+
+def test_a_bad_eps_is_an_error_naming_it():
+    x = mx.nd.ones((2, 6))
+    with pytest.raises(mx.base.MXNetError, match='eps must be a positive number; got abc'):
+        mx.nd._internal._gluonbert_layer_norm(  # pylint: disable=protected-access
+            x, mx.nd.ones(6), mx.nd.ones(6), eps='abc').wait_to_read()
+
+
 def test_other_dtypes_use_mxnet_layer_norm():
     block = LayerNorm(epsilon=1e-5, in_channels=8)
     block.initialize()
@@ -112,6 +151,8 @@ def test_exported_symbol_uses_mxnet_layer_norm_and_loads_without_gluonbert(tmp_p
     symbol_file, params_file = export_model(block, str(tmp_path / 'model'), [x])
     ops = [node['op'] for node in json.load(open(symbol_file))['nodes']]
     assert kernels.LAYER_NORM_OP not in ops and ops.count('LayerNorm') == 1
+    export_model(block, str(tmp_path / 'kept'), [x], portable=False)
+    assert kernels.LAYER_NORM_OP in open(str(tmp_path / 'kept-symbol.json')).read()
     np.save(tmp_path / 'x.npy', x.asnumpy())
     script = ('import mxnet as mx, numpy as np, sys\n'
               'net = mx.gluon.SymbolBlock.imports(sys.argv[1], ["data"], sys.argv[2])\n'
@@ -147,3 +188,16 @@ def test_horovod_backend_refuses_to_start_beside_loaded_kernels():
     assert kernels.load() and not kernels.disable('too late')
     with pytest.raises(RuntimeError, match='GLUONBERT_KERNELS=0'):
         HorovodBackend()
+
+
+def test_the_models_own_export_writes_mxnet_layer_norm(tmp_path):
+    """`net.export` (Gluon's usual call) on gluonbert's models is portable too."""
+    from gluonbert import get_model  # pylint: disable=import-outside-toplevel
+    net, _ = get_model('bert_2_128_2', pretrained=False, use_decoder=False)
+    net.initialize()
+    net.hybridize(static_alloc=True)
+    net(mx.nd.ones((1, 4)), mx.nd.zeros((1, 4)), mx.nd.array([4]))
+    assert kernels.LAYER_NORM_OP in net._cached_graph[1].tojson()  # pylint: disable=W0212
+    net.export(str(tmp_path / 'bert'))
+    ops = [node['op'] for node in json.load(open(str(tmp_path / 'bert-symbol.json')))['nodes']]
+    assert kernels.LAYER_NORM_OP not in ops and ops.count('LayerNorm') == 5

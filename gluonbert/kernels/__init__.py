@@ -73,8 +73,8 @@ def library_path(root=None):
     digest.update('{}|{}|{}'.format(mx.__version__, _compiler(), _cpu_signature()).encode())
     home = root or os.path.join(os.environ.get('GLUONBERT_HOME')
                                 or os.path.join('~', '.gluonbert'), 'kernels')
-    return os.path.join(os.path.expanduser(home), digest.hexdigest()[:16],
-                        'libgluonbert_kernels.so')
+    return os.path.abspath(os.path.join(os.path.expanduser(home), digest.hexdigest()[:16],
+                                        'libgluonbert_kernels.so'))
 
 
 def build(path):
@@ -114,7 +114,12 @@ def load(root=None):
             if not os.path.isfile(path):
                 LOG.info('building gluonbert kernels into %s', path)
                 build(path)
-            mx.library.load(path, False)
+            try:
+                mx.library.load(path, False)
+            except (OSError, mx.base.MXNetError):  # a damaged cached file: build it again once
+                os.remove(path)
+                build(path)
+                mx.library.load(path, False)
             _STATE['loaded'] = True
         except (KernelBuildError, OSError, mx.base.MXNetError) as err:
             warnings.warn('gluonbert kernels unavailable, using MXNet LayerNorm (slower '
@@ -138,12 +143,20 @@ def make_portable(symbol_json):
     """A symbol's JSON text with every gluonbert kernel replaced by the MXNet operator it
     stands for, so that the file loads in any MXNet 1.9 without this library."""
     graph = json.loads(symbol_json)
-    for node in graph['nodes']:
+    for node in _nodes(graph):
         if node['op'] == LAYER_NORM_OP:
             attrs = node.get('attrs', {})
             node['op'] = 'LayerNorm'
             node['attrs'] = {'axis': '-1', 'eps': attrs.get('eps', '1e-05')}
     return json.dumps(graph, indent=2)
+
+
+def _nodes(graph):
+    """Every node of a symbol's JSON graph, including those nested in fused subgraphs."""
+    for node in graph['nodes']:
+        yield node
+        for subgraph in node.get('subgraphs', []):  # optimize_for's fused nodes nest graphs
+            yield from _nodes(subgraph)
 
 
 def make_portable_file(symbol_file):

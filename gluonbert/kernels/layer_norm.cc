@@ -13,8 +13,8 @@
 // so that accumulation into parameter gradients (grad_req='add') stays with MXNet.
 #include <omp.h>
 
-#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,9 +28,17 @@ using Attrs = std::unordered_map<std::string, std::string>;
 
 namespace {
 
-float ParseEps(const Attrs& attrs) {
+// eps from the attributes (MXNet passes strings); false when it is not a positive number.
+bool ParseEps(const Attrs& attrs, float* eps) {
   auto it = attrs.find("eps");
-  return it == attrs.end() ? 1e-5f : std::stof(it->second);
+  if (it == attrs.end()) {
+    *eps = 1e-5f;  // MXNet LayerNorm's default
+    return true;
+  }
+  char* end = nullptr;
+  const double value = std::strtod(it->second.c_str(), &end);
+  *eps = static_cast<float>(value);
+  return end != it->second.c_str() && *end == '\0' && value > 0 && std::isfinite(value);
 }
 
 // mean and 1/sqrt(var + eps) of one row, two passes (as MXNet's kernel) for accuracy.
@@ -55,7 +63,8 @@ MXReturnValue Forward(const Attrs& attrs, std::vector<MXTensor>* inputs,
   float* y = (*outputs)[0].data<float>();
   const int64_t cols = data.shape.back();
   const int64_t rows = cols ? data.size() / cols : 0;
-  const float eps = ParseEps(attrs);
+  float eps;
+  ParseEps(attrs, &eps);  // validated by ParseAttrs
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < rows; ++i) {
     const float* xi = x + i * cols;
@@ -80,19 +89,20 @@ MXReturnValue Backward(const Attrs& attrs, std::vector<MXTensor>* inputs,
   float* dbeta = (*outputs)[2].data<float>();
   const int64_t cols = data.shape.back();
   const int64_t rows = cols ? data.size() / cols : 0;
-  const float eps = ParseEps(attrs);
-  const int threads = omp_get_max_threads();
-  // per-thread partial sums of d_gamma and d_beta: (threads, 2, cols)
-  float* partial = static_cast<float*>(res.alloc_cpu(sizeof(float) * threads * 2 * cols));
-  for (int64_t k = 0; k < int64_t(threads) * 2 * cols; ++k) partial[k] = 0.f;
-  const int64_t chunk = (rows + threads - 1) / threads;
-#pragma omp parallel num_threads(threads)
+  float eps;
+  ParseEps(attrs, &eps);  // validated by ParseAttrs
+  // Per-thread partial sums of d_gamma and d_beta, (slots, 2, cols). The runtime may start a
+  // smaller team than asked for (OMP_DYNAMIC, OMP_THREAD_LIMIT, nesting): the `omp for` below
+  // still covers every row, unused slots stay zero, and the slots are summed in a fixed order.
+  const int slots = omp_get_max_threads();
+  float* partial = static_cast<float*>(res.alloc_cpu(sizeof(float) * slots * 2 * cols));
+  for (int64_t k = 0; k < int64_t(slots) * 2 * cols; ++k) partial[k] = 0.f;
+#pragma omp parallel num_threads(slots)
   {
-    const int t = omp_get_thread_num();
-    float* pg = partial + int64_t(t) * 2 * cols;
+    float* pg = partial + int64_t(omp_get_thread_num()) * 2 * cols;
     float* pb = pg + cols;
-    const int64_t begin = t * chunk, end = std::min(rows, begin + chunk);
-    for (int64_t i = begin; i < end; ++i) {
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < rows; ++i) {
       const float* xi = x + i * cols;
       const float* dyi = dy + i * cols;
       float* dxi = dx + i * cols;
@@ -118,7 +128,7 @@ MXReturnValue Backward(const Attrs& attrs, std::vector<MXTensor>* inputs,
   }
   for (int64_t j = 0; j < cols; ++j) {
     float g = 0.f, b = 0.f;
-    for (int t = 0; t < threads; ++t) {
+    for (int t = 0; t < slots; ++t) {
       g += partial[int64_t(t) * 2 * cols + j];
       b += partial[int64_t(t) * 2 * cols + cols + j];
     }
@@ -133,6 +143,12 @@ MXReturnValue ParseAttrs(const Attrs& attrs, int* num_in, int* num_out) {
   if (axis != attrs.end() && axis->second != "-1") {
     MX_ERROR_MSG << "_gluonbert_layer_norm normalizes the last axis only (axis=-1); got axis="
                  << axis->second;
+    return MXReturnValue::MX_FAIL;
+  }
+  float eps;
+  if (!ParseEps(attrs, &eps)) {
+    MX_ERROR_MSG << "_gluonbert_layer_norm: eps must be a positive number; got "
+                 << attrs.at("eps");
     return MXReturnValue::MX_FAIL;
   }
   *num_in = 3;

@@ -4,9 +4,10 @@ from mxnet.gluon import HybridBlock
 
 from .encoder import BERTEncoder
 from .heads import MLMDecoder, NSClassifier, Pooler
+from .layer_norm import PortableExport
 
 
-class BERTModel(HybridBlock):
+class BERTModel(PortableExport, HybridBlock):
     """BERT with GluonNLP 0.10's call and output order.
 
     model(input_ids, token_types, valid_length=None, masked_positions=None) returns

@@ -3,11 +3,11 @@ import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 
 from .config import validate_config
-from .layer_norm import LayerNorm
+from .layer_norm import LayerNorm, PortableExport
 from .transformer import TransformerLayer
 
 
-class BERTEncoder(HybridBlock):
+class BERTEncoder(PortableExport, HybridBlock):
     """(input_ids, token_types, valid_length) (batch, seq_len) -> (batch, seq_len, units).
 
     Positions at or beyond `valid_length` are masked out of attention and zeroed in the output,

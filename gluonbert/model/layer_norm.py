@@ -5,7 +5,17 @@ from mxnet.gluon import HybridBlock
 from .. import kernels
 
 
-class LayerNorm(HybridBlock):
+class PortableExport:
+    """HybridBlock mixin: `export` writes MXNet's LayerNorm where the graph runs gluonbert's
+    kernel, so the exported symbol loads in any MXNet 1.9 (as `gluonbert.export_model` does)."""
+
+    def export(self, path, epoch=0, remove_amp_cast=True):
+        """`HybridBlock.export`, then the portable rewrite of `path-symbol.json`."""
+        super().export(path, epoch, remove_amp_cast)
+        kernels.make_portable_file('{}-symbol.json'.format(path))
+
+
+class LayerNorm(PortableExport, HybridBlock):
     """(..., units) -> (..., units), normalized over `units`; parameters `gamma`, `beta`
     named as in `mxnet.gluon.nn.LayerNorm`, so checkpoints are interchangeable.
 

@@ -3,6 +3,7 @@ import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 
 from .bert import BERTModel
+from .layer_norm import PortableExport
 
 
 def require_backbone(bert, head, uses_pooler):
@@ -23,7 +24,7 @@ def require_backbone(bert, head, uses_pooler):
                              head, ' and pooler' if uses_pooler else '', wanted))
 
 
-class _TaskHead(HybridBlock):
+class _TaskHead(PortableExport, HybridBlock):
     """Shared plumbing: backbone checks, input validation, dropout."""
     uses_pooler = True
 
