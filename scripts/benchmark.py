@@ -641,7 +641,9 @@ def versions():
     import torch  # pylint: disable=import-outside-toplevel
     import transformers  # pylint: disable=import-outside-toplevel
     import gluonbert  # pylint: disable=import-outside-toplevel
+    from gluonbert import kernels  # pylint: disable=import-outside-toplevel
     return dict(python=platform.python_version(), gluonbert=gluonbert.__version__,
+                gluonbert_kernels='loaded' if kernels.load() else 'off (MXNet LayerNorm)',
                 mxnet=mxnet.__version__, torch=torch.__version__,
                 transformers=transformers.__version__, gluonnlp=gluonnlp.__version__,
                 numpy=np.__version__)
