@@ -9,9 +9,11 @@ import functools
 
 import mxnet as mx
 
+from .kernels import LAYER_NORM_OP
+
 # AMP has no rule for these; they have no bf16 kernels, so they run in float32 (cast around).
 FP32_OPS = ('_contrib_interleaved_matmul_selfatt_qk', '_contrib_interleaved_matmul_selfatt_valatt',
-            'softmax', 'LayerNorm', '_gluonbert_layer_norm')
+            'softmax', 'LayerNorm', LAYER_NORM_OP)
 
 
 class UnsupportedPrecisionError(RuntimeError):

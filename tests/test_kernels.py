@@ -1,6 +1,7 @@
 """gluonbert's C++ LayerNorm kernel: same values and gradients as MXNet's, safe accumulation,
 portable exports, and a working fallback when it cannot be built."""
 import json
+import re
 import os
 import subprocess
 import sys
@@ -201,3 +202,14 @@ def test_the_models_own_export_writes_mxnet_layer_norm(tmp_path):
     net.export(str(tmp_path / 'bert'))
     ops = [node['op'] for node in json.load(open(str(tmp_path / 'bert-symbol.json')))['nodes']]
     assert kernels.LAYER_NORM_OP not in ops and ops.count('LayerNorm') == 5
+
+
+def test_kernel_benchmark_script_prints_every_variant(capsys):
+    sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+    import bench_kernels  # pylint: disable=import-outside-toplevel
+    bench_kernels.main(['--repeats', '1'])
+    out = capsys.readouterr().out
+    for name in ('MXNet LayerNorm', 'gluonbert kernel', 'torch LayerNorm', 'broadcast_add',
+                 'elemwise_add'):
+        assert name in out
+    assert re.search(r'gluonbert kernel +\d+\.\d+ ms', out)

@@ -54,15 +54,6 @@ def _compiler():
     return compiler
 
 
-def _cpu_signature():
-    """The CPU's feature flags: the library is built with -march=native."""
-    try:
-        with open('/proc/cpuinfo') as handle:
-            return next((line for line in handle if line.startswith('flags')), '')
-    except OSError:
-        return ''
-
-
 def library_path(root=None):
     """Where the compiled library for this source, MXNet, compiler and CPU lives."""
     include, api_source = _mxnet_files()
@@ -70,7 +61,10 @@ def library_path(root=None):
     for path in (_SOURCE, os.path.join(include, 'mxnet', 'lib_api.h'), api_source):
         with open(path, 'rb') as handle:
             digest.update(handle.read())
-    digest.update('{}|{}|{}'.format(mx.__version__, _compiler(), _cpu_signature()).encode())
+    from ..precision import cpu_flags  # pylint: disable=import-outside-toplevel
+    name, flags = cpu_flags()  # the library is built with -march=native
+    digest.update('{}|{}|{}|{}'.format(mx.__version__, _compiler(), name,
+                                       sorted(flags)).encode())
     home = root or os.path.join(os.environ.get('GLUONBERT_HOME')
                                 or os.path.join('~', '.gluonbert'), 'kernels')
     return os.path.abspath(os.path.join(os.path.expanduser(home), digest.hexdigest()[:16],

@@ -2,7 +2,7 @@
 // (include/mxnet/lib_api.h) registered as `_gluonbert_layer_norm`.
 //
 // Why: MXNet 1.9.1's native CPU LayerNorm backward reduces through its generic broadcast
-// kernels and takes ~10x PyTorch's time at BERT sizes (1,024 rows x 384 or 768); oneDNN's
+// kernels and takes ~18x PyTorch's time at BERT sizes (1,024 rows x 384 or 768); oneDNN's
 // kernel is only chosen for >= 1,024 rows *and* >= 1,024 columns. Here each row's statistics
 // and gradients stay in cache, and gamma/beta gradients are summed per thread in a fixed
 // order (deterministic for a given thread count).
