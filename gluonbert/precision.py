@@ -76,8 +76,8 @@ def to_bfloat16(model, sample_inputs):
 
 def _amp_convert(model, sample_inputs):
     """AMP's rewrite: casts to bfloat16 around every op except FP32_OPS and the dropouts
-    (identity at inference; Dropout has no bf16 kernel). Not runnable on CPUs without AVX-512,
-    so not verified on the 2-core AVX2 machines this project is tested on."""
+    (identity at inference; Dropout has no bf16 kernel). The rewritten graph runs only with
+    AVX-512; on other CPUs it is still built and type-checked (tests/test_fast_inference.py)."""
     from mxnet.contrib import amp  # pylint: disable=import-outside-toplevel
     if not model._active:  # pylint: disable=protected-access
         model.hybridize(static_alloc=True)

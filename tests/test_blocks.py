@@ -9,6 +9,7 @@ import pytest
 from gluonbert.model import (GELU, BERTClassifier, BERTEncoder, BERTForMultipleChoice, BERTForQA,
                              BERTForTokenClassification, BERTModel, BERTRegression,
                              interleave_qkv, split_qkv)
+from gluonbert.model.task_heads import mean_over_valid
 from conftest import TINY, as_list, random_batch, tiny_model
 
 HEAD_COMBINATIONS = [(p, d, c) for p, d, c in itertools.product([True, False], repeat=3)
@@ -136,6 +137,47 @@ def test_multiple_choice_scores_each_choice_like_the_classifier_path():
     head.hybridize()
     hybrid = head(ids.reshape((2, 2, 10)), types.reshape((2, 2, 10)), lengths.reshape((2, 2)))
     np.testing.assert_allclose(hybrid.asnumpy(), scores.asnumpy(), atol=1e-6)
+
+
+def test_mean_pooling_classifier_averages_the_valid_tokens(tmp_path):
+    bert = tiny_model(use_pooler=False, use_decoder=False, use_classifier=False)
+    head = BERTClassifier(bert, num_classes=3, pooling='mean')
+    head.initialize_head()
+    ids, types, lengths = random_batch(lengths=[10, 7, 4])
+    logits = head(ids, types, lengths).asnumpy()
+    sequence = bert(ids, types, lengths).asnumpy()
+    means = np.stack([sequence[row, :n].mean(axis=0) for row, n in enumerate([10, 7, 4])])
+    weight, bias = head.classifier.weight.data().asnumpy(), head.classifier.bias.data().asnumpy()
+    np.testing.assert_allclose(logits, means @ weight.T + bias, atol=1e-5)
+    padded = ids.copy()
+    padded[2, 4:] = 5  # what sits beyond valid_length must not matter
+    np.testing.assert_allclose(head(padded, types, lengths).asnumpy(), logits, atol=1e-6)
+    head.hybridize()
+    np.testing.assert_allclose(head(ids, types, lengths).asnumpy(), logits, atol=1e-6)
+    head.export(str(tmp_path / 'mean'))
+    loaded = mx.gluon.SymbolBlock.imports(str(tmp_path / 'mean-symbol.json'),
+                                          ['data0', 'data1', 'data2'],
+                                          str(tmp_path / 'mean-0000.params'))
+    np.testing.assert_allclose(loaded(ids, types, lengths).asnumpy(), logits, atol=1e-6)
+
+
+def test_mean_pooling_keeps_the_hidden_states_dtype():
+    pooled = mean_over_valid(mx.sym, mx.sym.var('sequence'), mx.sym.var('length'))
+    _, out_types, _ = pooled.infer_type(sequence=np.float16, length=np.int32)
+    assert out_types == [np.float16]
+
+
+def test_pooling_choice_is_checked():
+    no_pooler = tiny_model(use_pooler=False, use_decoder=False, use_classifier=False)
+    with pytest.raises(ValueError, match="pooling must be one of \\('cls', 'mean'\\); got 'max'"):
+        BERTClassifier(no_pooler, pooling='max')
+    with pytest.raises(ValueError, match='use_pooler=False'):
+        BERTRegression(tiny_model(use_decoder=False, use_classifier=False), pooling='mean')
+    with pytest.raises(TypeError, match='BERTForQA scores every token; it takes no pooling'):
+        BERTForQA(no_pooler, pooling='mean')
+    regression = BERTRegression(no_pooler, pooling='mean')
+    regression.initialize_head()
+    assert regression(*random_batch()).shape == (3, 1)
 
 
 def test_heads_reject_a_backbone_with_unused_parts():

@@ -141,6 +141,28 @@ def test_bfloat16_runs_where_onednn_has_kernels_and_says_why_not_elsewhere(tmp_p
     assert np.abs(bf16 - fp32).max() < 0.05  # bf16 keeps 8 bits of mantissa
 
 
+def test_the_bfloat16_graph_converts_and_type_checks_on_any_cpu():
+    """to_bfloat16's AMP rewrite is built and type-inferred here even where it cannot run:
+    matmuls and GELU in bfloat16; attention scores, softmax and LayerNorm in float32."""
+    from conftest import random_batch, tiny_model  # pylint: disable=import-outside-toplevel
+    from gluonbert.precision import _amp_convert  # pylint: disable=import-outside-toplevel
+    converted = _amp_convert(tiny_model(use_decoder=False, use_classifier=False), random_batch())
+    data, symbol = converted._cached_graph  # pylint: disable=protected-access
+    graph = symbol.get_internals()
+    _, types, _ = graph.infer_type(**{d.name: 'float32' for d in data})
+    dtype = {name: np.dtype(t) for name, t in zip(graph.list_outputs(), types)}
+    bfloat16 = np.dtype([('bfloat16', np.uint16)])
+
+    def of(suffix):
+        return {t for n, t in dtype.items() if n.endswith(suffix)}
+    for dense in ('qkv_fwd_output', 'out_proj_fwd_output', 'ffn_1_fwd_output',
+                  'ffn_2_fwd_output', 'pooler_dense_fwd_output', 'gelu0_leakyrelu0_output'):
+        assert of('_' + dense) == {bfloat16}, dense
+    for exact in ('selfatt_qk0_output', 'softmax0_output', 'selfatt_valatt0_output',
+                  '_gluonbert_layer_norm0_output'):
+        assert of(exact) == {np.dtype(np.float32)}, exact
+
+
 def test_optimize_for_cpu_fuses_without_changing_the_outputs(minilm, tmp_path):
     bert, batches = minilm
     sample = batches(sentences('dev.tsv', 8))[0]

@@ -94,6 +94,11 @@ def test_only_inference_reproduces_the_dev_metrics(trained_run):
                                       '--only-inference', '--output-dir', out,
                                       '--dtype', 'float16'])  # ignored: evaluation is float32
     assert again['dev_metrics'] == results['dev_metrics']
+    with pytest.raises(SystemExit, match='does not fit a head with --pooling mean: it was '
+                                         'trained with the other pooling'):
+        finetune_classifier.main(['--task', 'sst-2', '--data-dir', SLICE, '--model',
+                                  'bert_2_128_2', '--max-len', '32', '--no-progress',
+                                  '--only-inference', '--output-dir', out, '--pooling', 'mean'])
 
 
 def test_custom_csv_task_with_held_out_dev_and_test_predictions(tmp_path):
@@ -107,12 +112,18 @@ def test_custom_csv_task_with_held_out_dev_and_test_predictions(tmp_path):
         '--task', 'custom', '--train-file', str(train), '--test-file', str(test),
         '--text-columns', 'review', '--label-column', 'sentiment', '--model', 'bert_2_128_2',
         '--batch-size', '8', '--epochs', '1', '--max-len', '16', '--dev-fraction', '0.25',
-        '--class-weights', 'balanced', '--no-progress', '--output-dir', str(tmp_path / 'o')])
+        '--class-weights', 'balanced', '--pooling', 'mean', '--no-progress',
+        '--output-dir', str(tmp_path / 'o')])
     assert results['dev_samples'] == 10 and results['train_samples'] == 30
+    assert results['pooling'] == 'mean'
+    assert 'pooler' not in open(os.path.join(results['export'], 'model-symbol.json')).read()
     assert set(results['dev_metrics']) == {'accuracy', 'f1'}
     lines = open(results['test_predictions']).read().splitlines()
     assert lines[0] == 'index\tprediction' and len(lines) == 4
-    assert {line.split('\t')[1] for line in lines[1:]} <= {'negative', 'positive'}
+    predicted = [line.split('\t')[1] for line in lines[1:]]
+    assert set(predicted) <= {'negative', 'positive'}
+    exported = SentenceClassifier(results['export'])  # the mean-pooling graph, re-imported
+    assert exported.predict(['great stuff', 'awful stuff', 'meh']) == predicted
 
 
 def test_custom_task_needs_text_columns(tmp_path):

@@ -5,6 +5,8 @@ from mxnet.gluon import HybridBlock, nn
 from .bert import BERTModel
 from .layer_norm import PortableExport
 
+POOLINGS = ('cls', 'mean')
+
 
 def require_backbone(bert, head, uses_pooler):
     """Check that `bert` is a BERTModel with exactly the parts `head` trains; raise otherwise."""
@@ -24,11 +26,29 @@ def require_backbone(bert, head, uses_pooler):
                              head, ' and pooler' if uses_pooler else '', wanted))
 
 
-class _TaskHead(PortableExport, HybridBlock):
-    """Shared plumbing: backbone checks, input validation, dropout."""
-    uses_pooler = True
+def mean_over_valid(F, sequence, valid_length=None):
+    """(batch, seq_len, units) hidden states -> (batch, units) mean over the first valid_length
+    positions ([CLS] and [SEP] included, as sentence-transformers pools); all positions without
+    lengths. The mask is built in the hidden states' dtype, so float16 graphs stay float16."""
+    if valid_length is None:
+        return F.mean(sequence, axis=1)
+    ones = F.ones_like(F.slice_axis(sequence, axis=2, begin=0, end=1))  # (batch, seq_len, 1)
+    mask = F.SequenceMask(ones, sequence_length=valid_length, use_sequence_length=True, axis=1)
+    return F.broadcast_div(F.sum(F.broadcast_mul(sequence, mask), axis=1), F.sum(mask, axis=1))
 
-    def __init__(self, bert, dropout=0.0, **kwargs):
+
+class _TaskHead(PortableExport, HybridBlock):
+    """Shared plumbing: backbone checks, input validation, dropout, sentence pooling."""
+    pooling = 'cls'  # sentence heads: 'cls' or 'mean'; token-level heads: None
+
+    def __init__(self, bert, dropout=0.0, pooling=None, **kwargs):
+        if pooling is not None:
+            if self.pooling is None:
+                raise TypeError('{} scores every token; it takes no pooling'.format(
+                    type(self).__name__))
+            if pooling not in POOLINGS:
+                raise ValueError('pooling must be one of {}; got {!r}'.format(POOLINGS, pooling))
+            self.pooling = pooling
         require_backbone(bert, type(self).__name__, self.uses_pooler)
         super().__init__(**kwargs)
         self.bert = bert
@@ -48,6 +68,11 @@ class _TaskHead(PortableExport, HybridBlock):
                                  ctx=ctx, force_reinit=True)
 
     @property
+    def uses_pooler(self):
+        """Whether the head reads the backbone's pooler (pooling='cls')."""
+        return self.pooling == 'cls'
+
+    @property
     def units(self):
         """Width of the backbone's hidden states."""
         return self.bert.config['units']
@@ -55,9 +80,14 @@ class _TaskHead(PortableExport, HybridBlock):
     def _drop(self, x):
         return x if self.dropout is None else self.dropout(x)
 
-    def _features(self, input_ids, token_types, valid_length):
+    def _features(self, F, input_ids, token_types, valid_length):
+        """Encoder output: pooled (batch, units) for sentence heads, else (batch, seq_len, units)."""
         sequence = self.bert.encoder(input_ids, token_types, valid_length)
-        return self._drop(self.bert.pooler(sequence) if self.uses_pooler else sequence)
+        if self.pooling == 'cls':
+            sequence = self.bert.pooler(sequence)
+        elif self.pooling == 'mean':
+            sequence = mean_over_valid(F, sequence, valid_length)
+        return self._drop(sequence)
 
     def __call__(self, input_ids, token_types=None, valid_length=None):
         # pylint: disable=arguments-differ
@@ -66,36 +96,38 @@ class _TaskHead(PortableExport, HybridBlock):
 
 
 class BERTClassifier(_TaskHead):
-    """Sentence(-pair) classification: pooled [CLS] -> logits (batch, num_classes)."""
+    """Sentence(-pair) classification: pooled [CLS] (or the mean of the valid tokens, for
+    pooling='mean' on a backbone built with use_pooler=False) -> logits (batch, num_classes)."""
 
-    def __init__(self, bert, num_classes=2, dropout=0.0, **kwargs):
-        super().__init__(bert, dropout, **kwargs)
+    def __init__(self, bert, num_classes=2, dropout=0.0, pooling='cls', **kwargs):
+        super().__init__(bert, dropout, pooling, **kwargs)
         with self.name_scope():
             self.classifier = nn.Dense(num_classes, in_units=self.units, prefix='classifier_')
 
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
         # pylint: disable=arguments-differ
         """(batch, seq_len) ids, types; (batch,) lengths -> (batch, num_classes)."""
-        return self.classifier(self._features(input_ids, token_types, valid_length))
+        return self.classifier(self._features(F, input_ids, token_types, valid_length))
 
 
 class BERTRegression(_TaskHead):
-    """Sentence(-pair) regression (e.g. STS-B): pooled [CLS] -> score (batch, 1)."""
+    """Sentence(-pair) regression (e.g. STS-B): pooled [CLS] (or mean, see BERTClassifier)
+    -> score (batch, 1)."""
 
-    def __init__(self, bert, dropout=0.0, **kwargs):
-        super().__init__(bert, dropout, **kwargs)
+    def __init__(self, bert, dropout=0.0, pooling='cls', **kwargs):
+        super().__init__(bert, dropout, pooling, **kwargs)
         with self.name_scope():
             self.regression = nn.Dense(1, in_units=self.units, prefix='regression_')
 
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
         # pylint: disable=arguments-differ
         """(batch, seq_len) ids, types; (batch,) lengths -> (batch, 1)."""
-        return self.regression(self._features(input_ids, token_types, valid_length))
+        return self.regression(self._features(F, input_ids, token_types, valid_length))
 
 
 class BERTForTokenClassification(_TaskHead):
     """Per-token tagging (NER, POS): hidden states -> logits (batch, seq_len, num_classes)."""
-    uses_pooler = False
+    pooling = None
 
     def __init__(self, bert, num_classes, dropout=0.0, **kwargs):
         super().__init__(bert, dropout, **kwargs)
@@ -106,7 +138,7 @@ class BERTForTokenClassification(_TaskHead):
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
         # pylint: disable=arguments-differ
         """(batch, seq_len) ids, types; (batch,) lengths -> (batch, seq_len, num_classes)."""
-        return self.classifier(self._features(input_ids, token_types, valid_length))
+        return self.classifier(self._features(F, input_ids, token_types, valid_length))
 
 
 class BERTForQA(_TaskHead):
@@ -114,7 +146,7 @@ class BERTForQA(_TaskHead):
 
     Positions at or beyond valid_length get -1e4, so a softmax over positions ignores padding.
     """
-    uses_pooler = False
+    pooling = None
 
     def __init__(self, bert, dropout=0.0, **kwargs):
         super().__init__(bert, dropout, **kwargs)
@@ -124,7 +156,7 @@ class BERTForQA(_TaskHead):
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
         # pylint: disable=arguments-differ
         """(batch, seq_len) ids, types; (batch,) lengths -> 2 x (batch, seq_len)."""
-        logits = self.span(self._features(input_ids, token_types, valid_length))
+        logits = self.span(self._features(F, input_ids, token_types, valid_length))
         if valid_length is not None:
             logits = F.SequenceMask(logits, sequence_length=valid_length,
                                     use_sequence_length=True, value=-1e4, axis=1)
@@ -133,10 +165,11 @@ class BERTForQA(_TaskHead):
 
 
 class BERTForMultipleChoice(_TaskHead):
-    """Multiple choice (SWAG-style): (batch, num_choices, seq_len) -> scores (batch, num_choices)."""
+    """Multiple choice (SWAG-style): (batch, num_choices, seq_len) -> scores (batch, num_choices);
+    pooling as in BERTClassifier."""
 
-    def __init__(self, bert, dropout=0.0, **kwargs):
-        super().__init__(bert, dropout, **kwargs)
+    def __init__(self, bert, dropout=0.0, pooling='cls', **kwargs):
+        super().__init__(bert, dropout, pooling, **kwargs)
         with self.name_scope():
             self.scorer = nn.Dense(1, in_units=self.units, prefix='scorer_')
 
@@ -157,7 +190,7 @@ class BERTForMultipleChoice(_TaskHead):
         -> (batch, num_choices)."""
         flat_types = None if token_types is None else F.reshape(token_types, (-3, 0))
         flat_length = None if valid_length is None else F.reshape(valid_length, (-1,))
-        scores = self.scorer(self._features(F.reshape(input_ids, (-3, 0)), flat_types,
+        scores = self.scorer(self._features(F, F.reshape(input_ids, (-3, 0)), flat_types,
                                             flat_length))  # (batch * num_choices, 1)
         first_token = F.slice_axis(input_ids, axis=2, begin=0, end=1)  # (batch, num_choices, 1)
         return F.reshape(F.reshape_like(scores, first_token), (0, -1))

@@ -64,7 +64,13 @@ def build_parser():
     data.add_argument('--window-stride', type=int, help='split long single texts into sliding '
                                                         'windows with this stride instead of '
                                                         'truncating; logits are averaged')
-    add_model_arguments(p.add_argument_group('model'))
+    model = p.add_argument_group('model')
+    add_model_arguments(model)
+    model.add_argument('--pooling', default='cls', choices=['cls', 'mean'],
+                       help='sentence vector for the head: cls (the pooler on [CLS], as BERT '
+                            'and GluonNLP) or mean (of the valid tokens, as sentence-transformers '
+                            'checkpoints such as all_minilm_l6_v2 were trained; no pooler). '
+                            'Default cls')
     train = p.add_argument_group('training')
     add_training_arguments(train, lr=5e-5, epochs=3, output_dir='out/finetune',
                            batch_help='examples', epochs_help='passes over the training data')
@@ -130,13 +136,15 @@ def build_net(args, task, ctx):
     """Backbone from the registry/store/checkpoint plus a fresh task head -> (net, vocab)."""
     pretrained = args.pretrained or (args.dataset_name is not None)
     bert, vocab = gluonbert.get_model(args.model, dataset_name=args.dataset_name,
-                                      pretrained=pretrained, ctx=ctx, use_pooler=True,
+                                      pretrained=pretrained, ctx=ctx,
+                                      use_pooler=args.pooling == 'cls',
                                       use_decoder=False, use_classifier=False,
                                       dropout=args.dropout)
     if task.is_regression:
-        net = gluonbert.BERTRegression(bert, dropout=args.dropout)
+        net = gluonbert.BERTRegression(bert, dropout=args.dropout, pooling=args.pooling)
     else:
-        net = gluonbert.BERTClassifier(bert, num_classes=task.num_classes, dropout=args.dropout)
+        net = gluonbert.BERTClassifier(bert, num_classes=task.num_classes, dropout=args.dropout,
+                                       pooling=args.pooling)
     net.initialize_head(ctx=ctx)
     return net, vocab
 
@@ -169,7 +177,7 @@ def main(argv=None):
 
     net.hybridize(static_alloc=True)
     results = dict(task=task.name, model=args.model, dataset_name=args.dataset_name,
-                   pretrained=args.pretrained)
+                   pretrained=args.pretrained, pooling=args.pooling)
     if not args.only_inference:
         train = _features(task, train_set, tokenizer, args, progress, 'train')
         weights = None
@@ -193,8 +201,8 @@ def main(argv=None):
                        comm_backend=args.comm_backend)
         if not backend.is_root:  # rank 0 evaluates the best model, predicts and exports
             return results
-    params = args.params or os.path.join(args.output_dir, 'best.params')
-    net.load_parameters(params, ctx=ctx)
+    _load_parameters(net, args.params or os.path.join(args.output_dir, 'best.params'), ctx,
+                     args.pooling)
     dev_metrics = cls.evaluate(net, task, dev, args.batch_size * 2, ctx[0], progress)
     results.update(dev_metrics=dev_metrics, dev_samples=len(dev_set))
     LOG.info('dev (%d samples): %s', len(dev_set),
@@ -205,6 +213,17 @@ def main(argv=None):
     atomic_write_text(os.path.join(args.output_dir, 'dev_metrics.json'),
                       json.dumps(results, indent=2))
     return results
+
+
+def _load_parameters(net, path, ctx, pooling):
+    """Load the trained parameters; a pooler mismatch names --pooling as the likely cause."""
+    try:
+        net.load_parameters(path, ctx=ctx)
+    except (AssertionError, ValueError) as err:  # MXNet: a parameter missing / not expected
+        if 'pooler' not in str(err):
+            raise
+        raise SystemExit('{} does not fit a head with --pooling {}: it was trained with the '
+                         'other pooling ({})'.format(path, pooling, err)) from err
 
 
 def _monitor(args, task):
