@@ -11,6 +11,7 @@ from .data.transforms import BERTSentenceTransform
 from .data.vocab import BERTVocab
 from .convert.common import atomic_folder, write_json
 from .export import export_model, import_model
+from .model.task_heads import mean_over_valid
 from .precision import to_bfloat16
 from .quantization import quantize
 from .train.classification import batchify_inputs
@@ -112,9 +113,7 @@ def embed(bert, tokenizer, sentences, max_len=128, batch_size=32, ctx=mx.cpu(), 
         ids, types, lengths = _inputs(transform, sentences[start:start + batch_size], ctx)
         outputs = bert(ids, types, lengths)
         sequence = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-        # padded positions are zero in gluonbert's output, so a plain sum over time is valid
-        mean = sequence.sum(axis=1) / lengths.astype('float32').reshape((-1, 1))
-        out.append(mean.asnumpy())
+        out.append(mean_over_valid(mx.nd, sequence, lengths).asnumpy())
     vectors = np.concatenate(out)
     if normalize:
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)

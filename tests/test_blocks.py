@@ -161,6 +161,32 @@ def test_mean_pooling_classifier_averages_the_valid_tokens(tmp_path):
     np.testing.assert_allclose(loaded(ids, types, lengths).asnumpy(), logits, atol=1e-6)
 
 
+def test_mean_over_valid_ignores_whatever_sits_in_the_padding():
+    rng = np.random.RandomState(0)
+    sequence = rng.normal(size=(3, 5, 4)).astype('float32')  # padding not zero on purpose
+    lengths = np.array([5, 2, 1], dtype='int32')
+    pooled = mean_over_valid(mx.nd, mx.nd.array(sequence), mx.nd.array(lengths, dtype='int32'))
+    expected = np.stack([sequence[row, :n].mean(axis=0) for row, n in enumerate(lengths)])
+    np.testing.assert_allclose(pooled.asnumpy(), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(mean_over_valid(mx.nd, mx.nd.array(sequence)).asnumpy(),
+                               sequence.mean(axis=1), rtol=1e-6, atol=1e-6)
+
+
+def test_multiple_choice_with_mean_pooling_pools_each_choice_over_its_own_length():
+    bert = tiny_model(use_pooler=False, use_decoder=False, use_classifier=False)
+    head = BERTForMultipleChoice(bert, pooling='mean')
+    head.initialize_head()
+    ids, types, lengths = random_batch(batch=4, lengths=[10, 8, 6, 4])
+    scores = head(ids.reshape((2, 2, 10)), types.reshape((2, 2, 10)), lengths.reshape((2, 2)))
+    sequence = bert(ids, types, lengths).asnumpy()
+    means = np.stack([sequence[row, :n].mean(axis=0) for row, n in enumerate([10, 8, 6, 4])])
+    expected = means @ head.scorer.weight.data().asnumpy().T + head.scorer.bias.data().asnumpy()
+    np.testing.assert_allclose(scores.asnumpy(), expected.reshape((2, 2)), atol=1e-5)
+    head.hybridize()
+    hybrid = head(ids.reshape((2, 2, 10)), types.reshape((2, 2, 10)), lengths.reshape((2, 2)))
+    np.testing.assert_allclose(hybrid.asnumpy(), scores.asnumpy(), atol=1e-6)
+
+
 def test_mean_pooling_keeps_the_hidden_states_dtype():
     pooled = mean_over_valid(mx.sym, mx.sym.var('sequence'), mx.sym.var('length'))
     _, out_types, _ = pooled.infer_type(sequence=np.float16, length=np.int32)
@@ -171,8 +197,11 @@ def test_pooling_choice_is_checked():
     no_pooler = tiny_model(use_pooler=False, use_decoder=False, use_classifier=False)
     with pytest.raises(ValueError, match="pooling must be one of \\('cls', 'mean'\\); got 'max'"):
         BERTClassifier(no_pooler, pooling='max')
-    with pytest.raises(ValueError, match='use_pooler=False'):
+    with pytest.raises(ValueError, match=r"BERTRegression \(pooling='mean'\) trains the encoder "
+                                         r"only.*use_pooler=False.*or pass pooling='cls'"):
         BERTRegression(tiny_model(use_decoder=False, use_classifier=False), pooling='mean')
+    with pytest.raises(ValueError, match="use_pooler=True.*or pass pooling='mean'"):
+        BERTClassifier(no_pooler)
     with pytest.raises(TypeError, match='BERTForQA scores every token; it takes no pooling'):
         BERTForQA(no_pooler, pooling='mean')
     regression = BERTRegression(no_pooler, pooling='mean')

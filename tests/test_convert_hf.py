@@ -284,6 +284,25 @@ def test_save_refuses_to_clobber_and_leaves_nothing_on_failure(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['out']
 
 
+def test_a_mean_pooling_head_round_trips_natively_and_hf_refuses_it(tmp_path):
+    from gluonbert.convert import load_checkpoint  # pylint: disable=import-outside-toplevel
+    from gluonbert.convert.layout import block_from_checkpoint  # pylint: disable=C0415
+    from gluonbert.convert.native import save_native_checkpoint  # pylint: disable=C0415
+    bert = tiny_model(use_pooler=False, use_decoder=False, use_classifier=False)
+    head = BERTClassifier(bert, num_classes=3, pooling='mean')
+    head.initialize_head()
+    with pytest.raises(ConversionError, match="pools the mean of the tokens; HuggingFace's BERT "
+                                              'heads pool \\[CLS\\]'):
+        save_hf_checkpoint(head, tiny_vocab(), str(tmp_path / 'hf'))
+    assert not os.listdir(tmp_path)
+    save_native_checkpoint(head, tiny_vocab(), str(tmp_path / 'native'))
+    loaded = block_from_checkpoint(load_checkpoint(str(tmp_path / 'native')))
+    assert type(loaded) is BERTClassifier and loaded.pooling == 'mean'
+    assert not loaded.bert.use_pooler
+    inputs = [mx.nd.array(a) for a in batch_arrays(seed=3)]
+    np.testing.assert_allclose(loaded(*inputs).asnumpy(), head(*inputs).asnumpy(), atol=1e-6)
+
+
 def test_safetensors_reader_and_writer_agree_with_the_safetensors_package(tmp_path):
     st_numpy = pytest.importorskip('safetensors.numpy')
     rng = np.random.RandomState(0)

@@ -158,9 +158,11 @@ def test_the_bfloat16_graph_converts_and_type_checks_on_any_cpu():
     for dense in ('qkv_fwd_output', 'out_proj_fwd_output', 'ffn_1_fwd_output',
                   'ffn_2_fwd_output', 'pooler_dense_fwd_output', 'gelu0_leakyrelu0_output'):
         assert of('_' + dense) == {bfloat16}, dense
-    for exact in ('selfatt_qk0_output', 'softmax0_output', 'selfatt_valatt0_output',
-                  '_gluonbert_layer_norm0_output'):
+    for exact in ('selfatt_qk0_output', 'softmax0_output', 'selfatt_valatt0_output'):
         assert of(exact) == {np.dtype(np.float32)}, exact
+    # gluonbert's LayerNorm kernel, or MXNet's where the kernel is off or cannot be built
+    assert of('_gluonbert_layer_norm0_output') | of('_layernorm0_output') == \
+        {np.dtype(np.float32)}
 
 
 def test_optimize_for_cpu_fuses_without_changing_the_outputs(minilm, tmp_path):

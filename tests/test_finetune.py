@@ -95,7 +95,8 @@ def test_only_inference_reproduces_the_dev_metrics(trained_run):
                                       '--dtype', 'float16'])  # ignored: evaluation is float32
     assert again['dev_metrics'] == results['dev_metrics']
     with pytest.raises(SystemExit, match='does not fit a head with --pooling mean: it was '
-                                         'trained with the other pooling'):
+                                         r'trained with --pooling cls \(it has pooler weights\); '
+                                         'rerun with --pooling cls'):
         finetune_classifier.main(['--task', 'sst-2', '--data-dir', SLICE, '--model',
                                   'bert_2_128_2', '--max-len', '32', '--no-progress',
                                   '--only-inference', '--output-dir', out, '--pooling', 'mean'])

@@ -237,6 +237,12 @@ def test_interrupted_and_resumed_run_ends_where_the_uninterrupted_one_does(tmp_p
     assert_same_params(params_of(reference), params_of(resumed))
     assert np.abs(params_of(reference)['classifier.weight'] - initial['classifier.weight']).max() \
         > 1e-3
+    other = BERTClassifier(tiny_model(use_pooler=False, use_decoder=False, use_classifier=False),
+                           num_classes=2, pooling='mean')  # no pooler: the checkpoint has one
+    other.initialize_head()
+    with pytest.raises(ValueError, match=r'cannot resume from .*step-\d+: its parameters do '
+                                         'not fit this model'):
+        train(other, data, 8, epochs=3, output_dir=str(tmp_path), resume=True)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):

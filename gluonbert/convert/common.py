@@ -32,6 +32,7 @@ class Checkpoint:
     source: str = ''
     task: str = None  # the task head's kind, e.g. 'sequence_classification', if `task.*` exist
     task_labels: int = None  # outputs of the task head
+    pooling: str = 'cls'  # sentence heads: what feeds the task layer, 'cls' (pooler) or 'mean'
 
     @property
     def heads(self):

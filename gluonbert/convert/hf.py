@@ -235,6 +235,11 @@ def read_hf_checkpoint(directory, vocab=None):
 
 def hf_architecture(block):
     """The HuggingFace class that holds what `block` holds."""
+    if getattr(block, 'pooling', None) == 'mean':
+        raise ConversionError('{} pools the mean of the tokens; HuggingFace\'s BERT heads pool '
+                              '[CLS] through the pooler, so the saved model would answer '
+                              'differently. Save it with save_native_checkpoint, or export it '
+                              'with export_model'.format(type(block).__name__))
     arrays, task = block_to_canonical(block)
     if task is not None:
         return TASK_ARCHITECTURES[task], task, arrays

@@ -151,17 +151,20 @@ def block_from_checkpoint(checkpoint, allow_missing=False, allow_unexpected=Fals
         return model_from_checkpoint(checkpoint, ctx=ctx, allow_missing=allow_missing,
                                      allow_unexpected=allow_unexpected, **overrides)
     labels = checkpoint.task_labels
-    uses_pooler = checkpoint.task in ('sequence_classification', 'multiple_choice')
+    sentence_head = checkpoint.task in ('sequence_classification', 'multiple_choice')
+    uses_pooler = sentence_head and checkpoint.pooling == 'cls'
     backbone = BERTModel(_encoder(checkpoint, overrides), use_pooler=uses_pooler,
                          use_decoder=False, use_classifier=False)
+    pooling = dict(pooling=checkpoint.pooling) if sentence_head else {}
     if checkpoint.task == 'sequence_classification':
-        block = BERTRegression(backbone) if labels == 1 else BERTClassifier(backbone, labels)
+        block = BERTRegression(backbone, **pooling) if labels == 1 else \
+            BERTClassifier(backbone, labels, **pooling)
     elif checkpoint.task == 'token_classification':
         block = BERTForTokenClassification(backbone, labels)
     elif checkpoint.task == 'question_answering':
         block = BERTForQA(backbone)
     else:
-        block = BERTForMultipleChoice(backbone)
+        block = BERTForMultipleChoice(backbone, **pooling)
     block.initialize(ctx=ctx or mx.cpu())
     ignored = {'decoder', 'classifier'} | ({'pooler'} if not uses_pooler else set())
     load_into(block, checkpoint, allow_missing, allow_unexpected,

@@ -53,7 +53,8 @@ def save_native_checkpoint(block, vocab, directory, overwrite=False):
     arrays, task = block_to_canonical(block)
     check_vocab_fits(vocab, arrays, hparams['vocab_size'], 'the model')
     config = dict(format='gluonbert', format_version=FORMAT_VERSION, hparams=hparams, task=task,
-                  task_labels=int(np.shape(arrays['task.weight'])[0]) if task else None)
+                  task_labels=int(np.shape(arrays['task.weight'])[0]) if task else None,
+                  pooling=getattr(block, 'pooling', None) or 'cls')
     with atomic_folder(directory, overwrite) as temp:
         save_params(arrays, os.path.join(temp, PARAMS_NAME))
         write_json(os.path.join(temp, CONFIG_NAME), config)
@@ -75,4 +76,5 @@ def read_native_checkpoint(directory, vocab=None):
         vocab = BERTVocab.from_file(os.path.join(directory, 'vocab.txt'))
     check_vocab_fits(vocab, arrays, config['hparams'].get('vocab_size'), directory)
     return Checkpoint(arrays=arrays, hparams=config['hparams'], vocab=vocab, source=directory,
-                      task=config.get('task'), task_labels=config.get('task_labels'))
+                      task=config.get('task'), task_labels=config.get('task_labels'),
+                      pooling=config.get('pooling', 'cls'))

@@ -8,7 +8,7 @@ from .layer_norm import PortableExport
 POOLINGS = ('cls', 'mean')
 
 
-def require_backbone(bert, head, uses_pooler):
+def require_backbone(bert, head, uses_pooler, pooling=None):
     """Check that `bert` is a BERTModel with exactly the parts `head` trains; raise otherwise."""
     if isinstance(bert, tuple):
         raise TypeError('{} got a tuple, not a BERTModel: get_model() returns (model, vocab); '
@@ -21,15 +21,20 @@ def require_backbone(bert, head, uses_pooler):
               if present]
     if unused or (uses_pooler and not bert.use_pooler):
         wanted = 'use_pooler={}, use_decoder=False, use_classifier=False'.format(uses_pooler)
-        raise ValueError('{} trains the encoder{} only; build the backbone with get_model(..., '
-                         '{}) so no unused weights get stale gradients or are exported'.format(
-                             head, ' and pooler' if uses_pooler else '', wanted))
+        other = {'cls': "; or pass pooling='mean' to pool the tokens without a pooler",
+                 'mean': "; or pass pooling='cls' to use the backbone's pooler"}.get(pooling, '')
+        raise ValueError('{}{} trains the encoder{} only; build the backbone with get_model(..., '
+                         '{}) so no unused weights get stale gradients or are exported{}'.format(
+                             head, " (pooling='{}')".format(pooling) if pooling else '',
+                             ' and pooler' if uses_pooler else '', wanted,
+                             other if bert.use_pooler != uses_pooler else ''))
 
 
 def mean_over_valid(F, sequence, valid_length=None):
-    """(batch, seq_len, units) hidden states -> (batch, units) mean over the first valid_length
-    positions ([CLS] and [SEP] included, as sentence-transformers pools); all positions without
-    lengths. The mask is built in the hidden states' dtype, so float16 graphs stay float16."""
+    """(batch, seq_len, units) hidden states, (batch,) lengths of any numeric dtype -> (batch,
+    units) mean over the first valid_length positions ([CLS] and [SEP] included, as
+    sentence-transformers pools); over all positions without lengths. The mask is built in the
+    hidden states' dtype, so float16 graphs stay float16."""
     if valid_length is None:
         return F.mean(sequence, axis=1)
     ones = F.ones_like(F.slice_axis(sequence, axis=2, begin=0, end=1))  # (batch, seq_len, 1)
@@ -49,7 +54,7 @@ class _TaskHead(PortableExport, HybridBlock):
             if pooling not in POOLINGS:
                 raise ValueError('pooling must be one of {}; got {!r}'.format(POOLINGS, pooling))
             self.pooling = pooling
-        require_backbone(bert, type(self).__name__, self.uses_pooler)
+        require_backbone(bert, type(self).__name__, self.uses_pooler, self.pooling)
         super().__init__(**kwargs)
         self.bert = bert
         with self.name_scope():

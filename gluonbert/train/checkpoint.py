@@ -59,7 +59,12 @@ class CheckpointManager:
 
     def load(self, path, net, trainer, ctx):
         """Restore net params and trainer states from checkpoint `path`; returns its state."""
-        net.load_parameters(os.path.join(path, MODEL_FILE), ctx=ctx)
+        try:
+            net.load_parameters(os.path.join(path, MODEL_FILE), ctx=ctx)
+        except (AssertionError, ValueError) as err:  # MXNet: a parameter missing / unexpected
+            raise ValueError('cannot resume from {}: its parameters do not fit this model (was '
+                             'it written with another model, head or pooling?): {}'.format(
+                                 path, err)) from err
         trainer.load_states(os.path.join(path, STATES_FILE))
         with open(os.path.join(path, STATE_FILE), encoding='utf-8') as f:
             return json.load(f)

@@ -19,6 +19,8 @@ import os
 import sys
 import time
 
+import mxnet as mx
+
 import gluonbert
 from gluonbert.data import (BERTTokenizer, Task, get_task, read_csv, read_jsonl, read_tsv,
                             train_test_split)
@@ -216,14 +218,16 @@ def main(argv=None):
 
 
 def _load_parameters(net, path, ctx, pooling):
-    """Load the trained parameters; a pooler mismatch names --pooling as the likely cause."""
-    try:
-        net.load_parameters(path, ctx=ctx)
-    except (AssertionError, ValueError) as err:  # MXNet: a parameter missing / not expected
-        if 'pooler' not in str(err):
-            raise
-        raise SystemExit('{} does not fit a head with --pooling {}: it was trained with the '
-                         'other pooling ({})'.format(path, pooling, err)) from err
+    """Load the trained parameters; a file trained with the other --pooling is named as such."""
+    if os.path.isfile(path):
+        has_pooler = any(name.startswith('bert.pooler.') for name in mx.nd.load(path))
+        if has_pooler != net.uses_pooler:
+            trained = 'cls' if has_pooler else 'mean'
+            raise SystemExit('{} does not fit a head with --pooling {}: it was trained with '
+                             '--pooling {} ({} pooler weights); rerun with --pooling {}'.format(
+                                 path, pooling, trained, 'it has' if has_pooler else 'no',
+                                 trained))
+    net.load_parameters(path, ctx=ctx)
 
 
 def _monitor(args, task):
