@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the results table of model_zoo/bert/README.md (CPU, OMP_NUM_THREADS=2; long runs:
-# sst2 ~50 min, sst2-4ep ~110 min, sst2-mean ~85 min, sst2-2ep-seed3 ~45 min, mrpc ~15 min per seed, squad ~15 min, pretrain ~12 min on a quiet 2-core machine).
+# sst2 ~50 min, sst2-4ep ~110 min, sst2-mean ~85 min, sst2-2ep-seed3 ~45 min (2,625 s), mrpc ~15 min per seed, squad ~15 min, pretrain ~12 min on a quiet 2-core machine).
 # Needs ../shared/data (GLUE SST-2 and MRPC, the SQuAD subset).
 # Usage: bash model_zoo/bert/run_results.sh [sst2|sst2-4ep|sst2-lr1e4-4ep|sst2-mean|sst2-2ep-seed3|mrpc|mrpc5|squad|pretrain ...]
 # (default: all but the sst2-* variants)
