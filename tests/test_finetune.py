@@ -155,3 +155,15 @@ def test_monitor_must_be_a_metric_of_the_task(tmp_path):
         finetune_classifier.main(['--task', 'sst-2', '--data-dir', str(SLICE), '--monitor', 'mcc',
                                   '--model', 'bert_2_128_2', '--max-train-samples', '8',
                                   '--epochs', '1', '--output-dir', str(tmp_path)])
+
+
+def test_pooling_probe_ridge_separates_what_is_separable_and_not_noise():
+    sys.path.insert(0, os.path.join(REPO, 'scripts'))
+    import pooling_probe  # pylint: disable=import-outside-toplevel
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=(400, 8))
+    y = (x[:, 3] > 0).astype(int)
+    assert pooling_probe.ridge_accuracy(x[:300], y[:300], x[300:], y[300:], 1.0) >= 0.97
+    noise = rng.randint(0, 2, size=400)
+    assert abs(pooling_probe.ridge_accuracy(x[:300], noise[:300], x[300:], noise[300:], 1.0)
+               - 0.5) < 0.15

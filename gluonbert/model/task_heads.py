@@ -8,8 +8,10 @@ from .layer_norm import PortableExport
 POOLINGS = ('cls', 'mean')
 
 
-def require_backbone(bert, head, uses_pooler, pooling=None):
-    """Check that `bert` is a BERTModel with exactly the parts `head` trains; raise otherwise."""
+def require_backbone(bert, head, pooling):
+    """Check that `bert` is a BERTModel with exactly the parts `head` trains (the pooler only for
+    pooling='cls'; pooling None for token-level heads); raise otherwise."""
+    uses_pooler = pooling == 'cls'
     if isinstance(bert, tuple):
         raise TypeError('{} got a tuple, not a BERTModel: get_model() returns (model, vocab); '
                         'unpack it first: `bert, vocab = get_model(...)`'.format(head))
@@ -54,7 +56,7 @@ class _TaskHead(PortableExport, HybridBlock):
             if pooling not in POOLINGS:
                 raise ValueError('pooling must be one of {}; got {!r}'.format(POOLINGS, pooling))
             self.pooling = pooling
-        require_backbone(bert, type(self).__name__, self.uses_pooler, self.pooling)
+        require_backbone(bert, type(self).__name__, self.pooling)
         super().__init__(**kwargs)
         self.bert = bert
         with self.name_scope():

@@ -219,15 +219,18 @@ def main(argv=None):
 
 def _load_parameters(net, path, ctx, pooling):
     """Load the trained parameters; a file trained with the other --pooling is named as such."""
-    if os.path.isfile(path):
+    try:
+        net.load_parameters(path, ctx=ctx)
+    except (AssertionError, ValueError):  # MXNet: a parameter missing / unexpected
+        # only now read the file's names (the good path reads it once): is the pooler the cause?
         has_pooler = any(name.startswith('bert.pooler.') for name in mx.nd.load(path))
-        if has_pooler != net.uses_pooler:
-            trained = 'cls' if has_pooler else 'mean'
-            raise SystemExit('{} does not fit a head with --pooling {}: it was trained with '
-                             '--pooling {} ({} pooler weights); rerun with --pooling {}'.format(
-                                 path, pooling, trained, 'it has' if has_pooler else 'no',
-                                 trained))
-    net.load_parameters(path, ctx=ctx)
+        if has_pooler == net.uses_pooler:
+            raise
+        trained = 'cls' if has_pooler else 'mean'
+        raise SystemExit('{} does not fit a head with --pooling {}: it was trained with '
+                         '--pooling {} ({} pooler weights); rerun with --pooling {}'.format(
+                             path, pooling, trained, 'it has' if has_pooler else 'no',
+                             trained)) from None
 
 
 def _monitor(args, task):
