@@ -316,3 +316,94 @@ def test_class_weighted_loss_scales_each_sample_by_its_class_weight():
     np.testing.assert_allclose(unweighted(logits, labels).asnumpy(), plain, rtol=1e-5)
     with pytest.raises(ValueError, match='class 2 never occurs'):
         balanced_class_weights([0, 1], 3)
+
+
+# ---- the weight average (--ema-decay) ----
+
+def test_weight_average_follows_its_recurrence_and_swaps_back():
+    from gluonbert.train.averaging import WeightAverage
+    net = classifier()
+    start = params_of(net)
+    average = WeightAverage(net, decay=0.9)
+    expected = {k: v.astype('float64') for k, v in start.items()}
+    rng = np.random.RandomState(3)
+    for t in range(1, 31):  # d = min(0.9, (1 + t) / (10 + t)) still warms up here
+        weights = {k: rng.randn(*v.shape).astype('float32') for k, v in start.items()}
+        for name, param in net._collect_params_with_prefix().items():
+            param.set_data(mx.nd.array(weights[name]))
+        average.update(t)
+        d = min(0.9, (1.0 + t) / (10.0 + t))
+        expected = {k: d * expected[k] + (1 - d) * weights[k] for k in expected}
+    assert average.rate(1) == pytest.approx(2 / 11) and average.rate(1000) == 0.9
+    with average.applied():
+        assert_same_params(params_of(net), expected, atol=1e-5)
+    assert_same_params(params_of(net), weights, atol=0)  # the trained weights are back
+    average.copy_to_net()
+    assert_same_params(params_of(net), expected, atol=1e-5)
+    with pytest.raises(ValueError, match=r'ema_decay=1.0 must be in \(0, 1\)'):
+        TrainConfig(ema_decay=1.0)
+
+
+def recorded_evaluations(data, seen):
+    """accuracy(data) that also records the weights it was evaluated with."""
+    score = accuracy(data)
+
+    def evaluate(net):
+        seen.append(params_of(net))
+        return score(net)
+    return evaluate
+
+
+def test_loop_averages_every_update_and_leaves_training_untouched(tmp_path):
+    """With ema_decay the loop trains exactly as without it; it evaluates the trained weights
+    (raw_accuracy) and then the average of the weights after every update (accuracy), keeps the
+    average as best.params and leaves it in the net."""
+    data, dev = make_data(40), make_data(24, seed=1)
+    initial = params_of(classifier(dropout=0.1))
+    trajectory = [initial]  # the weights after 0, 1, ..., 10 updates of the plain run
+    for steps in range(1, 11):
+        net = classifier_with(initial)
+        train(net, data, 8, max_steps=steps)
+        trajectory.append(params_of(net))
+    expected = {k: v.astype('float64') for k, v in initial.items()}
+    for t, weights in enumerate(trajectory[1:], 1):
+        d = min(0.8, (1.0 + t) / (10.0 + t))
+        expected = {k: d * expected[k] + (1 - d) * weights[k] for k in expected}
+
+    seen, net = [], classifier_with(initial)
+    state = train(net, data, 8, ema_decay=0.8, output_dir=str(tmp_path),
+                  evaluate=recorded_evaluations(dev, seen))  # 2 epochs of 5 steps
+    assert len(seen) == 4  # at the end of each epoch: the trained weights, then the average
+    assert_same_params(seen[2], trajectory[10])  # training itself is unchanged
+    assert_same_params(seen[3], expected, atol=1e-5)
+    assert_same_params(params_of(net), expected, atol=1e-5)  # fit leaves the average
+    assert np.abs(expected['classifier.weight'] - trajectory[10]['classifier.weight']).max() > 1e-4
+    last = state['history'][-1]['eval']
+    assert list(last) == ['accuracy', 'raw_accuracy']
+    assert last['raw_accuracy'] == accuracy(dev)(classifier_with(trajectory[10]))['accuracy']
+    best = json.load(open(tmp_path / 'best.json'))
+    saved = classifier(dropout=0.1)
+    saved.load_parameters(str(tmp_path / 'best.params'))
+    assert_same_params(params_of(saved), seen[1 + 2 * (best['step'] == 10)])
+    assert os.path.isfile(tmp_path / 'checkpoints' / 'step-00000010' / 'average.params')
+
+
+def classifier_with(weights, dropout=0.1):
+    """A tiny classifier holding `weights` (a params_of dict)."""
+    net = classifier(dropout)
+    for name, param in net._collect_params_with_prefix().items():
+        param.set_data(weights[name])
+    return net
+
+
+def test_interrupted_run_with_an_average_resumes_it_exactly(tmp_path):
+    data = make_data(40)
+    initial = params_of(classifier(dropout=0.1))
+    reference, first, resumed = (classifier_with(initial) for _ in range(3))
+    train(reference, data, 8, epochs=3, eval_every=2, ema_decay=0.7)
+    train(first, data, 8, epochs=3, eval_every=2, ema_decay=0.7, output_dir=str(tmp_path),
+          max_steps=7)
+    train(resumed, data, 8, epochs=3, eval_every=2, ema_decay=0.7, output_dir=str(tmp_path),
+          resume=True)
+    assert_same_params(params_of(reference), params_of(resumed))
+    assert 'average.params' in os.listdir(tmp_path / 'checkpoints' / 'step-00000015')

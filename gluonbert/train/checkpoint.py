@@ -35,12 +35,15 @@ class CheckpointManager:
         self.keep = keep
         os.makedirs(self.root, exist_ok=True)
 
-    def save(self, step, net, trainer, state):
-        """Write checkpoint `step` (net params, trainer states, JSON-able `state`); returns dir."""
+    def save(self, step, net, trainer, state, average=None):
+        """Write checkpoint `step` (net params, trainer states, JSON-able `state` and the
+        WeightAverage if any); returns its directory."""
         final = os.path.join(self.root, 'step-{:08d}'.format(step))
         with atomic_folder(final, overwrite=True) as tmp:
             net.save_parameters(os.path.join(tmp, MODEL_FILE))
             trainer.save_states(os.path.join(tmp, STATES_FILE))
+            if average is not None:
+                average.save(tmp)
             atomic_write_text(os.path.join(tmp, STATE_FILE), json.dumps(state))
         atomic_write_text(os.path.join(self.root, 'LATEST'), os.path.basename(final))
         for old in sorted(d for d in os.listdir(self.root) if d.startswith('step-'))[:-self.keep]:

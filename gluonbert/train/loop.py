@@ -1,6 +1,7 @@
 """The training loop: a HybridBlock over a list of contexts with AdamW, warmup/decay, clipping,
 gradient accumulation, periodic evaluation, early stopping, checkpoints and exact resume."""
 import base64
+import contextlib
 import dataclasses
 import json
 import logging
@@ -15,6 +16,7 @@ import numpy as np
 from mxnet import autograd, gluon
 from tqdm.auto import tqdm
 
+from .averaging import WeightAverage, check_ema_decay
 from .checkpoint import CheckpointManager, atomic_write_text, save_best
 from .clipping import clip_factor, global_norm
 from .curves import save_curves
@@ -52,6 +54,10 @@ class TrainConfig:
     # 'dist_sync' / 'dist_sync_device' / 'dist_async' (MXNet parameter server) or 'horovod'
     kvstore: str = 'device'
     keep_checkpoints: int = 1
+    # exponential moving average of the weights (averaging.py), e.g. 0.999: evaluation, the best
+    # model and the weights fit() leaves in the net are the average; the trained weights' dev
+    # metrics are logged beside it as raw_<metric>. None: no average
+    ema_decay: float = None
     progress: bool = True
     # mixed precision (mixed_precision.py): 'float32', 'float16' (GPUs; dynamic loss scaling)
     # or 'bfloat16' (AVX-512 CPUs); lp16_ops: the ops computed in it (None: AMP's default list)
@@ -67,6 +73,8 @@ class TrainConfig:
             raise ValueError("mode={!r} must be 'max' or 'min'".format(self.mode))
         if not 0 <= self.warmup_ratio <= 1:
             raise ValueError('warmup_ratio={} must be in [0, 1]'.format(self.warmup_ratio))
+        if self.ema_decay is not None:
+            check_ema_decay(self.ema_decay)
 
 
 class TrainingLoop:
@@ -106,6 +114,7 @@ class TrainingLoop:
                              ' or import_model(..., for_training=False)?')
         exclude_from_weight_decay(net)
         self.trainer = None
+        self.average = None  # the WeightAverage, made at the first update (shapes known then)
         writes = output_dir and self.backend.is_root and not self.backend.updates_on_kvstore
         self.checkpoints = CheckpointManager(output_dir, self.config.keep_checkpoints) \
             if writes else None
@@ -142,6 +151,7 @@ class TrainingLoop:
         cfg = self.config
         steps_per_epoch = math.ceil(batches_per_epoch / cfg.accumulate)
         self.trainer = self._make_trainer(steps_per_epoch * cfg.epochs)
+        self.average = None
         state = dict(epoch=0, batch=0, step=0, best=None, best_metrics=None, bad_evals=0,
                      history=[], stopped=None)
         for param in self.params:  # accumulation sums micro-batch gradients until the step
@@ -172,6 +182,8 @@ class TrainingLoop:
         path = manager.latest() if manager else None
         if path:
             state = manager.load(path, self.net, self.trainer, self.ctx)
+            if self.config.ema_decay and not self._make_average().load(path):
+                LOG.warning('%s has no weight average: it starts again from its weights', path)
             _set_host_rng(state.pop('host_rng'))
             saved_scale = state.pop('loss_scale', None)  # the run may change precision
             if self.loss_scale is not None and saved_scale is not None:
@@ -253,6 +265,8 @@ class TrainingLoop:
             for loss in losses:
                 loss = loss.as_in_context(self.ctx[0])
                 total = loss if total is None else total + loss
+        # made at the first update, from the weights before it
+        average = self._make_average() if self.config.ema_decay else None
         if self.backend.updates_on_kvstore:
             self.trainer.step(1)  # push gradients, the servers update, pull weights
         else:
@@ -265,10 +279,18 @@ class TrainingLoop:
                 self.loss_scale.update(mx.nd.contrib.isfinite(norm))
             self.trainer._optimizer.grad_scale = factor
             self.trainer.update(1)
+        if average is not None:
+            average.update(step + 1)
         if self.config.accumulate > 1:
             for param in self.params:
                 param.zero_grad()
         return total.reshape((1,)), scales['samples']
+
+    def _make_average(self):
+        """The run's WeightAverage, made from the current weights on first use."""
+        if self.average is None:
+            self.average = WeightAverage(self.net, self.config.ema_decay)
+        return self.average
 
     def _loss_scales(self, num_samples):
         """Per-context factor 1 / (samples in this step over all workers) for the summed losses,
@@ -339,31 +361,45 @@ class TrainingLoop:
         # synchronous workers all evaluate (and agree); dist_async workers do not wait for
         # each other, so only rank 0 evaluates there
         if evaluate is not None and (self.backend.synchronous or self.backend.is_root):
-            metrics = dict(evaluate(self.net))
-            monitor = cfg.monitor or next(iter(metrics))
-            value = metrics[monitor]
-            better = math.isfinite(value) and (
-                state['best'] is None or (value > state['best'] if cfg.mode == 'max'
-                                          else value < state['best']))
-            state['history'].append(dict(step=state['step'], eval=metrics))
-            LOG.info('eval at step %d: %s', state['step'],
-                     ', '.join('{} {:.4f}'.format(k, v) for k, v in metrics.items()))
-            if better:
-                state['best'], state['best_metrics'], state['bad_evals'] = value, metrics, 0
-                if self.output_dir and self.backend.is_root:
-                    save_best(self.output_dir, self.net, dict(step=state['step'], **metrics))
-            else:
-                state['bad_evals'] += 1
-                if cfg.early_stop and state['bad_evals'] >= cfg.early_stop:
-                    state['stopped'] = 'early stop: {} evaluations without a better {}'.format(
-                        state['bad_evals'], monitor)
-                    LOG.info(state['stopped'])
+            raw = dict(evaluate(self.net)) if self.average is not None else {}
+            with self._averaged_weights():
+                metrics = dict(evaluate(self.net))
+                metrics.update(('raw_' + name, value) for name, value in raw.items())
+                self._keep_if_best(metrics, state)
         if self.checkpoints:
             self.trainer._optimizer.grad_scale = None  # a per-step NDArray, not state
             extra = dict(host_rng=_get_host_rng())
             if self.loss_scale is not None:
                 extra['loss_scale'] = self.loss_scale.state_dict()
-            self.checkpoints.save(state['step'], self.net, self.trainer, dict(state, **extra))
+            self.checkpoints.save(state['step'], self.net, self.trainer, dict(state, **extra),
+                                  average=self.average)
+
+    def _averaged_weights(self):
+        """The net computes with the weight average inside this block (when there is one)."""
+        return self.average.applied() if self.average is not None else contextlib.nullcontext()
+
+    def _keep_if_best(self, metrics, state):
+        """Log the metrics, record them, save best.params when the monitored one improved and
+        count evaluations without improvement for early stopping."""
+        cfg = self.config
+        monitor = cfg.monitor or next(iter(metrics))
+        value = metrics[monitor]
+        better = math.isfinite(value) and (
+            state['best'] is None or (value > state['best'] if cfg.mode == 'max'
+                                      else value < state['best']))
+        state['history'].append(dict(step=state['step'], eval=metrics))
+        LOG.info('eval at step %d: %s', state['step'],
+                 ', '.join('{} {:.4f}'.format(k, v) for k, v in metrics.items()))
+        if better:
+            state['best'], state['best_metrics'], state['bad_evals'] = value, metrics, 0
+            if self.output_dir and self.backend.is_root:
+                save_best(self.output_dir, self.net, dict(step=state['step'], **metrics))
+        else:
+            state['bad_evals'] += 1
+            if cfg.early_stop and state['bad_evals'] >= cfg.early_stop:
+                state['stopped'] = 'early stop: {} evaluations without a better {}'.format(
+                    state['bad_evals'], monitor)
+                LOG.info(state['stopped'])
 
     def _attach_log_file(self):
         """Log this run to <output_dir>/train.log; returns the handler (removed after fit).
@@ -378,6 +414,8 @@ class TrainingLoop:
         return handler
 
     def _finish(self, state):
+        if self.average is not None:
+            self.average.copy_to_net()
         if not self.output_dir or not self.backend.is_root:
             return
         atomic_write_text(os.path.join(self.output_dir, 'history.json'),

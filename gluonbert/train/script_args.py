@@ -42,6 +42,11 @@ def add_training_arguments(group, lr, epochs, output_dir, batch_help, epochs_hel
                        help='AdamW weight decay (default 0.01)')
     group.add_argument('--max-grad-norm', type=float, default=1.0,
                        help='clip the global gradient norm (default 1.0; 0: no clipping)')
+    group.add_argument('--ema-decay', type=float,
+                       help='keep an exponential moving average of the weights with this decay '
+                            '(e.g. 0.999): evaluation, the best model and the export use it; '
+                            "the trained weights' dev metrics are logged as raw_<metric> "
+                            '(default: no average)')
     group.add_argument('--eval-every', type=int, help='evaluate every N steps (default: each '
                                                       'epoch)')
     group.add_argument('--log-every', type=int, default=20,
@@ -114,6 +119,6 @@ def train_config(args, **task_specific):
                   weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm or None,
                   accumulate=args.accumulate, log_every=args.log_every,
                   eval_every=args.eval_every, seed=args.seed, progress=not args.no_progress,
-                  kvstore=args.comm_backend, dtype=args.dtype)
+                  kvstore=args.comm_backend, dtype=args.dtype, ema_decay=args.ema_decay)
     fields.update(task_specific)
     return TrainConfig(**fields)
