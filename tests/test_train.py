@@ -344,6 +344,30 @@ def test_weight_average_follows_its_recurrence_and_swaps_back():
         TrainConfig(ema_decay=1.0)
 
 
+def test_weight_average_load_refuses_a_foreign_or_damaged_file(tmp_path):
+    from gluonbert.train.averaging import WeightAverage
+    net = classifier()
+    average = WeightAverage(net, decay=0.9)
+    assert not average.load(str(tmp_path))  # none saved: it restarts from the weights
+    average.save(str(tmp_path))
+    with open(tmp_path / 'average.params', 'rb') as f:
+        good = f.read()
+    assert WeightAverage(classifier(), decay=0.9).load(str(tmp_path))
+    wider = BERTClassifier(tiny_model(use_decoder=False, use_classifier=False, hidden_size=48),
+                           num_classes=2)
+    wider.initialize_head()
+    with pytest.raises(ValueError, match=r'the weight average of .* has shape \(.*\), the model'):
+        WeightAverage(wider, decay=0.9).load(str(tmp_path))
+    saved = mx.nd.load(str(tmp_path / 'average.params'))
+    mx.nd.save(str(tmp_path / 'average.params'), dict(saved, extra=mx.nd.zeros(1)))
+    with pytest.raises(ValueError, match=r"has parameters \['extra'\] that this model has not"):
+        average.load(str(tmp_path))
+    with open(tmp_path / 'average.params', 'wb') as f:
+        f.write(good[:len(good) // 2])
+    with pytest.raises(ValueError, match='average.params is damaged'):
+        average.load(str(tmp_path))
+
+
 def recorded_evaluations(data, seen):
     """accuracy(data) that also records the weights it was evaluated with."""
     score = accuracy(data)
@@ -396,7 +420,7 @@ def classifier_with(weights, dropout=0.1):
     return net
 
 
-def test_interrupted_run_with_an_average_resumes_it_exactly(tmp_path):
+def test_interrupted_run_with_an_average_resumes_it_exactly(tmp_path, caplog):
     data = make_data(40)
     initial = params_of(classifier(dropout=0.1))
     reference, first, resumed = (classifier_with(initial) for _ in range(3))
@@ -407,3 +431,7 @@ def test_interrupted_run_with_an_average_resumes_it_exactly(tmp_path):
           resume=True)
     assert_same_params(params_of(reference), params_of(resumed))
     assert 'average.params' in os.listdir(tmp_path / 'checkpoints' / 'step-00000015')
+    train(classifier_with(initial), data, 8, epochs=3, eval_every=2, output_dir=str(tmp_path),
+          resume=True)  # resumed without an average: said, not silent
+    assert any('has a weight average, dropped: this run has no ema_decay' in r.getMessage()
+               for r in caplog.records if r.levelname == 'WARNING')

@@ -81,7 +81,11 @@ class WeightAverage:
         if not os.path.isfile(path):
             self.reset()
             return False
-        saved = mx.nd.load(path)
+        try:
+            saved = mx.nd.load(path)
+        except mx.base.MXNetError as err:
+            raise ValueError('cannot resume from {}: {} is damaged ({})'.format(
+                folder, AVERAGE_FILE, str(err).strip().splitlines()[0])) from err
         if set(saved) != set(self.shadow):
             raise ValueError('cannot resume from {}: its weight average has parameters {} '
                              'that this model has not, and misses {}'.format(

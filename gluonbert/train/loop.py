@@ -16,7 +16,7 @@ import numpy as np
 from mxnet import autograd, gluon
 from tqdm.auto import tqdm
 
-from .averaging import WeightAverage, check_ema_decay
+from .averaging import AVERAGE_FILE, WeightAverage, check_ema_decay
 from .checkpoint import CheckpointManager, atomic_write_text, save_best
 from .clipping import clip_factor, global_norm
 from .curves import save_curves
@@ -184,6 +184,8 @@ class TrainingLoop:
             state = manager.load(path, self.net, self.trainer, self.ctx)
             if self.config.ema_decay and not self._make_average().load(path):
                 LOG.warning('%s has no weight average: it starts again from its weights', path)
+            elif not self.config.ema_decay and os.path.isfile(os.path.join(path, AVERAGE_FILE)):
+                LOG.warning('%s has a weight average, dropped: this run has no ema_decay', path)
             _set_host_rng(state.pop('host_rng'))
             saved_scale = state.pop('loss_scale', None)  # the run may change precision
             if self.loss_scale is not None and saved_scale is not None:
