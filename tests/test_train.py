@@ -157,6 +157,20 @@ def params_of(net):
     return {k: v.data().asnumpy() for k, v in net._collect_params_with_prefix().items()}
 
 
+def set_params(net, weights):
+    """Give `net` the weights of a params_of dict (arrays or NDArrays)."""
+    for name, param in net._collect_params_with_prefix().items():
+        param.set_data(mx.nd.array(weights[name]) if isinstance(weights[name], np.ndarray)
+                       else weights[name])
+
+
+def classifier_with(weights, dropout=0.0):
+    """A tiny classifier holding `weights` (a params_of dict)."""
+    net = classifier(dropout)
+    set_params(net, weights)
+    return net
+
+
 def assert_same_params(a, b, atol=1e-6):
     assert a.keys() == b.keys()
     for key in a:
@@ -190,9 +204,8 @@ def test_training_learns_and_writes_its_outputs(tmp_path):
 
 def test_accumulation_equals_one_big_batch():
     data = make_data(32)
-    big, small = classifier(), classifier()
-    for p_small, p_big in zip(small.collect_params().values(), big.collect_params().values()):
-        p_small.set_data(p_big.data())
+    big = classifier()
+    small = classifier_with(params_of(big))
     train(big, data, 8)
     train(small, data, 4, accumulate=2)
     assert_same_params(params_of(big), params_of(small))
@@ -200,9 +213,8 @@ def test_accumulation_equals_one_big_batch():
 
 def test_two_contexts_equal_one():
     data = make_data(32)
-    one, two = classifier(), classifier()
-    for p_two, p_one in zip(two.collect_params().values(), one.collect_params().values()):
-        p_two.set_data(p_one.data())
+    one = classifier()
+    two = classifier_with(params_of(one))
     train(one, data, 8)
     two.collect_params().reset_ctx([mx.cpu(0), mx.cpu(1)])
     train(two, data, 8, ctx=[mx.cpu(0), mx.cpu(1)])
@@ -212,9 +224,8 @@ def test_two_contexts_equal_one():
 def test_three_contexts_with_batches_smaller_than_the_context_count():
     """9 samples in batches of 4: the last batch (1 sample) leaves two contexts idle."""
     data = make_data(9)
-    one, three = classifier(), classifier()
-    for p_three, p_one in zip(three.collect_params().values(), one.collect_params().values()):
-        p_three.set_data(p_one.data())
+    one = classifier()
+    three = classifier_with(params_of(one))
     ctxs = [mx.cpu(0), mx.cpu(1), mx.cpu(2)]
     train(one, data, 4)
     three.collect_params().reset_ctx(ctxs)
@@ -224,10 +235,9 @@ def test_three_contexts_with_batches_smaller_than_the_context_count():
 
 def test_interrupted_and_resumed_run_ends_where_the_uninterrupted_one_does(tmp_path):
     data = make_data(40)
-    reference, first = classifier(dropout=0.1), classifier(dropout=0.1)
+    reference = classifier(dropout=0.1)
     initial = params_of(reference)
-    for name, param in first._collect_params_with_prefix().items():
-        param.set_data(initial[name])
+    first = classifier_with(initial, dropout=0.1)
     train(reference, data, 8, epochs=3, eval_every=2)
     # the first process dies after step 7; its last checkpoint is from step 6 (mid-epoch 2)
     train(first, data, 8, epochs=3, eval_every=2, output_dir=str(tmp_path), max_steps=7)
@@ -254,9 +264,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
         loss = ce_loss(net, *batch)
         return loss * float('nan') if len(calls) > 7 else loss
 
-    net, reference = classifier(), classifier()
-    for p_ref, p in zip(reference.collect_params().values(), net.collect_params().values()):
-        p_ref.set_data(p.data())
+    net = classifier()
+    reference = classifier_with(params_of(net))
     with pytest.raises(NonFiniteLossError, match=r'loss became nan by step 8.*step-00000006'):
         train(net, data, 4, output_dir=str(tmp_path), loss=poisoned, eval_every=3, log_every=4)
     assert sorted(os.listdir(tmp_path / 'checkpoints')) == ['LATEST', 'step-00000006']
@@ -329,8 +338,7 @@ def test_weight_average_follows_its_recurrence_and_swaps_back():
     rng = np.random.RandomState(3)
     for t in range(1, 31):  # d = min(0.9, (1 + t) / (10 + t)) still warms up here
         weights = {k: rng.randn(*v.shape).astype('float32') for k, v in start.items()}
-        for name, param in net._collect_params_with_prefix().items():
-            param.set_data(mx.nd.array(weights[name]))
+        set_params(net, weights)
         average.update(t)
         d = min(0.9, (1.0 + t) / (10.0 + t))
         expected = {k: d * expected[k] + (1 - d) * weights[k] for k in expected}
@@ -386,7 +394,7 @@ def test_loop_averages_every_update_and_leaves_training_untouched(tmp_path):
     initial = params_of(classifier(dropout=0.1))
     trajectory = [initial]  # the weights after 0, 1, ..., 10 updates of the plain run
     for steps in range(1, 11):
-        net = classifier_with(initial)
+        net = classifier_with(initial, dropout=0.1)
         train(net, data, 8, max_steps=steps)
         trajectory.append(params_of(net))
     expected = {k: v.astype('float64') for k, v in initial.items()}
@@ -394,17 +402,18 @@ def test_loop_averages_every_update_and_leaves_training_untouched(tmp_path):
         d = min(0.8, (1.0 + t) / (10.0 + t))
         expected = {k: d * expected[k] + (1 - d) * weights[k] for k in expected}
 
-    seen, net = [], classifier_with(initial)
+    seen, net = [], classifier_with(initial, dropout=0.1)
     state = train(net, data, 8, ema_decay=0.8, output_dir=str(tmp_path),
                   evaluate=recorded_evaluations(dev, seen))  # 2 epochs of 5 steps
     assert len(seen) == 4  # at the end of each epoch: the trained weights, then the average
-    assert_same_params(seen[2], trajectory[10])  # training itself is unchanged
+    assert_same_params(seen[2], trajectory[10], atol=0)  # training is unchanged, bitwise
     assert_same_params(seen[3], expected, atol=1e-5)
     assert_same_params(params_of(net), expected, atol=1e-5)  # fit leaves the average
     assert np.abs(expected['classifier.weight'] - trajectory[10]['classifier.weight']).max() > 1e-4
     last = state['history'][-1]['eval']
     assert list(last) == ['accuracy', 'raw_accuracy']
-    assert last['raw_accuracy'] == accuracy(dev)(classifier_with(trajectory[10]))['accuracy']
+    trained = classifier_with(trajectory[10], dropout=0.1)
+    assert last['raw_accuracy'] == accuracy(dev)(trained)['accuracy']
     best = json.load(open(tmp_path / 'best.json'))
     saved = classifier(dropout=0.1)
     saved.load_parameters(str(tmp_path / 'best.params'))
@@ -412,18 +421,10 @@ def test_loop_averages_every_update_and_leaves_training_untouched(tmp_path):
     assert os.path.isfile(tmp_path / 'checkpoints' / 'step-00000010' / 'average.params')
 
 
-def classifier_with(weights, dropout=0.1):
-    """A tiny classifier holding `weights` (a params_of dict)."""
-    net = classifier(dropout)
-    for name, param in net._collect_params_with_prefix().items():
-        param.set_data(weights[name])
-    return net
-
-
 def test_interrupted_run_with_an_average_resumes_it_exactly(tmp_path, caplog):
     data = make_data(40)
     initial = params_of(classifier(dropout=0.1))
-    reference, first, resumed = (classifier_with(initial) for _ in range(3))
+    reference, first, resumed = (classifier_with(initial, dropout=0.1) for _ in range(3))
     train(reference, data, 8, epochs=3, eval_every=2, ema_decay=0.7)
     train(first, data, 8, epochs=3, eval_every=2, ema_decay=0.7, output_dir=str(tmp_path),
           max_steps=7)
@@ -431,7 +432,23 @@ def test_interrupted_run_with_an_average_resumes_it_exactly(tmp_path, caplog):
           resume=True)
     assert_same_params(params_of(reference), params_of(resumed))
     assert 'average.params' in os.listdir(tmp_path / 'checkpoints' / 'step-00000015')
-    train(classifier_with(initial), data, 8, epochs=3, eval_every=2, output_dir=str(tmp_path),
-          resume=True)  # resumed without an average: said, not silent
-    assert any('has a weight average, dropped: this run has no ema_decay' in r.getMessage()
-               for r in caplog.records if r.levelname == 'WARNING')
+    train(classifier_with(initial, dropout=0.1), data, 8, epochs=3, eval_every=2,
+          output_dir=str(tmp_path), resume=True)  # resumed without an average: said, not silent
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+    assert any('has a weight average, dropped: this run has no ema_decay' in w for w in warnings)
+    # a plain run's checkpoint resumed with an average: the average starts from the restored
+    # step-6 weights, so after update 7 it is d * w6 + (1 - d) * w7
+    plain, interrupted = str(tmp_path / 'plain'), classifier_with(initial, dropout=0.1)
+    train(interrupted, data, 8, epochs=3, eval_every=2, output_dir=plain, max_steps=7)
+    w6 = classifier(dropout=0.1)
+    w6.load_parameters(os.path.join(plain, 'checkpoints', 'step-00000006', 'model.params'))
+    caplog.clear()
+    averaged = classifier_with(initial, dropout=0.1)
+    train(averaged, data, 8, epochs=3, eval_every=2, ema_decay=0.7, output_dir=plain,
+          resume=True, max_steps=7)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+    assert any('step-00000006 has no weight average: it starts again from its weights' in w
+               for w in warnings)
+    d, w7 = min(0.7, 8 / 17), params_of(interrupted)
+    assert_same_params(params_of(averaged), {k: d * v + (1 - d) * w7[k]
+                                             for k, v in params_of(w6).items()}, atol=1e-6)

@@ -45,11 +45,6 @@ class WeightAverage:
             shadow *= d
             shadow += param.list_data()[0] * (1.0 - d)
 
-    def reset(self):
-        """Start the average again from the current weights."""
-        for name, param in self.params.items():
-            param.list_data()[0].copyto(self.shadow[name])
-
     def _write(self, source):
         for name, param in self.params.items():
             for arr in param.list_data():  # not set_data: that would reset a dist_async kvstore
@@ -76,10 +71,9 @@ class WeightAverage:
 
     def load(self, folder):
         """Restore the average of a checkpoint folder -> True; False when it has none (the
-        average restarts from the current weights)."""
+        average stays what it was made from: the weights at construction)."""
         path = os.path.join(folder, AVERAGE_FILE)
         if not os.path.isfile(path):
-            self.reset()
             return False
         try:
             saved = mx.nd.load(path)
