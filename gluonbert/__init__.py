@@ -12,4 +12,8 @@ from .model import (BERTClassifier, BERTEncoder, BERTForMultipleChoice, BERTForQ
 from .registry import get_model, list_models, register_model
 from .summary import count_parameters, model_summary
 
+# GluonNLP 0.10 users call `nlp.model.get_model(...)`: the top package wires the registry's
+# functions into the `model` namespace, so `model/` itself never imports the registry above it.
+model.get_model, model.list_models = get_model, list_models
+
 __version__ = '0.1.0'
