@@ -9,16 +9,16 @@ export OMP_NUM_THREADS ?= 2
 export MXNET_HOME ?= $(CURDIR)/.venv/mxnet-home
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test test-horovod venv clean
+.PHONY: demo test lint format test-horovod venv clean
 
-# Stamp files are named after the hash of what they install, so editing setup.py reinstalls.
-SETUP_HASH := $(shell cat setup.py Makefile | sha1sum | cut -c1-12)
+# Stamp files are named after the hash of what they install, so editing pyproject.toml reinstalls.
+SETUP_HASH := $(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 RUNTIME_STAMP := $(VENV)/.runtime-$(SETUP_HASH)
 TEST_STAMP := $(VENV)/.test-$(SETUP_HASH)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --upgrade 'pip>=23' 'setuptools>=65' wheel
+	$(PIP) install --upgrade 'pip>=23' 'setuptools>=77' wheel
 
 $(RUNTIME_STAMP): | $(PY)
 	@echo 'installing gluonbert and mxnet into $(VENV) ...'
@@ -39,6 +39,13 @@ demo: $(RUNTIME_STAMP)
 
 test: $(TEST_STAMP)
 	$(PY) -m pytest -q tests
+
+# ruff (configured in pyproject.toml): lint, and the formatter's check
+lint: $(TEST_STAMP)
+	$(VENV)/bin/ruff check gluonbert scripts model_zoo tests
+
+format: $(TEST_STAMP)
+	$(VENV)/bin/ruff check --fix gluonbert scripts model_zoo tests
 
 # Horovod's tests skip unless it is installed; its MXNet build takes ~8 minutes on 2 cores, too
 # heavy for every CI run, so it is a separate target.

@@ -9,6 +9,7 @@ import functools
 
 import mxnet as mx
 
+from .hardware import cpu_flags
 from .kernels import LAYER_NORM_OP
 
 # AMP has no rule for these; they have no bf16 kernels, so they run in float32 (cast around).
@@ -18,22 +19,6 @@ FP32_OPS = ('_contrib_interleaved_matmul_selfatt_qk', '_contrib_interleaved_matm
 
 class UnsupportedPrecisionError(RuntimeError):
     """The requested precision has no kernels on this machine."""
-
-
-def cpu_flags():
-    """The CPU's model name and its SIMD flags of interest -> (name, set of flags)."""
-    name, flags = 'unknown CPU', set()
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                if line.startswith('model name') and name == 'unknown CPU':
-                    name = line.split(':', 1)[1].strip()
-                elif line.startswith('flags') and not flags:
-                    flags = {flag for flag in line.split(':', 1)[1].split()
-                             if flag.startswith(('avx', 'amx', 'fma'))}
-    except OSError:
-        pass
-    return name, flags
 
 
 @functools.lru_cache(maxsize=None)

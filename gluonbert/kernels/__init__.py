@@ -20,6 +20,8 @@ import warnings
 
 import mxnet as mx
 
+from ..hardware import cpu_flags
+
 LOG = logging.getLogger(__name__)
 ENABLE_ENV = 'GLUONBERT_KERNELS'
 LAYER_NORM_OP = '_gluonbert_layer_norm'
@@ -61,7 +63,6 @@ def library_path(root=None):
     for path in (_SOURCE, os.path.join(include, 'mxnet', 'lib_api.h'), api_source):
         with open(path, 'rb') as handle:
             digest.update(handle.read())
-    from ..precision import cpu_flags  # pylint: disable=import-outside-toplevel
     name, flags = cpu_flags()  # the library is built with -march=native
     digest.update('{}|{}|{}|{}'.format(mx.__version__, _compiler(), name,
                                        sorted(flags)).encode())
