@@ -111,7 +111,7 @@ def main(argv=None):
     """Entry point of the `gluonbert` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ['convert']:
-        from .convert.cli import main as convert_main  # pylint: disable=import-outside-toplevel
+        from .convert_command import main as convert_main  # pylint: disable=import-outside-toplevel
         return convert_main(argv[1:])
     if argv[:1] == ['launch']:
         from .launcher import main as launch_main  # pylint: disable=import-outside-toplevel

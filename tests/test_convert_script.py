@@ -9,7 +9,7 @@ import pytest
 import gluonbert
 from gluonbert import get_model
 from gluonbert.convert import load_checkpoint
-from gluonbert.convert.cli import main
+from gluonbert.convert_command import main
 from checkpoint_helpers import (LENGTHS, MASKED, assert_valid_close, batch_arrays, gather_masked,
                                 gluonnlp_model, hf_forward, nd, random_hf_model, write_vocab)
 from conftest import TINY

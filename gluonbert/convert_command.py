@@ -3,12 +3,13 @@ import argparse
 import os
 import sys
 
-from ..data.vocab import BERTVocab
-from . import FORMATS, load_checkpoint
-from .common import ConversionError
-from .hf import save_hf_checkpoint
-from .layout import backbone_of, block_from_checkpoint
-from .native import save_native_checkpoint
+from .convert import FORMATS, load_checkpoint
+from .convert.common import ConversionError
+from .convert.hf import save_hf_checkpoint
+from .convert.layout import backbone_of, block_from_checkpoint
+from .convert.native import save_native_checkpoint
+from .data.vocab import BERTVocab
+from .registry import get_hparams
 
 
 def parse_args(argv):
@@ -46,11 +47,9 @@ def read_vocab(path):
 
 def convert(args):
     """Run one conversion; returns a one-line summary."""
-    # pylint: disable=import-outside-toplevel
     vocab = read_vocab(args.vocab) if args.vocab else None
     hparams = num_heads = None
     if args.model:
-        from ..registry import get_hparams
         hparams = get_hparams(args.model)
         num_heads = hparams['num_heads']
     checkpoint = load_checkpoint(args.source, vocab=vocab, num_heads=num_heads, hparams=hparams,
