@@ -1,5 +1,6 @@
 """Input side of BERT: vocabulary, tokenizer, transforms, batching, samplers and datasets."""
 from . import batchify
+from .dataset import Splitter, TSVDataset
 from .pretraining import PretrainingExample, PretrainingExampleBuilder, read_documents
 from .readers import (ReaderError, TextDataset, read_csv, read_jsonl, read_table, read_text,
                       read_tsv, train_test_split)
@@ -12,7 +13,7 @@ from .transforms import (BERTSentenceTransform, ClassificationTransform, Regress
                          SentenceFeatures, TruncationCounter, truncate_pair_lengths)
 from .vocab import BERTVocab, bundled_vocab_path
 
-__all__ = ['BERTVocab', 'bundled_vocab_path', 'BERTTokenizer', 'TokenizedText',
+__all__ = ['Splitter', 'TSVDataset', 'BERTVocab', 'bundled_vocab_path', 'BERTTokenizer', 'TokenizedText',
            'BERTSentenceTransform', 'SentenceFeatures', 'ClassificationTransform',
            'RegressionTransform', 'TruncationCounter', 'truncate_pair_lengths', 'batchify',
            'FixedBucketSampler', 'SortedBucketSampler', 'ReaderError', 'TextDataset',
