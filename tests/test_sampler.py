@@ -50,23 +50,23 @@ def test_buckets_cut_padding_on_real_lengths(sst2_lengths):
 
 def test_same_batches_as_gluonnlp_with_the_same_bucket_keys(sst2_lengths):
     keys = [8, 16, 24, 32, 48, 64]
-    ours = FixedBucketSampler(sst2_lengths, 16, bucket_keys=keys, ratio=0.5)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # gluonnlp warns that num_buckets is unused
-        theirs = gluonnlp.data.FixedBucketSampler(sst2_lengths, 16, bucket_keys=keys, ratio=0.5)
+    ours = FixedBucketSampler(sst2_lengths, 16, num_buckets=None, bucket_keys=keys, ratio=0.5)
+    theirs = gluonnlp.data.FixedBucketSampler(sst2_lengths, 16, num_buckets=None,
+                                              bucket_keys=keys, ratio=0.5)
     assert [list(b) for b in ours] == [list(b) for b in theirs]
     assert ours.bucket_batch_sizes == theirs._bucket_batch_sizes
     assert 'key=[8, 16, 24, 32, 48, 64]' in ours.stats()
 
 
 def test_ratio_scales_small_buckets():
-    sampler = FixedBucketSampler([10, 20, 40] * 10, 4, bucket_keys=[10, 20, 40], ratio=1)
+    sampler = FixedBucketSampler([10, 20, 40] * 10, 4, num_buckets=None, bucket_keys=[10, 20, 40],
+                                 ratio=1)
     assert sampler.bucket_batch_sizes == [16, 8, 4]
 
 
 def test_use_average_length_counts_tokens():
-    sampler = FixedBucketSampler([10] * 50 + [50] * 50, 200, bucket_keys=[10, 50],
-                                 use_average_length=True)
+    sampler = FixedBucketSampler([10] * 50 + [50] * 50, 200, num_buckets=None,
+                                 bucket_keys=[10, 50], use_average_length=True)
     assert sampler.bucket_batch_sizes == [20, 4]
 
 
@@ -99,13 +99,13 @@ def test_bad_lengths_are_errors():
         FixedBucketSampler([3, 4, 0], 2)
     with pytest.raises(ValueError, match='example 1 has length 9, longer than the largest '
                                          'bucket key 5'):
-        FixedBucketSampler([3, 9], 2, bucket_keys=[5])
+        FixedBucketSampler([3, 9], 2, num_buckets=None, bucket_keys=[5])
     with pytest.raises(ValueError, match='batch_size must be a positive int'):
         SortedBucketSampler([3], 0)
 
 
 def test_sorted_sampler_for_inference_and_unsort(sst2_lengths):
-    sampler = SortedBucketSampler(sst2_lengths, 64)
+    sampler = SortedBucketSampler(sst2_lengths, 64, mult=None)
     batches = list(sampler)
     assert len(batches) == len(sampler) == 125
     order = [i for b in batches for i in b]

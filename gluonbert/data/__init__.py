@@ -4,6 +4,9 @@ from .pretraining import PretrainingExample, PretrainingExampleBuilder, read_doc
 from .readers import (ReaderError, TextDataset, read_csv, read_jsonl, read_table, read_text,
                       read_tsv, train_test_split)
 from .sampler import FixedBucketSampler, SortedBucketSampler
+from . import bert, sampler  # GluonNLP's gluonnlp.data.bert.glue and gluonnlp.data.sampler
+from .sampler import (ConstWidthBucket, ExpWidthBucket, LinearWidthBucket, SortedSampler,
+                      SplitSampler)
 from .squad import (SquadExample, SquadFeatures, SquadTransform, gold_answers, predict_answers,
                     read_squad)
 from .tasks import COLA, IMDB, MRPC, SNLI, SST2, STSB, TASKS, Task, get_task
@@ -20,3 +23,5 @@ __all__ = ['BERTVocab', 'bundled_vocab_path', 'BERTTokenizer', 'TokenizedText',
            'Task', 'TASKS', 'get_task', 'SST2', 'MRPC', 'COLA', 'STSB', 'SNLI', 'IMDB',
            'SquadExample', 'SquadFeatures', 'SquadTransform', 'read_squad', 'predict_answers',
            'gold_answers', 'PretrainingExample', 'PretrainingExampleBuilder', 'read_documents']
+__all__ += ['bert', 'sampler', 'SortedSampler', 'SplitSampler', 'ConstWidthBucket',
+            'LinearWidthBucket', 'ExpWidthBucket']
