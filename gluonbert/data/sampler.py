@@ -24,10 +24,12 @@ __all__ = ['BucketScheme', 'ConstWidthBucket', 'LinearWidthBucket', 'ExpWidthBuc
 
 def _as_array(values, what):
     """Non-empty numbers (N,) or (N, K) -> numpy array, or a ValueError naming the problem."""
-    try:
-        array = np.asarray(values)
-    except ValueError:  # ragged tuples
-        array = np.asarray(values, dtype=object)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', np.VisibleDeprecationWarning)  # numpy < 1.24: ragged
+        try:
+            array = np.asarray(values)
+        except (ValueError, np.VisibleDeprecationWarning):  # ragged tuples
+            array = np.asarray(values, dtype=object)
     if array.dtype == object or array.ndim not in (1, 2) or array.size == 0:
         raise ValueError(f'{what} must be a non-empty sequence of numbers, or of equal-size '
                          f'tuples of numbers (one per field); got shape {array.shape}, '
