@@ -222,8 +222,15 @@ def test_bad_keys_are_errors():
         FixedBucketSampler([3, 4], 2, num_buckets=None)
     with pytest.raises(ValueError, match='equal-size tuples'):
         FixedBucketSampler([(3, 4), (5,)], 2)
-    with pytest.raises(ValueError, match='bucket_len_step must be > 1'):
+    with pytest.raises(ValueError, match='bucket_len_step must be > 0 and != 1'):
         ExpWidthBucket(1.0)
+
+
+def test_shrinking_exp_widths_and_array_keys_work_as_in_gluonnlp():
+    assert ExpWidthBucket(0.5)(100, 10, 3) == gluonnlp.data.ExpWidthBucket(0.5)(100, 10, 3)
+    assert ExpWidthBucket(0.5)(100, 10, 3) == [61, 87, 100]
+    sampler = FixedBucketSampler(PAIRS, 2, num_buckets=None, bucket_keys=np.array(PAIR_KEYS))
+    assert sampler.bucket_keys == [(4, 4), (4, 10), (10, 10)]
 
 
 def test_sorted_bucket_sampler_default_mult_matches_gluonnlp(sst2_lengths):

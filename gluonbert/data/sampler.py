@@ -120,9 +120,9 @@ class ExpWidthBucket(BucketScheme):
     """Buckets whose widths grow geometrically: w_i = bucket_len_step * w_(i-1)."""
 
     def __init__(self, bucket_len_step=1.1):
-        if not bucket_len_step > 1:
-            raise ValueError(f'bucket_len_step must be > 1 (the growth factor of the bucket '
-                             f'widths); got {bucket_len_step!r}')
+        if not bucket_len_step > 0 or bucket_len_step == 1:
+            raise ValueError(f'bucket_len_step must be > 0 and != 1 (the factor from one bucket '
+                             f'width to the next; 1 is ConstWidthBucket); got {bucket_len_step!r}')
         self.bucket_len_step = bucket_len_step
 
     def field_keys(self, max_len: int, min_len: int, num_buckets: int) -> list:
@@ -147,7 +147,7 @@ def _check_bucket_keys(bucket_keys, num_fields):
                                  f'keys need tuple lengths)')
             keys.append(int(key))
         else:
-            if (not isinstance(key, (tuple, list)) or len(key) != num_fields
+            if (not isinstance(key, (tuple, list, np.ndarray)) or len(key) != num_fields
                     or not all(isinstance(k, numbers.Integral) for k in key)):
                 raise ValueError(f'bucket_keys must be {num_fields}-tuples of ints for lengths '
                                  f'with {num_fields} fields; got {key!r}')
