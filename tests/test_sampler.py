@@ -89,7 +89,7 @@ def test_shards_give_each_device_a_batch_and_cover_everything():
     lengths = np.arange(1, 51)
     sampler = FixedBucketSampler(lengths, 4, num_buckets=5, num_shards=3, shuffle=True, seed=0)
     groups = list(sampler)
-    assert len(groups) == len(sampler) == 5  # 5 buckets of 10 -> 15 batches of <= 4 -> 5 groups of 3
+    assert len(groups) == len(sampler) == 5  # 5 buckets of 10: 15 batches, 5 groups
     assert all(len(group) == 3 and all(group) for group in groups)
     seen = {i for group in groups for batch in group for i in batch}
     assert seen == set(range(50))
