@@ -1,5 +1,6 @@
 """batchify: same values as GluonNLP 0.10's, integers stay integers, clear errors."""
 import collections
+import warnings
 
 import gluonnlp.data.batchify as nlp_bf
 import mxnet as mx
@@ -100,3 +101,33 @@ def test_works_as_dataloader_batchify_fn():
 def test_errors_name_the_problem(fn, data, error, message):
     with pytest.raises(error, match=message):
         fn(data)
+
+
+def test_pad_warns_once_per_instance_about_ndarray_input():
+    pad = bf.Pad(pad_val=-1)
+    samples = [mx.nd.array([]), mx.nd.arange(1)]
+    with pytest.warns(UserWarning, match='Using Pad with NDArrays is discouraged for speed '
+                                         'reasons'):
+        out = pad(samples)
+    assert out.asnumpy().tolist() == [[-1.0], [0.0]] and out.dtype == np.float32
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert bf.Pad(pad_val=-1, round_to=2)([[], [0]]).asnumpy().tolist() == [[-1, -1],
+                                                                                 [0, -1]]
+        pad(samples)  # warned already
+
+
+def test_gluonnlps_value_errors_for_dict_and_named_tuple():
+    Sample = collections.namedtuple('Sample', ['ids', 'label'])
+    with pytest.raises(ValueError, match='Dict needs a dict of batchify functions; got list'):
+        bf.Dict([bf.Pad(), bf.Stack()])
+    with pytest.raises(ValueError, match="batchify function for 'label' is not callable: 2"):
+        bf.Dict({'ids': bf.Pad(), 'label': 2})
+    with pytest.raises(ValueError, match="batchify function for 'ids' is not callable: 1"):
+        bf.NamedTuple(Sample, [1, 2])
+    with pytest.raises(ValueError, match=r'fn_info keys \['):
+        bf.NamedTuple(Sample, {'ids': bf.Pad(), 'labels': bf.Stack()})
+    with pytest.raises(ValueError, match='Sample has 2 fields but 1 batchify functions'):
+        bf.NamedTuple(Sample, (bf.Pad(),))
+    with pytest.raises(ValueError, match=r'NamedTuple\(Sample\) got a int'):
+        bf.NamedTuple(Sample, (bf.Pad(), bf.Stack()))([1, 2])

@@ -5,6 +5,9 @@ from .pretraining import PretrainingExample, PretrainingExampleBuilder, read_doc
 from .readers import (ReaderError, TextDataset, read_csv, read_jsonl, read_table, read_text,
                       read_tsv, train_test_split)
 from .sampler import FixedBucketSampler, SortedBucketSampler
+from . import bert, sampler  # GluonNLP's gluonnlp.data.bert.glue and gluonnlp.data.sampler
+from .sampler import (ConstWidthBucket, ExpWidthBucket, LinearWidthBucket, SortedSampler,
+                      SplitSampler)
 from .squad import (SquadExample, SquadFeatures, SquadTransform, gold_answers, predict_answers,
                     read_squad)
 from .tasks import COLA, IMDB, MRPC, SNLI, SST2, STSB, TASKS, Task, get_task
@@ -21,3 +24,5 @@ __all__ = ['Splitter', 'TSVDataset', 'BERTVocab', 'bundled_vocab_path', 'BERTTok
            'Task', 'TASKS', 'get_task', 'SST2', 'MRPC', 'COLA', 'STSB', 'SNLI', 'IMDB',
            'SquadExample', 'SquadFeatures', 'SquadTransform', 'read_squad', 'predict_answers',
            'gold_answers', 'PretrainingExample', 'PretrainingExampleBuilder', 'read_documents']
+__all__ += ['bert', 'sampler', 'SortedSampler', 'SplitSampler', 'ConstWidthBucket',
+            'LinearWidthBucket', 'ExpWidthBucket']

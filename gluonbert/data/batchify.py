@@ -1,12 +1,13 @@
 """Batchify functions: combine a list of samples into a batch of MXNet NDArrays.
 
-Same names and arguments as GluonNLP 0.10's `data.batchify`, with two differences: integer
-inputs stay integer (GluonNLP's Pad turned Python lists into float32), and Pad's padding value
-defaults to 0 explicitly. Outputs live on mx.cpu(); MXNet's DataLoader moves worker batches
-through shared memory by itself.
+Same names, arguments, errors and warnings as GluonNLP 0.10's `data.batchify`, with two
+differences: integer inputs stay integer (GluonNLP's Pad turned Python lists into float32), and
+Pad's padding value defaults to 0 explicitly (no warning). Outputs live on mx.cpu(); MXNet's
+DataLoader moves worker batches through shared memory by itself.
 """
 import math
 import numbers
+import warnings
 
 import mxnet as mx
 import numpy as np
@@ -67,10 +68,17 @@ class Pad:
         self.ret_length = ret_length
         self.dtype = dtype
         self.round_to = round_to
+        self._warned = False
 
     def __call__(self, data):
         if len(data) == 0:
             raise ValueError('Pad got an empty list of samples')
+        if isinstance(data[0], mx.nd.NDArray) and not self._warned:
+            self._warned = True  # once per Pad, as GluonNLP does
+            warnings.warn('Using Pad with NDArrays is discouraged for speed reasons. Instead you '
+                          'should pad your data while it is still a list and before converting '
+                          'to an NDArray. Alternatively you can consider inputting a '
+                          'numpy.ndarray.', stacklevel=2)
         arrays = [_as_numpy(x) for x in data]
         ndims = {a.ndim for a in arrays}
         if len(ndims) > 1 or 0 in ndims:
@@ -145,13 +153,22 @@ class List:
         return list(data)
 
 
+def _check_callables(named_fns):
+    """(name, fn) pairs -> ValueError naming the first fn that is not callable."""
+    for name, fn in named_fns:
+        if not callable(fn):
+            raise ValueError(f'the batchify function for {name!r} is not callable: {fn!r}')
+
+
 class Dict:
     """Batch dict samples field by field: Dict({'ids': Pad(), 'label': Stack()})."""
 
     def __init__(self, fn_dict):
+        # ValueError, not TypeError, for bad arguments: GluonNLP's Dict and NamedTuple raise it.
         if not isinstance(fn_dict, dict):
-            raise TypeError('Dict needs a dict of batchify functions; got {}'.format(
-                type(fn_dict).__name__))
+            raise ValueError(f'Dict needs a dict of batchify functions; got '
+                             f'{type(fn_dict).__name__} (use Tuple for a list of functions)')
+        _check_callables(fn_dict.items())
         self.fn_dict = fn_dict
 
     def __call__(self, data):
@@ -183,13 +200,14 @@ class NamedTuple:
             if len(fns) != len(fields):
                 raise ValueError('{} has {} fields but {} batchify functions were given'.format(
                     container.__name__, len(fields), len(fns)))
+        _check_callables(zip(fields, fns))
         self.container = container
         self.fns = fns
 
     def __call__(self, data):
         for sample in data:
             if not isinstance(sample, self.container):
-                raise TypeError('NamedTuple({}) got a {}'.format(self.container.__name__,
+                raise ValueError('NamedTuple({}) got a {}'.format(self.container.__name__,
                                                                  type(sample).__name__))
         return self.container(*[fn([sample[i] for sample in data])
                                 for i, fn in enumerate(self.fns)])

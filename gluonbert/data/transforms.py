@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 
+from .bert.glue import truncate_lengths_equal
 from .tokenizer import BERTTokenizer
 
 
@@ -91,16 +92,10 @@ class TruncationCounter:
 def truncate_pair_lengths(len_a, len_b, max_tokens):
     """Google's longest-first rule: lengths (a, b) kept so a + b <= max_tokens.
 
-    Equivalent to removing one token at a time from the longer text (from b on ties).
+    Equivalent to removing one token at a time from the longer text (from b on ties), and to
+    sharing max_tokens equally (data.bert.glue.truncate_lengths_equal), which computes it.
     """
-    excess = len_a + len_b - max_tokens
-    if excess <= 0:
-        return len_a, len_b
-    if len_a - len_b >= excess:
-        return len_a - excess, len_b
-    if len_b - len_a >= excess:
-        return len_a, len_b - excess
-    return (max_tokens + 1) // 2, max_tokens // 2
+    return tuple(truncate_lengths_equal([len_a, len_b], max_tokens))
 
 
 class BERTSentenceTransform:
