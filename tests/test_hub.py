@@ -82,6 +82,11 @@ class FakeHub:
         """Route one request."""
         self.requests.append((handler.command, handler.path))
         parts = unquote(handler.path).split('/')
+        if parts[1] == 'plain':  # a web server that is not a Hub
+            handler.send_response(200)
+            handler.send_header('Content-Length', '0')
+            handler.end_headers()
+            return None
         if parts[1] == 'cdn':  # /cdn/{repo}/{commit}/{file}: where LFS redirects point
             repo, commit, name = '/'.join(parts[2:4]), parts[4], '/'.join(parts[5:])
             return self.send_file(handler, repo, commit, name, body)
@@ -178,7 +183,6 @@ def isolated_env(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv('HF_ENDPOINT', 'http://127.0.0.1:9')
     monkeypatch.setenv('HF_HOME', str(tmp_path / 'hf-home'))
-    monkeypatch.setenv('GLUONBERT_HOME', str(tmp_path / 'gluonbert-home'))
     monkeypatch.setenv('MXNET_HOME', str(tmp_path / 'mxnet-home'))
     saved = dict(facts.HUB)
     shape = {k: v for k, v in TINY.items() if k not in ('vocab_size', 'dropout')}
@@ -189,10 +193,15 @@ def isolated_env(monkeypatch, tmp_path):
     facts.HUB.update(saved)
 
 
+def store_root(tmp_path):
+    """The gluonbert store of a test (get_model's root=)."""
+    return str(tmp_path / 'store')
+
+
 def store_files(tmp_path):
     """The files in the gluonbert store."""
-    root = tmp_path / 'gluonbert-home' / 'models'
-    return sorted(os.listdir(root)) if root.exists() else []
+    root = store_root(tmp_path)
+    return sorted(os.listdir(root)) if os.path.isdir(root) else []
 
 
 def outputs(model, seed=0):
@@ -216,7 +225,8 @@ def assert_same_model(ours, reference):
 
 def test_dataset_name_downloads_converts_once_then_loads_without_the_server(hub, checkpoints,
                                                                            tmp_path):
-    model, vocab = get_model(MODEL, dataset_name=DATASET, pretrained=True, dropout=0.0)
+    model, vocab = get_model(MODEL, dataset_name=DATASET, pretrained=True, dropout=0.0,
+                             root=store_root(tmp_path))
     assert model.use_pooler and model.use_decoder and model.use_classifier  # as GluonNLP's
     assert_same_model(model, checkpoints[OLD][1])  # the pinned commit, not main
     assert vocab.idx_to_token == tiny_vocab().idx_to_token
@@ -225,15 +235,17 @@ def test_dataset_name_downloads_converts_once_then_loads_without_the_server(hub,
     files = store_files(tmp_path)
     assert [f for f in files if f.endswith('.lock')] == []
     assert f'{MODEL}_{DATASET}.json' in files
-    manifest = json.loads((tmp_path / 'gluonbert-home' / 'models' /
-                           f'{MODEL}_{DATASET}.json').read_text())
+    with open(os.path.join(store_root(tmp_path), f'{MODEL}_{DATASET}.json'),
+              encoding='utf-8') as f:
+        manifest = json.load(f)
     assert (manifest['source_repo'], manifest['source_revision']) == (REPO, OLD)
     assert sorted(files) == sorted([f'{MODEL}_{DATASET}.json', manifest['file'],
                                     manifest['vocab_file']])
 
     hub.close()  # from now on, any network access would fail
     again, vocab_again = get_model(MODEL, dataset_name=DATASET, pretrained=True, dropout=0.0,
-                                   use_decoder=False, use_classifier=False)
+                                   use_decoder=False, use_classifier=False,
+                                   root=store_root(tmp_path))
     assert not again.use_decoder and not again.use_classifier
     assert vocab_again.idx_to_token == vocab.idx_to_token
     np.testing.assert_array_equal(again.encoder.word_embed.weight.data().asnumpy(),
@@ -245,7 +257,7 @@ def test_offline_without_cache_names_file_cache_endpoint_and_the_fix(hub, monkey
                                                                      tmp_path):
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     with pytest.raises(StoreError) as err:
-        get_model(MODEL, dataset_name=DATASET, pretrained=True)
+        get_model(MODEL, dataset_name=DATASET, pretrained=True, root=store_root(tmp_path))
     message = str(err.value)
     cache = str(tmp_path / 'hf-home' / 'hub')
     assert '\n' not in message
@@ -262,35 +274,47 @@ def test_offline_with_cached_files_needs_no_server(hub, checkpoints, monkeypatch
     hub.close()
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     assert resolve_hf_spec(f'hf:{REPO}@{OLD}') == folder
-    model, _ = get_model(MODEL, dataset_name=DATASET, pretrained=True, dropout=0.0)
+    model, _ = get_model(MODEL, dataset_name=DATASET, pretrained=True, dropout=0.0,
+                             root=store_root(tmp_path))
     assert_same_model(model, checkpoints[OLD][1])
 
 
-def test_unreachable_hub_error_names_the_endpoint(tmp_path):
+@pytest.mark.slow
+def test_unreachable_hub_error_names_the_endpoint():
+    # about 25 s: huggingface_hub retries a refused connection with backoff before giving up
     with pytest.raises(StoreError) as err:
         resolve_hf_spec(f'hf:{REPO}@{OLD}')
     message = str(err.value)
-    assert 'http://127.0.0.1:9 could not be reached' in message and '\n' not in message
+    assert 'downloading it from http://127.0.0.1:9 failed (ConnectError' in message
+    assert '\n' not in message
     assert f'HF_ENDPOINT=http://127.0.0.1:9 hf download {REPO}' in message
+
+
+def test_an_endpoint_that_is_not_a_hub_is_named(hub, monkeypatch):
+    monkeypatch.setenv('HF_ENDPOINT', hub.url + '/plain')  # answers, but not like the Hub
+    with pytest.raises(StoreError, match=f'downloading it from {hub.url}/plain failed .*'
+                                         'X-Repo-Commit'):
+        resolve_hf_spec(f'hf:{REPO}@{OLD}')
 
 
 def test_corrupted_download_is_refused_and_fetched_again(hub, checkpoints, tmp_path):
     hub.corrupt.add('model.safetensors')
     with pytest.raises(StoreError, match='model.safetensors of .* is damaged: its sha256 is '
                                          '[0-9a-f]{64} but the Hub published'):
-        get_model(MODEL, dataset_name=DATASET, pretrained=True)
+        get_model(MODEL, dataset_name=DATASET, pretrained=True, root=store_root(tmp_path))
     blobs = tmp_path / 'hf-home' / 'hub' / 'models--test-org--tiny-bert' / 'blobs'
     assert len(os.listdir(blobs)) == 2  # config.json and vocab.txt; the bad blob is gone
     assert [f for f in store_files(tmp_path) if not f.endswith('.lock')] == []
     hub.corrupt.clear()
-    model, _ = get_model(MODEL, dataset_name=DATASET, pretrained=True, dropout=0.0)
+    model, _ = get_model(MODEL, dataset_name=DATASET, pretrained=True, dropout=0.0,
+                             root=store_root(tmp_path))
     assert_same_model(model, checkpoints[OLD][1])
 
 
-def test_pinned_sha256_mismatch_is_refused(hub):
+def test_pinned_sha256_mismatch_is_refused(hub, tmp_path):
     store.register_hub_pretrained(MODEL, DATASET, REPO, OLD, sha256={'vocab.txt': '0' * 64})
     with pytest.raises(StoreError, match='vocab.txt of .* but gluonbert pins 0{64}'):
-        get_model(MODEL, dataset_name=DATASET, pretrained=True)
+        get_model(MODEL, dataset_name=DATASET, pretrained=True, root=store_root(tmp_path))
 
 
 def test_revision_is_honoured(hub, checkpoints):

@@ -115,7 +115,14 @@ def load_pretrained(model, dataset, num_heads, root=None, vocab=None, **fetch_op
             (model, dataset) not in facts.GLUONNLP_PARAMS or not _gluonnlp_file_reachable(
                 params_file_name(model, dataset), facts.GLUONNLP_PARAMS[(model, dataset)], root,
                 fetch_options)):
-        return load_from_hub(model, dataset, facts.HUB[(model, dataset)], root, vocab)
+        try:
+            return load_from_hub(model, dataset, facts.HUB[(model, dataset)], root, vocab)
+        except StoreError as err:
+            if (model, dataset) not in facts.GLUONNLP_PARAMS:
+                raise
+            raise StoreError(f'{err}; or copy GluonNLP 0.10\'s {params_file_name(model, dataset)} '
+                             f'into {default_root(root)}, or set {REPO_ENV} to a mirror of '
+                             f'GluonNLP\'s files') from None
     if (model, dataset) not in facts.GLUONNLP_PARAMS:
         known = facts.available()
         raise ValueError('no pretrained weights for {!r} on dataset {!r}; {}'.format(

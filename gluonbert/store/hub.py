@@ -3,8 +3,9 @@
 Files are downloaded with huggingface_hub's `hf_hub_download` into its cache (`root`, else
 $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub), then verified against the
 Hub's own checksum of the file (the ETag that names the cached blob: the sha256 of an LFS file,
-the git sha1 of a small one) and against any sha256 pinned by the caller. HF_ENDPOINT and
-HF_HUB_OFFLINE are read at each call (huggingface_hub reads them once, when imported).
+the git sha1 of a small one) and against any sha256 pinned by the caller. HF_ENDPOINT,
+HF_HUB_CACHE/HF_HOME and HF_HUB_OFFLINE are read at each call: huggingface_hub reads them once,
+when imported, so its offline flag is set from the environment before each download.
 """
 import hashlib
 import os
@@ -12,6 +13,7 @@ import re
 from typing import Dict, Optional, Tuple
 
 import huggingface_hub
+from huggingface_hub import constants as hub_constants
 from huggingface_hub import errors as hub_errors
 
 from ..convert.common import Checkpoint
@@ -112,6 +114,7 @@ def fetch_hub_file(repo: str, revision: str, name: str, cache: Optional[str] = N
     cache = hub_cache(cache)
     endpoint = hub_endpoint()
     what = f'{name} of {repo}@{revision}'
+    hub_constants.HF_HUB_OFFLINE = hub_offline()  # what its request filter checks
     try:
         path = huggingface_hub.hf_hub_download(
             repo, name, revision=revision, cache_dir=cache, endpoint=endpoint,
@@ -119,7 +122,7 @@ def fetch_hub_file(repo: str, revision: str, name: str, cache: Optional[str] = N
     except hub_errors.LocalEntryNotFoundError as err:
         cause = err.__cause__ if err.__cause__ is not None else err
         why = (f'HF_HUB_OFFLINE=1 forbids downloading it from {endpoint}' if hub_offline()
-               else f'{endpoint} could not be reached ({type(cause).__name__}: '
+               else f'downloading it from {endpoint} failed ({type(cause).__name__}: '
                     f'{str(cause).strip().splitlines()[0] if str(cause).strip() else "no answer"})')
         raise StoreError(f'{what} is not in the HuggingFace cache {cache} and {why}; fix: '
                          f'{download_command(repo, revision, cache)}') from None
