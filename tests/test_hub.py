@@ -365,6 +365,19 @@ def test_dataset_vocabulary_comes_from_the_hub(hub):
     assert 'tiny_hub_corpus' in store.list_pretrained()[MODEL]
 
 
+def test_a_gluonnlp_mirror_takes_precedence_over_the_hub(hub, monkeypatch, tmp_path):
+    store.register_pretrained(MODEL, DATASET, '1' * 40)
+    monkeypatch.setenv('GLUONBERT_REPO', hub.url)  # a mirror without the file: 404
+    with pytest.raises(StoreError, match=f'{MODEL}_{DATASET}-11111111.params.*404'):
+        get_model(MODEL, dataset_name=DATASET, pretrained=True, root=store_root(tmp_path))
+    assert not any('/resolve/' in path for _, path in hub.requests)
+    monkeypatch.delenv('GLUONBERT_REPO')
+    with pytest.raises(StoreError, match=f'damaged.*or copy GluonNLP 0.10.s '
+                                         f'{MODEL}_{DATASET}-11111111.params into'):
+        hub.corrupt.add('model.safetensors')  # the Hub is used now; its error names both ways
+        get_model(MODEL, dataset_name=DATASET, pretrained=True, root=store_root(tmp_path))
+
+
 def test_gluonnlp_names_map_to_google_bert_repositories():
     expected = {'book_corpus_wiki_en_uncased': 'google-bert/bert-base-uncased',
                 'book_corpus_wiki_en_cased': 'google-bert/bert-base-cased',

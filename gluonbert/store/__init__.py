@@ -76,7 +76,11 @@ def _embedded_source(dataset):
 
 
 def load_vocab(dataset, root=None, **fetch_options):
-    """The BERTVocab of a dataset: an embedded package's vocab.txt or GluonNLP's JSON vocab."""
+    """The BERTVocab of a dataset: an embedded package's vocab.txt, GluonNLP's JSON vocab, or
+    for a dataset only on the HuggingFace Hub, its vocab.txt. (GluonNLP's datasets keep
+    GluonNLP's vocabulary: the Hub's vocab.txt is Google's token order, which GluonNLP's
+    conversion did not keep for every token, so reading a GluonNLP `.params` with it could
+    silently scramble rows of the embedding.)"""
     _, source = _embedded_source(dataset)
     if source is not None:
         from .embedded import verified_package_file  # pylint: disable=import-outside-toplevel
@@ -86,11 +90,9 @@ def load_vocab(dataset, root=None, **fetch_options):
     if dataset not in facts.GLUONNLP_VOCABS:
         raise ValueError('no vocabulary is known for dataset {!r}; known: {}'.format(
             dataset, ', '.join(sorted(set(facts.GLUONNLP_VOCABS) |
-                                      {d for _, d in facts.EMBEDDED}))))
+                                      {d for _, d in facts.EMBEDDED} |
+                                      {d for _, d in facts.HUB}))))
     sha1, ext = facts.GLUONNLP_VOCABS[dataset]
-    if _hub_source(dataset) is not None and not _gluonnlp_file_reachable(
-            vocab_file_name(dataset), sha1, root, fetch_options):
-        return hub_vocab(_hub_source(dataset))
     if ext != '.vocab':
         raise StoreError('the vocabulary of {!r} is a SentencePiece model ({}), which gluonbert '
                          'cannot read; pass vocab=BERTVocab(...) with its tokens in id order'
