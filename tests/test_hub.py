@@ -1,7 +1,6 @@
 """Checkpoints from the HuggingFace Hub, through a real local server answering the Hub's file
 API as huggingface_hub calls it (the real Hub is never contacted)."""
 import hashlib
-import io
 import json
 import os
 import threading
@@ -11,6 +10,8 @@ from urllib.parse import unquote
 import mxnet as mx
 import numpy as np
 import pytest
+from checkpoint_helpers import tiny_vocab
+from conftest import TINY, tiny_model
 
 import gluonbert
 from gluonbert import get_model, store
@@ -18,8 +19,6 @@ from gluonbert.convert.common import ConversionError
 from gluonbert.convert.hf import save_hf_checkpoint
 from gluonbert.store import StoreError, facts
 from gluonbert.store.hub import parse_hf_spec, resolve_hf_spec
-from checkpoint_helpers import tiny_vocab
-from conftest import TINY, tiny_model
 
 REPO = 'test-org/tiny-bert'
 OLD, NEW = 'a' * 39 + '1', 'b' * 39 + '2'  # two commits; `main` points at NEW
@@ -261,9 +260,9 @@ def test_offline_without_cache_names_file_cache_endpoint_and_the_fix(hub, monkey
     message = str(err.value)
     cache = str(tmp_path / 'hf-home' / 'hub')
     assert '\n' not in message
-    for part in ('config.json', cache, hub.url, 'HF_HUB_OFFLINE=1',
-                 f'HF_HUB_OFFLINE=0 HF_ENDPOINT={hub.url} hf download {REPO} config.json '
-                 f'vocab.txt model.safetensors --revision {OLD} --cache-dir {cache}'):
+    command = (f'HF_HUB_OFFLINE=0 HF_ENDPOINT={hub.url} hf download {REPO} config.json '
+               f'vocab.txt model.safetensors --revision {OLD} --cache-dir {cache}')
+    for part in ('config.json', cache, hub.url, 'HF_HUB_OFFLINE=1', command):
         assert part in message, part
     assert hub.requests == []  # offline means offline
     assert [f for f in store_files(tmp_path) if f.endswith('.lock')] == []

@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Callable, Optional, Tuple
+from collections.abc import Callable
 
 from ..convert.common import Checkpoint, check_vocab_fits
 from ..convert.hf import read_hf_checkpoint
@@ -107,8 +107,8 @@ def _convert(model, dataset, identity, hf_folder, root, description, keep_vocab)
 
 
 def converted_params_file(model: str, dataset: str, identity: dict,
-                          hf_folder: Callable[[], str], root: Optional[str] = None,
-                          description: str = '', keep_vocab: bool = False) -> Tuple[str, dict]:
+                          hf_folder: Callable[[], str], root: str | None = None,
+                          description: str = '', keep_vocab: bool = False) -> tuple[str, dict]:
     """(path of the converted, verified `.params`, manifest) of a HuggingFace checkpoint.
 
     identity: manifest fields naming the source; a manifest with other values is converted
@@ -127,8 +127,8 @@ def converted_params_file(model: str, dataset: str, identity: dict,
     return os.path.join(root, manifest['file']), manifest
 
 
-def load_converted(path: str, manifest: dict, vocab: Optional[BERTVocab] = None,
-                   root: Optional[str] = None) -> Checkpoint:
+def load_converted(path: str, manifest: dict, vocab: BERTVocab | None = None,
+                   root: str | None = None) -> Checkpoint:
     """Checkpoint of a converted `.params`; vocab defaults to the manifest's kept vocab.txt."""
     if vocab is None and 'vocab_file' in manifest:
         vocab = BERTVocab.from_file(os.path.join(default_root(root), manifest['vocab_file']))

@@ -10,7 +10,6 @@ when imported, so its offline flag is set from the environment before each downl
 import hashlib
 import os
 import re
-from typing import Dict, Optional, Tuple
 
 import huggingface_hub
 from huggingface_hub import constants as hub_constants
@@ -40,7 +39,7 @@ def hub_endpoint() -> str:
     return (os.environ.get('HF_ENDPOINT') or DEFAULT_ENDPOINT).rstrip('/')
 
 
-def hub_cache(root: Optional[str] = None) -> str:
+def hub_cache(root: str | None = None) -> str:
     """huggingface_hub's cache folder: root, else $HF_HUB_CACHE, else $HF_HOME/hub, else
     ~/.cache/huggingface/hub."""
     if root is None:
@@ -55,7 +54,7 @@ def hub_offline() -> bool:
     return value.strip().lower() in ('1', 'on', 'yes', 'true')
 
 
-def parse_hf_spec(spec: str) -> Tuple[str, str]:
+def parse_hf_spec(spec: str) -> tuple[str, str]:
     """'hf:ORG/NAME[@REVISION]' -> (repo, revision); the revision defaults to 'main'."""
     match = _SPEC.fullmatch(str(spec).strip())
     if not match:
@@ -84,7 +83,7 @@ def _file_digests(path):
     return sha256.hexdigest(), git.hexdigest()
 
 
-def verify_hub_file(path: str, what: str, pinned_sha256: Optional[str] = None) -> None:
+def verify_hub_file(path: str, what: str, pinned_sha256: str | None = None) -> None:
     """Check a cached file against the Hub's ETag (its blob's name) and a pinned sha256.
 
     A mismatching file is removed from the cache (blob and snapshot link), so the next call
@@ -108,8 +107,8 @@ def verify_hub_file(path: str, what: str, pinned_sha256: Optional[str] = None) -
                          f'from the cache, so the next call downloads it again')
 
 
-def fetch_hub_file(repo: str, revision: str, name: str, cache: Optional[str] = None,
-                   pinned_sha256: Optional[str] = None) -> str:
+def fetch_hub_file(repo: str, revision: str, name: str, cache: str | None = None,
+                   pinned_sha256: str | None = None) -> str:
     """Local path of one verified file of `repo` at `revision`, downloaded if not cached."""
     cache = hub_cache(cache)
     endpoint = hub_endpoint()
@@ -147,8 +146,8 @@ def _cached_weights(repo, revision, cache):
         repo, name, cache_dir=cache, revision=revision), str)]
 
 
-def fetch_hub_checkpoint(repo: str, revision: str = 'main', cache: Optional[str] = None,
-                         sha256: Optional[Dict[str, str]] = None) -> str:
+def fetch_hub_checkpoint(repo: str, revision: str = 'main', cache: str | None = None,
+                         sha256: dict[str, str] | None = None) -> str:
     """Local folder holding a BERT checkpoint's config.json, vocab.txt and weights (verified).
 
     config.json is fetched first and must describe a BERT (else ConversionError, before any
@@ -177,7 +176,7 @@ def fetch_hub_checkpoint(repo: str, revision: str = 'main', cache: Optional[str]
     return folders.pop()
 
 
-def resolve_hf_spec(spec: str, root: Optional[str] = None) -> str:
+def resolve_hf_spec(spec: str, root: str | None = None) -> str:
     """'hf:ORG/NAME[@REVISION]' -> a local folder with config.json, weights and vocab.txt.
 
     Any BERT-architecture repository of the Hub (or of $HF_ENDPOINT); a non-BERT config.json
@@ -188,8 +187,8 @@ def resolve_hf_spec(spec: str, root: Optional[str] = None) -> str:
     return fetch_hub_checkpoint(repo, revision, root)
 
 
-def load_from_hub(model: str, dataset: str, source, root: Optional[str] = None,
-                  vocab: Optional[BERTVocab] = None) -> Checkpoint:
+def load_from_hub(model: str, dataset: str, source, root: str | None = None,
+                  vocab: BERTVocab | None = None) -> Checkpoint:
     """Checkpoint of a (model, dataset) pair published on the Hub (facts.HubSource).
 
     The first call downloads the files and converts them into the store (`root`, see
