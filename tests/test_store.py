@@ -16,7 +16,7 @@ import pytest
 
 import gluonbert
 from gluonbert import get_model, store
-from gluonbert.store import StoreError, default_root, fetch, facts
+from gluonbert.store import FileLock, StoreError, default_root, fetch, facts
 from gluonbert.store.download import gluonnlp_cache
 from checkpoint_helpers import gluonnlp_model
 
@@ -100,9 +100,14 @@ def fixture_mirror():
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch, tmp_path):
-    """No repo, and GluonNLP's cache in a temp folder, unless a test sets them."""
+    """No repo, GluonNLP's cache in a temp folder, and the HuggingFace Hub offline (so the
+    GluonNLP pairs it also serves never reach the real Hub), unless a test sets them."""
     monkeypatch.delenv('GLUONBERT_REPO', raising=False)
     monkeypatch.setenv('MXNET_HOME', str(tmp_path / 'mxnet-home'))
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    monkeypatch.setenv('HF_ENDPOINT', 'http://127.0.0.1:9')
+    monkeypatch.setenv('HF_HOME', str(tmp_path / 'hf-home'))
+    monkeypatch.delenv('HF_HUB_CACHE', raising=False)
 
 
 def leftovers(root):
@@ -267,11 +272,46 @@ def test_pretrained_needs_a_known_pair():
         get_model('bert_2_128_2', dataset_name='book_corpus_wiki_en_uncased', pretrained=True)
 
 
-def test_get_model_offline_names_the_missing_file(tmp_path):
-    with pytest.raises(StoreError, match='bert_12_768_12_book_corpus_wiki_en_uncased-75cc780f'
-                                         r'\.params .*not available offline'):
+def test_get_model_offline_names_the_hub_files_and_gluonnlp_file(tmp_path):
+    with pytest.raises(StoreError) as err:
         get_model('bert_12_768_12', dataset_name='book_corpus_wiki_en_uncased', pretrained=True,
-                  root=str(tmp_path))
+                  root=str(tmp_path / 'store'))
+    message = str(err.value)
+    assert '\n' not in message
+    for part in ('config.json of google-bert/bert-base-uncased@86b5e093', 'HF_HUB_OFFLINE=1',
+                 str(tmp_path / 'hf-home' / 'hub'), 'hf download google-bert/bert-base-uncased',
+                 'bert_12_768_12_book_corpus_wiki_en_uncased-75cc780f.params',
+                 str(tmp_path / 'store'), 'GLUONBERT_REPO'):
+        assert part in message, part
+    assert os.listdir(tmp_path / 'store') == []  # no lock file left behind
+
+
+def test_failed_offline_fetch_leaves_no_lock_file(tmp_path):
+    with pytest.raises(StoreError, match='not available offline'):
+        fetch(NAME, SHA1, 'params', root=tmp_path / 'cache')
+    assert os.listdir(tmp_path / 'cache') == []
+
+
+def test_file_lock_excludes_and_removes_its_file(tmp_path):
+    path = str(tmp_path / '.x.lock')
+    inside, overlaps, rounds = [0], [], 40
+
+    def worker():
+        for _ in range(rounds):
+            with FileLock(path, timeout=60):
+                inside[0] += 1
+                if inside[0] != 1:
+                    overlaps.append(inside[0])
+                time.sleep(0.001)
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert overlaps == [] and not any(t.is_alive() for t in threads)
+    assert not os.path.exists(path)
 
 
 def test_register_pretrained_validates_checksums():

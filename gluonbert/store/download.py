@@ -72,31 +72,64 @@ def quarantine(path, why):
 
 
 class FileLock:
-    """An exclusive inter-process lock on `path` (flock), waiting at most `timeout` seconds."""
+    """An exclusive inter-process lock on `path` (flock), waiting at most `timeout` seconds.
+
+    The lock file is removed on release, so a store never keeps empty `.lock` files. A waiter
+    that wakes up holding the lock on a file its previous holder removed (no longer at `path`)
+    opens `path` again and waits there, so two processes never both hold the lock.
+    """
 
     def __init__(self, path, timeout=600.0):
         self.path, self.timeout, self._fd = path, timeout, None
 
     def __enter__(self):
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is None:
-            return self  # no flock: renaming verified files into place still keeps them whole
         deadline = time.monotonic() + self.timeout
         while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if fcntl is None:
+                self._fd = fd
+                return self  # no flock: renaming verified files into place keeps them whole
+            self._wait_for(fd, deadline)
+            if self._still_at_path(fd):
+                self._fd = fd
                 return self
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _wait_for(self, fd, deadline):
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    os.close(self._fd)
+                    os.close(fd)
                     raise StoreError('timed out after {:.0f} s waiting for the lock {} held by '
                                      'another process'.format(self.timeout, self.path)) from None
                 time.sleep(0.05)
 
+    def _still_at_path(self, fd):
+        try:
+            at_path = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)
+
     def __exit__(self, *exc):
         if fcntl is not None:
+            _remove_quietly(self.path)  # still holding it: waiters notice and open it anew
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
+        if fcntl is None:
+            _remove_quietly(self.path)
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:  # already gone, or (Windows) still open in another process
+        pass
 
 
 def find_verified(file_name, sha1, folders, move_bad=False):

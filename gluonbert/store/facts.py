@@ -1,4 +1,5 @@
-"""Fact tables: the checksums of every file the store can serve.
+"""Fact tables: the checksums of every file the store can serve, and where on the
+HuggingFace Hub the same Google weights are published today.
 
 GluonNLP 0.10 published `{model}_{dataset}-{sha1[:8]}.params` and `{dataset}-{sha1[:8]}.vocab`
 (copied from gluonnlp/model/bert.py and gluonnlp/data/utils.py). Only pairs whose model name
@@ -71,10 +72,41 @@ EMBEDDED = {
               'vocab.txt': 'c3b4105373feaa5b0b2c332321c1e592d6f39658'}),
 }
 
+HubSource = namedtuple('HubSource', 'repo revision sha256')
+
+# (model, dataset) -> the HuggingFace Hub repository with Google's original weights for a
+# GluonNLP pair (used when GluonNLP's file is neither local nor on a $GLUONBERT_REPO mirror).
+# Files fetched: config.json, vocab.txt and model.safetensors (pytorch_model.bin if a revision
+# has no safetensors). They are verified against the Hub's own checksums (the ETag: sha256 of
+# LFS files, git sha1 of small ones); `sha256` may pin file -> sha256 on top of that.
+# Revisions: commit hashes seen in public HF cache paths (snapshots/<commit>) of these repos,
+# for lack of network access when this table was written. No commit of
+# google-bert/bert-base-multilingual-uncased was found, so it follows `main` (not pinned);
+# replace it with a commit (`hf download REPO config.json --revision main` prints the
+# snapshot path) when you can.
+HUB = {
+    ('bert_12_768_12', 'book_corpus_wiki_en_uncased'): HubSource(
+        'google-bert/bert-base-uncased', '86b5e0934494bd15c9632b12f734a8a67f723594', {}),
+    ('bert_12_768_12', 'book_corpus_wiki_en_cased'): HubSource(
+        'google-bert/bert-base-cased', 'cd5ef92a9fb2f889e972770a36d4ed042daf221e', {}),
+    ('bert_12_768_12', 'wiki_multilingual_uncased'): HubSource(
+        'google-bert/bert-base-multilingual-uncased', 'main', {}),
+    ('bert_12_768_12', 'wiki_multilingual_cased'): HubSource(
+        'google-bert/bert-base-multilingual-cased', '3f076fdb1ab68d5b2880cb87a0886f315b8146f8',
+        {}),
+    ('bert_12_768_12', 'wiki_cn_cased'): HubSource(
+        'google-bert/bert-base-chinese', '8f23c25b06e129b6c986331a13d8d025a92cf0ea', {}),
+    ('bert_24_1024_16', 'book_corpus_wiki_en_uncased'): HubSource(
+        'google-bert/bert-large-uncased', '6da4b6a26a1877e173fca3225479512db81a5e5b', {}),
+    ('bert_24_1024_16', 'book_corpus_wiki_en_cased'): HubSource(
+        'google-bert/bert-large-cased', 'd9238236d8326ce4bc117132bb3b7e62e95f3a9a', {}),
+}
+
 
 def available():
-    """Model name -> sorted dataset names with pretrained weights (published or embedded)."""
+    """Model name -> sorted dataset names with pretrained weights (published, embedded or on
+    the HuggingFace Hub)."""
     table = {}
-    for model, dataset in list(GLUONNLP_PARAMS) + list(EMBEDDED):
+    for model, dataset in set(GLUONNLP_PARAMS) | set(EMBEDDED) | set(HUB):
         table.setdefault(model, []).append(dataset)
     return {model: sorted(datasets) for model, datasets in sorted(table.items())}

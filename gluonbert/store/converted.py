@@ -1,0 +1,137 @@
+"""HuggingFace checkpoints converted once into the store's native `.params`, then reused.
+
+The converted `.params` is written to a temp file and renamed into place; its sha1 (and, when
+kept, the sha1 of a copy of the checkpoint's vocab.txt) is recorded in a small JSON manifest
+`{model}_{dataset}.json` beside it, written last, so it only ever names complete files. The
+manifest also records fields identifying the source (`identity`): a manifest from another
+source (another package version, another Hub revision) is converted again.
+"""
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+
+from ..convert.common import Checkpoint, check_vocab_fits
+from ..convert.hf import read_hf_checkpoint
+from ..convert.native import read_params, save_params
+from ..data.vocab import BERTVocab
+from .download import FileLock, default_root, quarantine, sha1_of
+
+MANIFEST_VERSION = 1
+
+
+def manifest_path(model: str, dataset: str, root: str) -> str:
+    """Where the store records the converted file's name and sha1."""
+    return os.path.join(root, f'{model}_{dataset}.json')
+
+
+def _intact(root, manifest, name_key, sha1_key, manifest_file, move_bad):
+    """True if the file the manifest names under name_key has the sha1 under sha1_key."""
+    path = os.path.join(root, manifest[name_key])
+    if not os.path.isfile(path):
+        return False
+    actual = sha1_of(path)
+    if actual != manifest[sha1_key]:
+        if move_bad:
+            quarantine(path, f'sha1 {actual} does not match {manifest[sha1_key]} recorded in '
+                             f'{manifest_file}')
+        return False
+    return True
+
+
+def valid_manifest(model, dataset, identity, root, move_bad=False):
+    """The manifest if it names intact converted files from this source, else None.
+    move_bad (only under the lock): quarantine a damaged manifest or converted file."""
+    path = manifest_path(model, dataset, root)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding='utf-8') as f:
+            manifest = json.load(f)
+        same_source = all(manifest[key] == value for key, value in identity.items())
+        names = [('file', 'sha1')] + ([('vocab_file', 'vocab_sha1')] if 'vocab_file' in manifest
+                                      else [])
+        if not all(isinstance(manifest[key], str) for pair in names for key in pair):
+            raise TypeError('file names and sha1s must be strings')
+    except (OSError, ValueError, KeyError, TypeError):
+        if move_bad:
+            quarantine(path, 'unreadable manifest')
+        return None
+    if not same_source:
+        return None  # converted from another source: convert again
+    if not all(_intact(root, manifest, name_key, sha1_key, path, move_bad)
+               for name_key, sha1_key in names):
+        return None
+    return manifest
+
+
+def _install_copy(source_path, root, prefix, suffix):
+    """Copy a file into root atomically as {prefix}-{sha1[:8]}{suffix} -> (name, sha1)."""
+    fd, temp = tempfile.mkstemp(dir=root, prefix=f'.{prefix}', suffix=suffix + '.part')
+    os.close(fd)
+    try:
+        shutil.copyfile(source_path, temp)
+        sha1 = sha1_of(temp)
+        name = f'{prefix}-{sha1[:8]}{suffix}'
+        os.replace(temp, os.path.join(root, name))
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+    return name, sha1
+
+
+def _convert(model, dataset, identity, hf_folder, root, description, keep_vocab):
+    folder = hf_folder()
+    checkpoint = read_hf_checkpoint(folder)
+    fd, temp = tempfile.mkstemp(dir=root, prefix=f'.{model}_{dataset}', suffix='.params')
+    os.close(fd)
+    try:
+        save_params(checkpoint.arrays, temp)
+        sha1 = sha1_of(temp)
+        file_name = f'{model}_{dataset}-{sha1[:8]}.params'
+        os.replace(temp, os.path.join(root, file_name))
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+    manifest = dict(version=MANIFEST_VERSION, file=file_name, sha1=sha1, source=description,
+                    hparams=checkpoint.hparams, **identity)
+    if keep_vocab:
+        manifest['vocab_file'], manifest['vocab_sha1'] = _install_copy(
+            os.path.join(folder, 'vocab.txt'), root, f'{model}_{dataset}', '.vocab.txt')
+    fd, temp = tempfile.mkstemp(dir=root, prefix='.manifest', suffix='.json')
+    with os.fdopen(fd, 'w', encoding='utf-8') as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+    os.replace(temp, manifest_path(model, dataset, root))
+    return manifest
+
+
+def converted_params_file(model: str, dataset: str, identity: dict,
+                          hf_folder: Callable[[], str], root: str | None = None,
+                          description: str = '', keep_vocab: bool = False) -> tuple[str, dict]:
+    """(path of the converted, verified `.params`, manifest) of a HuggingFace checkpoint.
+
+    identity: manifest fields naming the source; a manifest with other values is converted
+    again. hf_folder: returns the (verified) HuggingFace folder; called only to convert, so a
+    converted checkpoint loads without it. keep_vocab: also keep a copy of its vocab.txt.
+    """
+    root = default_root(root)
+    manifest = valid_manifest(model, dataset, identity, root)
+    if manifest is None:
+        os.makedirs(root, exist_ok=True)
+        with FileLock(os.path.join(root, f'.{model}_{dataset}.lock')):
+            manifest = valid_manifest(model, dataset, identity, root, move_bad=True)
+            if manifest is None:
+                manifest = _convert(model, dataset, identity, hf_folder, root, description,
+                                    keep_vocab)
+    return os.path.join(root, manifest['file']), manifest
+
+
+def load_converted(path: str, manifest: dict, vocab: BERTVocab | None = None,
+                   root: str | None = None) -> Checkpoint:
+    """Checkpoint of a converted `.params`; vocab defaults to the manifest's kept vocab.txt."""
+    if vocab is None and 'vocab_file' in manifest:
+        vocab = BERTVocab.from_file(os.path.join(default_root(root), manifest['vocab_file']))
+    arrays = read_params(path)
+    check_vocab_fits(vocab, arrays, manifest['hparams'].get('vocab_size'), path)
+    return Checkpoint(arrays=arrays, hparams=manifest['hparams'], vocab=vocab, source=path)
