@@ -35,7 +35,7 @@ def restore_registries():
     """Models and pretrained facts a test registers do not leak into later tests."""
     from gluonbert import registry  # pylint: disable=import-outside-toplevel
     from gluonbert.store import facts  # pylint: disable=import-outside-toplevel
-    tables = (registry._MODELS, facts.GLUONNLP_PARAMS, facts.GLUONNLP_VOCABS)
+    tables = (registry._MODELS, facts.GLUONNLP_PARAMS, facts.GLUONNLP_VOCABS, facts.HUB)
     saved = [dict(table) for table in tables]
     yield
     for table, copy in zip(tables, saved):
