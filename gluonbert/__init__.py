@@ -10,6 +10,7 @@ from .model import (BERTClassifier, BERTEncoder, BERTForMultipleChoice, BERTForQ
                     BERTForTokenClassification, BERTModel, BERTRegression, MLMDecoder,
                     NSClassifier, Pooler)
 from .registry import get_model, list_models, register_model
+from .pretrained import PretrainedInfo, from_pretrained, save_pretrained
 from .summary import count_parameters, model_summary
 
 # GluonNLP 0.10 users call `nlp.model.get_model(...)`: the top package wires the registry's
