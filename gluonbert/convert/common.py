@@ -60,7 +60,10 @@ class Checkpoint:
 
 
 def _label_list(labels):
-    return f': {", ".join(map(str, labels))}' if labels else ''
+    """': a, b' for named outputs; '' for none or HF's defaults (LABEL_0, LABEL_1, ...)."""
+    if not labels or list(labels) == [f'LABEL_{i}' for i in range(len(labels))]:
+        return ''
+    return f': {", ".join(map(str, labels))}'
 
 
 def assign_parameters(block, arrays, allow_missing=False, allow_unexpected=False, source=''):
