@@ -45,9 +45,9 @@ class PretrainedInfo:
     `block.pretrained_info`."""
     vocab: BERTVocab
     lower: bool  # lowercase (uncased) tokenization
-    labels: list = None  # names of the head's outputs, in output order
-    max_length: int = None  # the sequence length the model was fine-tuned / is meant for
-    task: str = None  # the task's name as the user gave it, e.g. 'SST-2'
+    labels: list | None = None  # names of the head's outputs, in output order
+    max_length: int | None = None  # the sequence length the model was fine-tuned / is meant for
+    task: str | None = None  # the task's name as the user gave it, e.g. 'SST-2'
     precision: str = 'float32'
     source: str = ''
     meta: dict = field(default_factory=dict)  # gluonbert.json as read ({} without one)
@@ -57,9 +57,10 @@ class PretrainedInfo:
         return BERTTokenizer(self.vocab, lower=self.lower)
 
 
-def save_pretrained(block, folder: str, vocab: BERTVocab = None, labels=None,
-                    max_length: int = None, task: str = None, lower: bool = None,
-                    overwrite: bool = False, export: bool = True) -> str:
+def save_pretrained(block, folder: str, vocab: BERTVocab | None = None, labels=None,
+                    max_length: int | None = None, task: str | None = None,
+                    lower: bool | None = None, overwrite: bool = False,
+                    export: bool = True) -> str:
     """Write `block` (a BERTModel or a task head) as one folder HuggingFace and gluonbert load.
 
     vocab, labels, max_length, task, lower default to what `block.pretrained_info` says for a
@@ -82,6 +83,7 @@ def save_pretrained(block, folder: str, vocab: BERTVocab = None, labels=None,
         raise TypeError('save_pretrained got a tuple; get_model() returns (model, vocab): pass '
                         'the model')
     _, kind = task_of(block)  # TypeError for blocks that are neither BERTModel nor a head
+    folder = os.fspath(folder)
     info = getattr(block, 'pretrained_info', None)
     if info is not None:  # a block from from_pretrained keeps what its folder said
         vocab = info.vocab if vocab is None else vocab
@@ -108,7 +110,7 @@ def save_pretrained(block, folder: str, vocab: BERTVocab = None, labels=None,
                 export=f'{EXPORT_FOLDER}/model' if export else None)
     with atomic_folder(folder, overwrite) as temp:
         if hf_readable:
-            write_hf_files(block, vocab, temp, _hf_labels(kind, labels), lower, max_length)
+            write_hf_files(block, vocab, temp, labels, lower, max_length)
         else:
             write_native_files(block, vocab, temp, labels)
             write_json(os.path.join(temp, 'tokenizer_config.json'),
@@ -124,27 +126,25 @@ def _check_labels(block, kind, labels):
     if labels is None:
         return None
     if kind in LABELLED_TASKS:
-        outputs = _outputs(block)
-        return check_label_names(labels, outputs)
+        return check_label_names(labels, _outputs(block))
     raise ValueError(f'{type(block).__name__} has no named outputs; labels are for '
                      'BERTClassifier, BERTRegression (one name) and BERTForTokenClassification')
 
 
-def _hf_labels(kind, labels):
-    return labels if kind in LABELLED_TASKS else None
-
-
 def _outputs(block):
+    """Number of outputs of a task head's output layer."""
     attr, _ = task_of(block)
     return int(getattr(block, attr).weight.shape[0])
 
 
 def _precision(block):
+    """The parameters' dtype name ('float32'), or 'mixed'."""
     dtypes = {np.dtype(p.dtype).name for p in block.collect_params().values()}
     return dtypes.pop() if len(dtypes) == 1 else 'mixed'
 
 
 def _head_dropout(block):
+    """Dropout rate before a task head's output layer (0.0 for none or a BERTModel)."""
     dropout = getattr(block, 'dropout', None)
     return float(dropout._rate) if dropout is not None else 0.0  # pylint: disable=W0212
 
@@ -170,8 +170,8 @@ def _write_export(block, vocab, folder, meta):
                     lower=meta['lower'], block=meta['block'], num_inputs=len(inputs)))
 
 
-def from_pretrained(path: str, vocab=None, model: str = None, ctx=None, labels=None,
-                    lower: bool = None):
+def from_pretrained(path: str, vocab=None, model: str | None = None, ctx=None, labels=None,
+                    lower: bool | None = None):
     """Load a pretrained or fine-tuned model -> the block (BERTModel or the task head it holds),
     with `block.pretrained_info` (PretrainedInfo: vocab, casing, label names, max length).
 

@@ -200,7 +200,8 @@ def test_multiple_choice_and_backbone_round_trip(tmp_path, vocab):
 
     bert = randomized(tiny_model(use_decoder=False, use_classifier=False))
     folder = save_pretrained(bert, str(tmp_path / 'bert'), vocab)
-    assert json.load(open(os.path.join(folder, 'config.json')))['architectures'] == ['BertModel']
+    with open(os.path.join(folder, 'config.json'), encoding='utf-8') as f:
+        assert json.load(f)['architectures'] == ['BertModel']
     loaded = from_pretrained(folder)
     assert type(loaded) is BERTModel and loaded.use_pooler and not loaded.use_decoder
     inputs = encode(vocab, TEXTS)
@@ -277,3 +278,18 @@ def test_save_is_atomic_and_validates_first(tmp_path, vocab):
     assert from_pretrained(target).pretrained_info.labels == ['a', 'b']
     assert sorted(os.listdir(tmp_path)) == ['out']
     assert not block._active  # saving (exporting) did not hybridize the caller's block
+
+
+def test_pretraining_model_round_trips_with_its_export(tmp_path, vocab):
+    bert = randomized(tiny_model())  # pooler, next-sentence classifier and MLM decoder
+    folder = save_pretrained(bert, str(tmp_path / 'pt'), vocab)
+    with open(os.path.join(folder, 'config.json'), encoding='utf-8') as f:
+        assert json.load(f)['architectures'] == ['BertForPreTraining']
+    inputs = list(encode(vocab, TEXTS[:3])) + [mx.nd.array([[1, 2], [0, 3], [2, 1]])]
+    expected = bert(*inputs)
+    loaded = from_pretrained(folder)
+    assert loaded.use_decoder and loaded.use_classifier
+    exported = gluonbert.import_model(os.path.join(folder, 'export', 'model'), num_inputs=4)
+    for got_loaded, got_exported, want in zip(loaded(*inputs), exported(*inputs), expected):
+        np.testing.assert_allclose(got_loaded.asnumpy(), want.asnumpy(), atol=1e-6)
+        np.testing.assert_allclose(got_exported.asnumpy(), want.asnumpy(), atol=1e-5)
