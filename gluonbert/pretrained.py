@@ -20,10 +20,11 @@ import mxnet as mx
 import numpy as np
 
 from .convert import detect_format, load_checkpoint
-from .convert.common import ConversionError, atomic_folder, write_json
-from .convert.hf import (LABELLED_TASKS, check_label_names, read_config, tokenizer_config,
-                         vocab_looks_cased, write_hf_files)
-from .convert.layout import backbone_of, block_from_checkpoint, task_of
+from .convert.common import ConversionError, assign_parameters, atomic_folder, write_json
+from .convert.hf import (LABELLED_TASKS, check_label_names, head_dropout_rate, read_config,
+                         tokenizer_config, vocab_looks_cased, write_hf_files)
+from .convert.layout import (backbone_of, block_from_checkpoint, block_to_canonical,
+                             canonical_to_block, task_of)
 from .convert.native import write_native_files
 from .data.tokenizer import BERTTokenizer
 from .data.vocab import BERTVocab
@@ -106,7 +107,7 @@ def save_pretrained(block, folder: str, vocab: BERTVocab | None = None, labels=N
                 task_kind=kind, task=task, labels=labels, pooling=getattr(block, 'pooling', None),
                 max_length=max_length, lower=lower, precision=_precision(block),
                 weights='huggingface' if hf_readable else 'gluonbert',
-                head_dropout=_head_dropout(block),
+                head_dropout=head_dropout_rate(block),
                 export=f'{EXPORT_FOLDER}/model' if export else None)
     with atomic_folder(folder, overwrite) as temp:
         if hf_readable:
@@ -141,12 +142,6 @@ def _precision(block):
     """The parameters' dtype name ('float32'), or 'mixed'."""
     dtypes = {np.dtype(p.dtype).name for p in block.collect_params().values()}
     return dtypes.pop() if len(dtypes) == 1 else 'mixed'
-
-
-def _head_dropout(block):
-    """Dropout rate before a task head's output layer (0.0 for none or a BERTModel)."""
-    dropout = getattr(block, 'dropout', None)
-    return float(dropout._rate) if dropout is not None else 0.0  # pylint: disable=W0212
 
 
 def _write_export(block, vocab, folder, meta):
@@ -198,6 +193,7 @@ def from_pretrained(path: str, vocab=None, model: str | None = None, ctx=None, l
         raise ConversionError(f'{path} ships no vocabulary (vocab.txt); pass vocab=BERTVocab'
                               '(...) or the path of a vocab.txt / GluonNLP .json')
     block = block_from_checkpoint(checkpoint, ctx=ctx or mx.cpu())
+    block = _with_head_dropout(block, meta.get('head_dropout', checkpoint.head_dropout))
     _, kind = task_of(block)
     if labels is None:
         labels = meta.get('labels', checkpoint.labels)
@@ -212,6 +208,25 @@ def from_pretrained(path: str, vocab=None, model: str | None = None, ctx=None, l
         task=meta.get('task'), precision=meta.get('precision', 'float32'), source=path,
         meta=meta)
     return block
+
+
+def _with_head_dropout(block, rate):
+    """The task head rebuilt around the same loaded backbone with dropout `rate` before its
+    output layer (as it was fine-tuned), its output layer copied; the block itself if no rate."""
+    attr, kind = task_of(block)
+    if not rate or kind is None:
+        return block
+    outputs = int(getattr(block, attr).weight.shape[0])
+    options = dict(dropout=float(rate))
+    if type(block).__name__ in ('BERTClassifier', 'BERTForTokenClassification'):
+        options['num_classes'] = outputs
+    if block.pooling is not None:
+        options['pooling'] = block.pooling
+    head = type(block)(block.bert, **options)
+    head.initialize_head()
+    arrays, _ = block_to_canonical(block)
+    assign_parameters(head, canonical_to_block(head, arrays), source='the loaded head')
+    return head
 
 
 def _read_vocab(vocab):

@@ -104,6 +104,10 @@ def test_classifier_folder_loads_in_gluonbert_and_in_hf_pipeline(tmp_path, vocab
     assert loaded.pretrained_info.vocab == vocab
     np.testing.assert_allclose(loaded(*inputs).asnumpy(), expected, atol=1e-6, rtol=0)
 
+    hf_tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    ours = loaded.pretrained_info.tokenizer()
+    for text in TEXTS + ['CAFÉ Paris-London']:  # casing and accents follow gluonbert's
+        assert hf_tokenizer(text)['input_ids'] == [2] + ours.encode_ids(text) + [3], text
     scores = pipeline_scores(folder, TEXTS)
     probs = softmax(expected)
     assert probs.std(axis=0).max() > 0.01  # the texts get different answers: a real check
@@ -293,3 +297,25 @@ def test_pretraining_model_round_trips_with_its_export(tmp_path, vocab):
     for got_loaded, got_exported, want in zip(loaded(*inputs), exported(*inputs), expected):
         np.testing.assert_allclose(got_loaded.asnumpy(), want.asnumpy(), atol=1e-6)
         np.testing.assert_allclose(got_exported.asnumpy(), want.asnumpy(), atol=1e-5)
+
+
+def test_head_dropout_comes_back_for_further_fine_tuning(tmp_path, vocab):
+    bert = tiny_model(use_pooler=True, use_decoder=False, use_classifier=False)
+    block = BERTClassifier(bert, num_classes=2, dropout=0.3)
+    block.initialize_head()
+    folder = save_pretrained(block, str(tmp_path / 'drop'), vocab)
+    with open(os.path.join(folder, 'config.json'), encoding='utf-8') as f:
+        assert json.load(f)['classifier_dropout'] == 0.3  # HF's head drops the same
+    loaded = from_pretrained(folder)
+    assert type(loaded) is BERTClassifier and loaded.dropout._rate == 0.3
+    inputs = encode(vocab, TEXTS)
+    np.testing.assert_allclose(loaded(*inputs).asnumpy(), block(*inputs).asnumpy(), atol=1e-6)
+    # A transformers folder without classifier_dropout: its head drops hidden_dropout_prob.
+    os.remove(os.path.join(folder, 'gluonbert.json'))
+    with open(os.path.join(folder, 'config.json'), encoding='utf-8') as f:
+        config = json.load(f)
+    del config['classifier_dropout']
+    with open(os.path.join(folder, 'config.json'), 'w', encoding='utf-8') as f:
+        json.dump(dict(config, hidden_dropout_prob=0.2), f)
+    assert from_pretrained(folder).dropout._rate == 0.2
+    assert from_pretrained(folder).bert.config['dropout'] == 0.2

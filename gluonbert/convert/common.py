@@ -35,6 +35,7 @@ class Checkpoint:
     task_labels: int = None  # outputs of the task head
     pooling: str = 'cls'  # sentence heads: what feeds the task layer, 'cls' (pooler) or 'mean'
     labels: list = None  # names of the task head's outputs (HF id2label), when the source has them
+    head_dropout: float = None  # dropout before the task layer, when the source says (HF config)
 
     @property
     def heads(self):

@@ -235,7 +235,24 @@ def read_hf_checkpoint(directory, vocab=None):
     labels = config_labels(config, config_path) if task in LABELLED_TASKS else None
     if vocab is None and not os.path.isfile(os.path.join(directory, 'vocab.txt')):
         vocab = tokenizer_json_vocab(os.path.join(directory, 'tokenizer.json'))
-    return checkpoint_with_vocab(arrays, hparams, vocab, directory, directory, task, labels)
+    checkpoint = checkpoint_with_vocab(arrays, hparams, vocab, directory, directory, task, labels)
+    checkpoint.head_dropout = config_head_dropout(config, task)
+    return checkpoint
+
+
+def head_dropout_rate(block):
+    """Dropout rate before a task head's output layer (0.0 for none or a BERTModel)."""
+    dropout = getattr(block, 'dropout', None)
+    return float(dropout._rate) if dropout is not None else 0.0  # pylint: disable=W0212
+
+
+def config_head_dropout(config, task):
+    """The dropout HF's task model applies before its output layer: classifier_dropout, else
+    hidden_dropout_prob (none for question answering or a bare model)."""
+    if task is None or task == 'question_answering':
+        return None
+    rate = config.get('classifier_dropout')
+    return float(rate if rate is not None else config.get('hidden_dropout_prob', 0.0))
 
 
 def tokenizer_json_vocab(path):
@@ -376,6 +393,8 @@ def write_hf_files(block, vocab, folder, labels=None, lower=None, max_length=Non
     config = hparams_to_config(hparams, architecture, vocab[vocab.padding_token],
                                outputs if task in LABELLED_TASKS else None,
                                'regression' if is_regression else None, labels)
+    if task not in (None, 'question_answering'):  # HF's head dropout, as the block's
+        config['classifier_dropout'] = head_dropout_rate(block)
     write_safetensors(os.path.join(folder, 'model.safetensors'), state)
     write_json(os.path.join(folder, 'config.json'), config)
     vocab.to_file(os.path.join(folder, 'vocab.txt'))
