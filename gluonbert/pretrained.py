@@ -30,12 +30,15 @@ from .data.tokenizer import BERTTokenizer
 from .data.vocab import BERTVocab
 from .export import export_model, sample_inputs
 from .model.bert import BERTModel
+from .model.task_heads import BERTClassifier, BERTForTokenClassification, BERTRegression
 from .registry import get_hparams
 
 META_NAME = 'gluonbert.json'
 EXPORT_FOLDER = 'export'
 FORMAT = 'gluonbert-pretrained'
 FORMAT_VERSION = 1
+
+SENTENCE_HEADS = {'BERTClassifier': BERTClassifier, 'BERTRegression': BERTRegression}
 
 __all__ = ['PretrainedInfo', 'from_pretrained', 'save_pretrained']
 
@@ -193,7 +196,8 @@ def from_pretrained(path: str, vocab=None, model: str | None = None, ctx=None, l
         raise ConversionError(f'{path} ships no vocabulary (vocab.txt); pass vocab=BERTVocab'
                               '(...) or the path of a vocab.txt / GluonNLP .json')
     block = block_from_checkpoint(checkpoint, ctx=ctx or mx.cpu())
-    block = _with_head_dropout(block, meta.get('head_dropout', checkpoint.head_dropout))
+    block = _as_saved_head(block, meta.get('head_dropout', checkpoint.head_dropout),
+                           meta.get('block'))
     _, kind = task_of(block)
     if labels is None:
         labels = meta.get('labels', checkpoint.labels)
@@ -210,19 +214,21 @@ def from_pretrained(path: str, vocab=None, model: str | None = None, ctx=None, l
     return block
 
 
-def _with_head_dropout(block, rate):
-    """The task head rebuilt around the same loaded backbone with dropout `rate` before its
-    output layer (as it was fine-tuned), its output layer copied; the block itself if no rate."""
+def _as_saved_head(block, rate, class_name=None):
+    """The task head rebuilt around the same loaded backbone as it was saved: dropout `rate`
+    before its output layer, and a one-output BERTClassifier stays one (a checkpoint alone
+    reads as BERTRegression); the output layer is copied. The block itself if nothing differs."""
     attr, kind = task_of(block)
-    if not rate or kind is None:
+    cls = SENTENCE_HEADS.get(class_name, type(block)) if kind == 'sequence_classification' \
+        else type(block)
+    if kind is None or (not rate and cls is type(block)):
         return block
-    outputs = int(getattr(block, attr).weight.shape[0])
-    options = dict(dropout=float(rate))
-    if type(block).__name__ in ('BERTClassifier', 'BERTForTokenClassification'):
-        options['num_classes'] = outputs
+    options = dict(dropout=float(rate or 0.0))
+    if cls in (BERTClassifier, BERTForTokenClassification):
+        options['num_classes'] = int(getattr(block, attr).weight.shape[0])
     if block.pooling is not None:
         options['pooling'] = block.pooling
-    head = type(block)(block.bert, **options)
+    head = cls(block.bert, **options)
     head.initialize_head()
     arrays, _ = block_to_canonical(block)
     assign_parameters(head, canonical_to_block(head, arrays), source='the loaded head')

@@ -319,3 +319,13 @@ def test_head_dropout_comes_back_for_further_fine_tuning(tmp_path, vocab):
         json.dump(dict(config, hidden_dropout_prob=0.2), f)
     assert from_pretrained(folder).dropout._rate == 0.2
     assert from_pretrained(folder).bert.config['dropout'] == 0.2
+
+
+def test_a_one_output_classifier_stays_a_classifier(tmp_path, vocab):
+    bert = tiny_model(use_pooler=True, use_decoder=False, use_classifier=False)
+    block = BERTClassifier(bert, num_classes=1)
+    block.initialize_head()
+    loaded = from_pretrained(save_pretrained(block, str(tmp_path / 'one'), vocab))
+    assert type(loaded) is BERTClassifier and loaded.dropout is None
+    inputs = encode(vocab, TEXTS)
+    np.testing.assert_allclose(loaded(*inputs).asnumpy(), block(*inputs).asnumpy(), atol=1e-6)
