@@ -5,25 +5,21 @@ from . import convert, data, metrics, model, store, utils
 from .convert import ConversionError, load_checkpoint
 from .data import BERTSentenceTransform, BERTTokenizer, BERTVocab
 from .export import export_model, import_model, optimize_for_cpu
-from .model import (
-                    BERTClassifier,
-                    BERTEncoder,
-                    BERTForMultipleChoice,
-                    BERTForQA,
-                    BERTForTokenClassification,
-                    BERTModel,
-                    BERTRegression,
-                    MLMDecoder,
-                    NSClassifier,
-                    Pooler,
-)
+from .model import (BERTClassifier, BERTEncoder, BERTForMultipleChoice, BERTForQA,
+                    BERTForTokenClassification, BERTModel, BERTRegression, MLMDecoder,
+                    NSClassifier, Pooler)
 from .precision import UnsupportedPrecisionError, to_bfloat16
+from .pretrained import PretrainedInfo, from_pretrained, save_pretrained
 from .quantization import quantize
 from .registry import get_model, list_models, register_model
 from .store import list_pretrained, register_pretrained
 from .summary import count_parameters, model_summary
 
-# GluonNLP 0.10 users call `nlp.model.get_model(...)`: the top package wires the registry's
-# functions into the `model` namespace, so `model/` itself never imports the registry above it.
+# The top package wires functions of the layers above `model/` onto it, so `model/` itself never
+# imports them: GluonNLP 0.10 users call `nlp.model.get_model(...)`, HuggingFace users
+# `model.save_pretrained(folder)`.
 model.get_model, model.list_models = get_model, list_models
-
+for _block in (BERTModel, BERTClassifier, BERTRegression, BERTForTokenClassification, BERTForQA,
+               BERTForMultipleChoice):
+    _block.save_pretrained = save_pretrained
+del _block

@@ -94,3 +94,66 @@ def test_own_save_parameters_file_loads_back(tmp_path):
     for name, param in model._collect_params_with_prefix().items():
         np.testing.assert_array_equal(again._collect_params_with_prefix()[name].data().asnumpy(),
                                       param.data().asnumpy())
+
+
+def gluonnlp_classifier(tmp_path, num_classes=2, dropout=0.1):
+    """GluonNLP 0.10's own BERTClassifier, as its finetune_classifier.py builds it (a pooler-only
+    backbone, dropout 0.1 before the output Dense), saved with save_parameters beside its
+    vocabulary JSON -> (reference, params path, vocab JSON path)."""
+    import gluonnlp as nlp  # pylint: disable=import-outside-toplevel
+    bert, nlp_vocab = gluonnlp_model(use_pooler=True, use_decoder=False, use_classifier=False)
+    reference = nlp.model.BERTClassifier(bert, num_classes=num_classes, dropout=dropout)
+    reference.classifier.initialize(init=mx.init.Normal(0.5))
+    reference.hybridize()
+    ids, types, lengths, _ = batch(len(nlp_vocab))
+    reference(ids, types, lengths)
+    reference.save_parameters(str(tmp_path / 'model_bert_SST_2.params'))
+    (tmp_path / 'vocab.json').write_text(nlp_vocab.to_json(), encoding='utf-8')
+    return reference, str(tmp_path / 'model_bert_SST_2.params'), str(tmp_path / 'vocab.json')
+
+
+def test_finetuned_gluonnlp_classifier_loads_into_bert_classifier(tmp_path):
+    reference, params, vocab_json = gluonnlp_classifier(tmp_path)
+    assert {'classifier.1.weight', 'classifier.1.bias'} <= set(mx.nd.load(params))
+    ours = gluonbert.from_pretrained(params, model='bert_2_16_4_nlptest', vocab=vocab_json)
+    assert type(ours) is gluonbert.BERTClassifier and ours.bert.use_pooler
+    assert ours.pretrained_info.vocab == BERTVocab.from_json(vocab_json)
+    ids, types, lengths, _ = batch(len(ours.pretrained_info.vocab))
+    expected = reference(ids, types, lengths).asnumpy()
+    assert np.abs(expected[:, 0] - expected[:, 1]).max() > 0.1  # a real signal, not zeros
+    np.testing.assert_allclose(ours(ids, types, lengths).asnumpy(), expected, atol=1e-5, rtol=0)
+    # The same file through get_model gives the backbone only, and says so.
+    with pytest.warns(UserWarning, match=r'fine-tuned sequence_classification head \(2 outputs\)'
+                                         r', which is dropped.*gluonbert\.from_pretrained'):
+        backbone, _ = get_model('bert_2_16_4_nlptest', pretrained=params,
+                                vocab=BERTVocab.from_json(vocab_json))
+    np.testing.assert_array_equal(backbone.pooler.dense.weight.data().asnumpy(),
+                                  ours.bert.pooler.dense.weight.data().asnumpy())
+    # A .params file carries no shape: both are required, and named.
+    with pytest.raises(ValueError, match=r"carries no configuration: give model='<registered"):
+        gluonbert.from_pretrained(params, vocab=vocab_json)
+
+
+def test_finetuned_gluonnlp_regression_loads_into_bert_regression(tmp_path):
+    # GluonNLP's BERTRegression (in its bert scripts, not the package) names its HybridSequential
+    # `regression`; a one-output classifier renamed so gives exactly its file.
+    reference, params, vocab_json = gluonnlp_classifier(tmp_path, num_classes=1, dropout=0.0)
+    arrays = mx.nd.load(params)
+    assert {'classifier.0.weight', 'classifier.0.bias'} <= set(arrays)
+    mx.nd.save(params, {name.replace('classifier.0.', 'regression.0.'): value
+                        for name, value in arrays.items()})
+    ours = gluonbert.from_pretrained(params, model='bert_2_16_4_nlptest', vocab=vocab_json)
+    assert type(ours) is gluonbert.BERTRegression
+    ids, types, lengths, _ = batch(len(ours.pretrained_info.vocab))
+    np.testing.assert_allclose(ours(ids, types, lengths).asnumpy(),
+                               reference(ids, types, lengths).asnumpy(), atol=1e-5, rtol=0)
+
+
+def test_a_task_file_with_a_foreign_head_is_refused(tmp_path):
+    _, params, vocab_json = gluonnlp_classifier(tmp_path)
+    arrays = mx.nd.load(params)
+    arrays['span.weight'] = arrays.pop('classifier.1.weight')
+    mx.nd.save(params, arrays)
+    with pytest.raises(ConversionError, match=r'needs one output Dense.*found classifier.1.bias, '
+                                              r'span.weight'):
+        gluonbert.from_pretrained(params, model='bert_2_16_4_nlptest', vocab=vocab_json)

@@ -71,8 +71,10 @@ def test_sequence_classification_loads_into_bert_classifier(tmp_path):
     reference = random_hf_model(transformers.BertForSequenceClassification, seed=2, num_labels=3)
     checkpoint = read_hf_checkpoint(save_hf(reference, tmp_path / 'hf'))
     assert checkpoint.task == 'sequence_classification' and checkpoint.task_labels == 3
-    backbone = model_from_checkpoint(checkpoint, use_decoder=False, use_classifier=False,
-                                     dropout=0.0)
+    with pytest.warns(UserWarning, match=r'holds a fine-tuned sequence_classification head '
+                                         r'\(3 outputs\), which is dropped: only the backbone'):
+        backbone = model_from_checkpoint(checkpoint, use_decoder=False, use_classifier=False,
+                                         dropout=0.0)
     classifier = BERTClassifier(backbone, num_classes=3)
     classifier.initialize_head()
     load_into(classifier, checkpoint)
@@ -81,8 +83,9 @@ def test_sequence_classification_loads_into_bert_classifier(tmp_path):
     expected = hf_forward(reference, ids, types, lengths).logits.numpy()
     np.testing.assert_allclose(classifier(*nd(ids, types, lengths)).asnumpy(), expected,
                                atol=1e-4, rtol=0)
-    qa = BERTForQA(model_from_checkpoint(checkpoint, use_pooler=False, use_decoder=False,
-                                         use_classifier=False))
+    with pytest.warns(UserWarning, match='gluonbert.from_pretrained'):
+        qa = BERTForQA(model_from_checkpoint(checkpoint, use_pooler=False, use_decoder=False,
+                                             use_classifier=False))
     qa.initialize_head()
     with pytest.raises(ConversionError, match='sequence_classification head but BERTForQA'):
         load_into(qa, checkpoint, ignore_heads={'pooler'})
@@ -326,3 +329,55 @@ def test_bfloat16_is_widened_exactly(tmp_path):
     got = read_safetensors(str(tmp_path / 'bf16.safetensors'))['w']
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, values.float().numpy())
+
+
+def test_label_names_and_tokenizer_settings_reach_transformers(tmp_path):
+    backbone = tiny_model(use_decoder=False, use_classifier=False, dropout=0.0)
+    block = BERTClassifier(backbone, num_classes=3)
+    block.initialize_head()
+    labels = ['sad', 'neutral', 'happy']
+    save_hf_checkpoint(block, tiny_vocab(), str(tmp_path / 'out'), labels=labels, lower=False)
+    theirs = transformers.BertForSequenceClassification.from_pretrained(str(tmp_path / 'out'))
+    assert theirs.config.id2label == dict(enumerate(labels))
+    assert theirs.config.label2id == {name: i for i, name in enumerate(labels)}
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tmp_path / 'out'))
+    assert tokenizer.tokenize('TOK7 tok7') == ['[UNK]', 'tok7']  # do_lower_case=False kept
+    assert read_hf_checkpoint(str(tmp_path / 'out')).labels == labels
+    with pytest.raises(ValueError, match=r'2 label names \(a, b\) for a head with 3 outputs'):
+        save_hf_checkpoint(block, tiny_vocab(), str(tmp_path / 'bad'), labels=['a', 'b'])
+    with pytest.raises(ValueError, match='label names must be distinct'):
+        save_hf_checkpoint(block, tiny_vocab(), str(tmp_path / 'bad'), labels=['a', 'b', 'a'])
+    assert sorted(os.listdir(tmp_path)) == ['out']
+
+
+def test_a_folder_with_tokenizer_json_only_gives_its_vocabulary(tmp_path):
+    reference = random_hf_model(transformers.BertForTokenClassification, seed=9, num_labels=2,
+                                id2label={0: 'O', 1: 'B-X'}, label2id={'O': 0, 'B-X': 1})
+    reference.save_pretrained(str(tmp_path / 'hf'))
+    write_vocab(str(tmp_path))
+    transformers.BertTokenizerFast(vocab=str(tmp_path / 'vocab.txt')).save_pretrained(
+        str(tmp_path / 'hf'))
+    if os.path.exists(tmp_path / 'hf' / 'vocab.txt'):  # transformers < 5 still writes it
+        os.remove(tmp_path / 'hf' / 'vocab.txt')
+    checkpoint = read_hf_checkpoint(str(tmp_path / 'hf'))
+    assert checkpoint.vocab == tiny_vocab()
+    assert checkpoint.task == 'token_classification' and checkpoint.labels == ['O', 'B-X']
+
+
+def test_id2label_that_does_not_fit_the_head_is_refused(tmp_path):
+    reference = random_hf_model(transformers.BertForSequenceClassification, seed=10,
+                                num_labels=2)
+    folder = save_hf(reference, tmp_path / 'cls')
+    path = os.path.join(folder, 'config.json')
+    with open(path, encoding='utf-8') as f:
+        config = json.load(f)
+    config['id2label'] = {'0': 'a', '2': 'c'}
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(config, f)
+    with pytest.raises(ConversionError, match=r'id2label indices \[0, 2\] are not 0..1'):
+        read_hf_checkpoint(folder)
+    config['id2label'] = {'0': 'a', '1': 'b', '2': 'c'}
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(config, f)
+    with pytest.raises(ConversionError, match='3 label names for a task layer with 2 outputs'):
+        read_hf_checkpoint(folder)

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,8 @@ class Checkpoint:
     task: str = None  # the task head's kind, e.g. 'sequence_classification', if `task.*` exist
     task_labels: int = None  # outputs of the task head
     pooling: str = 'cls'  # sentence heads: what feeds the task layer, 'cls' (pooler) or 'mean'
+    labels: list = None  # names of the task head's outputs (HF id2label), when the source has them
+    head_dropout: float = None  # dropout before the task layer, when the source says (HF config)
 
     @property
     def heads(self):
@@ -41,9 +44,27 @@ class Checkpoint:
                 if any(name.startswith(prefix) for name in self.arrays)}
 
     def without(self, heads):
-        """The canonical arrays minus every tensor of the named head groups."""
+        """The canonical arrays minus every tensor of the named head groups.
+
+        Dropping a fine-tuned task head (e.g. `get_model(pretrained=<a classifier folder>)`,
+        which builds a bare BERTModel) is allowed, to fine-tune the backbone anew, but warned
+        about: the caller may have meant to load the whole fine-tuned model.
+        """
+        if 'task' in heads and 'task' in self.heads:
+            warnings.warn(
+                f'{self.source or "the checkpoint"} holds a fine-tuned {self.task or "task"} '
+                f'head ({self.task_labels} outputs{_label_list(self.labels)}), which is dropped: '
+                'only the backbone is loaded. To load the whole fine-tuned model use '
+                'gluonbert.from_pretrained(path)', UserWarning, stacklevel=4)
         prefixes = tuple(HEAD_PREFIXES[h] for h in heads)
         return {k: v for k, v in self.arrays.items() if not (prefixes and k.startswith(prefixes))}
+
+
+def _label_list(labels):
+    """': a, b' for named outputs; '' for none or HF's defaults (LABEL_0, LABEL_1, ...)."""
+    if not labels or list(labels) == [f'LABEL_{i}' for i in range(len(labels))]:
+        return ''
+    return f': {", ".join(map(str, labels))}'
 
 
 def assign_parameters(block, arrays, allow_missing=False, allow_unexpected=False, source=''):
@@ -91,17 +112,20 @@ def check_vocab_fits(vocab, arrays, declared_size=None, source=''):
                                   ', '.join('{} has {} tokens'.format(w, s) for w, s in known)))
 
 
-def checkpoint_with_vocab(arrays, hparams, vocab, folder, source, task=None):
+def checkpoint_with_vocab(arrays, hparams, vocab, folder, source, task=None, labels=None):
     """Finish a converted checkpoint: the given vocab, else `folder/vocab.txt` if present,
-    checked against the embedding and the config -> Checkpoint."""
+    checked against the embedding and the config -> Checkpoint (`labels`: output names)."""
     from ..data.vocab import BERTVocab  # pylint: disable=import-outside-toplevel
     if vocab is None:
         vocab_path = os.path.join(folder, 'vocab.txt')
         vocab = BERTVocab.from_file(vocab_path) if os.path.isfile(vocab_path) else None
     check_vocab_fits(vocab, arrays, hparams.get('vocab_size'), source)
-    labels = np.shape(arrays['task.weight'])[0] if 'task.weight' in arrays else None
+    outputs = np.shape(arrays['task.weight'])[0] if 'task.weight' in arrays else None
+    if labels is not None and len(labels) != outputs:
+        raise ConversionError(f'{source}: {len(labels)} label names for a task layer with '
+                              f'{outputs} outputs; the config\'s id2label must name every output')
     return Checkpoint(arrays=arrays, hparams=hparams, vocab=vocab, source=source, task=task,
-                      task_labels=labels)
+                      task_labels=outputs, labels=labels)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,10 @@
-"""GluonNLP 0.10 BERT `.params` (structural names) -> gluonbert parameter names."""
+"""GluonNLP 0.10 BERT `.params` (structural names) -> gluonbert parameter names.
+
+Two kinds of files: a `BERTModel.save_parameters` (`word_embed.0.*`, `encoder.*`, ...) and a
+fine-tuned `BERTClassifier` / `BERTRegression` of GluonNLP's `finetune_classifier.py`, whose
+backbone sits under `bert.` and whose output layer is the last Dense of a HybridSequential
+(`classifier.0.*`, or `classifier.1.*` behind a Dropout; `regression.*` alike).
+"""
 import re
 
 import numpy as np
@@ -42,6 +48,8 @@ _QKV = re.compile(r'encoder\.transformer_cells\.(\d+)\.attention_cell\.proj_(que
                   r'(weight|bias)')
 _FUSED_QKV = re.compile(r'encoder\.layers\.(\d+)\.attention\.qkv\.(weight|bias)')
 _TIED = 'decoder.3.weight'  # the MLM output weight, tied to word_embed.0.weight
+# Output layer of GluonNLP's BERTClassifier / BERTRegression: a Dense inside a HybridSequential.
+_TASK_LAYER = re.compile(r'(classifier|regression)\.(\d+)\.(weight|bias)')
 
 
 def convert_gluonnlp_params(arrays, num_heads):
@@ -111,9 +119,34 @@ def is_gluonnlp_names(names):
     return any(n.startswith(('encoder.transformer_cells.', 'word_embed.0.')) for n in names)
 
 
+def split_task_model(arrays, source=''):
+    """A GluonNLP BERTClassifier/BERTRegression's arrays -> (backbone arrays without `bert.`,
+    {'task.weight', 'task.bias'}); (arrays, {}) for a plain BERTModel's."""
+    if not any(name.startswith('bert.') for name in arrays):
+        return arrays, {}
+    backbone, task, others = {}, {}, []
+    layers = set()
+    for name, value in arrays.items():
+        match = _TASK_LAYER.fullmatch(name)
+        if name.startswith('bert.'):
+            backbone[name[len('bert.'):]] = value
+        elif match:
+            layers.add(match.group(1, 2))
+            task['task.' + match.group(3)] = value
+        else:
+            others.append(name)
+    if others or len(layers) > 1 or set(task) != {'task.weight', 'task.bias'}:
+        found = ', '.join(sorted(set(arrays) - set(f'bert.{n}' for n in backbone)))
+        raise ConversionError(f'{source}: a fine-tuned GluonNLP model needs one output Dense '
+                              '(classifier.N.weight/bias of BERTClassifier, or regression.N.* of '
+                              f'BERTRegression) beside bert.*; found {found or "none"}')
+    return backbone, task
+
+
 def read_params_checkpoint(path, num_heads=None, vocab=None, hparams=None):
     """A `.params` file -> Checkpoint: GluonNLP 0.10's BERT names (converted) or gluonbert's own
-    BERTModel.save_parameters names (already canonical).
+    BERTModel.save_parameters names (already canonical). A GluonNLP BERTClassifier or
+    BERTRegression file gives a 'sequence_classification' checkpoint (`task.*` arrays).
 
     Such files carry no configuration: `num_heads` (needed to fuse GluonNLP's q/k/v) and the
     optional `hparams` come from the model they are loaded into.
@@ -124,6 +157,7 @@ def read_params_checkpoint(path, num_heads=None, vocab=None, hparams=None):
             "{} uses the legacy prefix-based names ({}, ...) of Gluon's collect_params().save; "
             'gluonbert reads the structural names written by save_parameters'.format(
                 path, sorted(arrays)[0]))
+    arrays, task_arrays = split_task_model(arrays, path)
     if is_gluonnlp_names(arrays):
         if num_heads is None:
             raise ConversionError('a GluonNLP .params file carries no configuration: give '
@@ -134,4 +168,8 @@ def read_params_checkpoint(path, num_heads=None, vocab=None, hparams=None):
                               'transformer_cells.*) nor gluonbert ones (encoder.layers.*)'
                               .format(path))
     check_vocab_fits(vocab, arrays, None, path)
-    return Checkpoint(arrays=arrays, hparams=dict(hparams or {}), vocab=vocab, source=path)
+    outputs = np.shape(task_arrays['task.weight'])[0] if task_arrays else None
+    return Checkpoint(arrays=dict(arrays, **task_arrays), hparams=dict(hparams or {}),
+                      vocab=vocab, source=path,
+                      task='sequence_classification' if task_arrays else None,
+                      task_labels=outputs)

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from ..data.vocab import BERTVocab
 from ..model.attention import interleave_qkv, split_qkv
 from .common import ConversionError, atomic_folder, checkpoint_with_vocab, write_json
 from .layout import backbone_of, block_to_canonical
@@ -27,6 +28,7 @@ TASK_ARCHITECTURES = {'sequence_classification': 'BertForSequenceClassification'
                       'question_answering': 'BertForQuestionAnswering',
                       'multiple_choice': 'BertForMultipleChoice'}
 _TASK_LAYER = {'question_answering': 'qa_outputs'}  # the others call it `classifier`
+LABELLED_TASKS = ('sequence_classification', 'token_classification')  # outputs have names
 
 # (gluonbert canonical name, HF name without the `bert.` prefix); {i} is a layer index.
 _BACKBONE = [
@@ -230,7 +232,77 @@ def read_hf_checkpoint(directory, vocab=None):
                 None)
     state = read_hf_state(directory)
     arrays = hf_to_canonical(state, hparams['num_heads'], _TASK_LAYER.get(task, 'classifier'))
-    return checkpoint_with_vocab(arrays, hparams, vocab, directory, directory, task)
+    labels = config_labels(config, config_path) if task in LABELLED_TASKS else None
+    if vocab is None and not os.path.isfile(os.path.join(directory, 'vocab.txt')):
+        vocab = tokenizer_json_vocab(os.path.join(directory, 'tokenizer.json'))
+    checkpoint = checkpoint_with_vocab(arrays, hparams, vocab, directory, directory, task, labels)
+    checkpoint.head_dropout = config_head_dropout(config, task)
+    return checkpoint
+
+
+def head_dropout_rate(block):
+    """Dropout rate before a task head's output layer (0.0 for none or a BERTModel)."""
+    dropout = getattr(block, 'dropout', None)
+    return float(dropout._rate) if dropout is not None else 0.0  # pylint: disable=W0212
+
+
+def config_head_dropout(config, task):
+    """The dropout HF's task model applies before its output layer: classifier_dropout, else
+    hidden_dropout_prob (none for question answering or a bare model)."""
+    if task is None or task == 'question_answering':
+        return None
+    rate = config.get('classifier_dropout')
+    return float(rate if rate is not None else config.get('hidden_dropout_prob', 0.0))
+
+
+def tokenizer_json_vocab(path):
+    """The WordPiece vocabulary of a HF `tokenizer.json` (transformers >= 5 writes no vocab.txt)
+    -> BERTVocab, or None if there is no such file."""
+    if not os.path.isfile(path):
+        return None
+    model = read_config(path).get('model') or {}
+    if model.get('type') != 'WordPiece' or not isinstance(model.get('vocab'), dict):
+        raise ConversionError(f'{path}: a BERT tokenizer is a WordPiece model with a vocab; got '
+                              f'model type {model.get("type")!r}')
+    by_id = {int(i): token for token, i in model['vocab'].items()}
+    if sorted(by_id) != list(range(len(by_id))):
+        raise ConversionError(f'{path}: the WordPiece ids are not 0..{len(by_id) - 1}')
+    return BERTVocab([by_id[i] for i in range(len(by_id))])
+
+
+def config_labels(config, source='config.json'):
+    """A config's `id2label` -> the label names in output order, or None if it has none."""
+    id2label = config.get('id2label')
+    if not id2label:
+        return None
+    try:
+        by_index = {int(index): str(name) for index, name in id2label.items()}
+    except (AttributeError, ValueError):
+        raise ConversionError(f'{source}: id2label must map output indices to names; got '
+                              f'{id2label!r}') from None
+    if sorted(by_index) != list(range(len(by_index))):
+        raise ConversionError(f'{source}: id2label indices {sorted(by_index)} are not 0..'
+                              f'{len(by_index) - 1}')
+    return [by_index[i] for i in range(len(by_index))]
+
+
+def vocab_looks_cased(vocab):
+    """True if more than 1% of the vocabulary's word tokens (and over 10) have upper case."""
+    words = [t for t in vocab.idx_to_token if not (t.startswith('[') and t.endswith(']'))]
+    return sum(1 for t in words if t != t.lower()) > max(10, len(words) // 100)
+
+
+def tokenizer_config(vocab, lower=None, max_length=512):
+    """`tokenizer_config.json` for HF's BertTokenizer, matching gluonbert's BERTTokenizer with
+    the same `lower` (None: guessed from the vocabulary's casing)."""
+    if lower is None:
+        lower = not vocab_looks_cased(vocab)
+    return dict(tokenizer_class='BertTokenizer', do_lower_case=bool(lower),
+                strip_accents=None,  # as gluonbert's default: accents go with lowercasing
+                tokenize_chinese_chars=True, model_max_length=int(max_length),
+                unk_token=vocab.unknown_token, sep_token=vocab.sep_token,
+                pad_token=vocab.padding_token, cls_token=vocab.cls_token,
+                mask_token=vocab.mask_token, clean_up_tokenization_spaces=True)
 
 
 def hf_architecture(block):
@@ -251,8 +323,11 @@ def hf_architecture(block):
 
 
 def hparams_to_config(hparams, architecture, pad_token_id=0, num_labels=None,
-                      problem_type=None):
-    """gluonbert hyperparameters -> a BertConfig dict that transformers loads."""
+                      problem_type=None, labels=None):
+    """gluonbert hyperparameters -> a BertConfig dict that transformers loads.
+
+    labels: names of the num_labels outputs (id2label / label2id); default LABEL_0, LABEL_1...
+    """
     config = dict(
         architectures=[architecture], model_type='bert', vocab_size=hparams['vocab_size'],
         hidden_size=hparams['units'], num_hidden_layers=hparams['num_layers'],
@@ -265,34 +340,64 @@ def hparams_to_config(hparams, architecture, pad_token_id=0, num_labels=None,
         layer_norm_eps=hparams['layer_norm_eps'], pad_token_id=pad_token_id,
         position_embedding_type='absolute', tie_word_embeddings=True)
     if num_labels is not None:
-        config['id2label'] = {str(i): 'LABEL_{}'.format(i) for i in range(num_labels)}
-        config['label2id'] = {'LABEL_{}'.format(i): i for i in range(num_labels)}
+        names = check_label_names(labels, num_labels) or [f'LABEL_{i}' for i in range(num_labels)]
+        config['id2label'] = {str(i): name for i, name in enumerate(names)}
+        config['label2id'] = {name: i for i, name in enumerate(names)}
+    elif labels is not None:
+        raise ConversionError(f'{architecture} has no labelled outputs; labels must be None')
     if problem_type is not None:
         config['problem_type'] = problem_type
     return config
 
 
-def save_hf_checkpoint(block, vocab, directory, overwrite=False):
+def check_label_names(labels, num_labels):
+    """`labels` as a list of num_labels distinct strings (None stays None); else ValueError."""
+    if labels is None:
+        return None
+    if isinstance(labels, str) or not all(isinstance(name, str) for name in labels):
+        raise ValueError(f'labels must be a list of strings, one per output; got {labels!r}')
+    labels = list(labels)
+    if len(labels) != num_labels:
+        raise ValueError(f'{len(labels)} label names ({", ".join(labels)}) for a head with '
+                         f'{num_labels} outputs; give one name per output')
+    if len(set(labels)) != len(labels):
+        raise ValueError(f'label names must be distinct; got {labels}')
+    return labels
+
+
+def save_hf_checkpoint(block, vocab, directory, overwrite=False, labels=None, lower=None):
     """Write `block` (BERTModel or task model) as a HuggingFace folder transformers can load.
 
-    Writes model.safetensors, config.json and vocab.txt into a temp folder, then renames it
-    into place, so a failure never leaves a half-written checkpoint. Returns the architecture.
+    Writes model.safetensors, config.json (id2label from `labels`, the names of a classifier's
+    outputs), vocab.txt and tokenizer_config.json (do_lower_case = `lower`, None: guessed from
+    the vocabulary) into a temp folder, then renames it into place, so a failure never leaves a
+    half-written checkpoint. Returns the architecture.
     """
+    with atomic_folder(directory, overwrite) as temp:
+        architecture = write_hf_files(block, vocab, temp, labels, lower)
+    return architecture
+
+
+def write_hf_files(block, vocab, folder, labels=None, lower=None, max_length=None):
+    """Write the HuggingFace files of `block` into an existing (temporary) folder; returns the
+    architecture. max_length: the tokenizer's model_max_length (default: the position table)."""
     hparams = backbone_of(block).config
     if len(vocab) != hparams['vocab_size']:
         raise ConversionError('the vocabulary has {} tokens but the model embeds {}'.format(
             len(vocab), hparams['vocab_size']))
     architecture, task, arrays = hf_architecture(block)
-    labels = np.shape(arrays['task.weight'])[0] if task else None
+    outputs = np.shape(arrays['task.weight'])[0] if task else None
     state = canonical_to_hf(arrays, hparams['num_heads'], architecture,
                             _TASK_LAYER.get(task, 'classifier'))
     is_regression = type(block).__name__ == 'BERTRegression'
     config = hparams_to_config(hparams, architecture, vocab[vocab.padding_token],
-                               labels if task in ('sequence_classification',
-                                                  'token_classification') else None,
-                               'regression' if is_regression else None)
-    with atomic_folder(directory, overwrite) as temp:
-        write_safetensors(os.path.join(temp, 'model.safetensors'), state)
-        write_json(os.path.join(temp, 'config.json'), config)
-        vocab.to_file(os.path.join(temp, 'vocab.txt'))
+                               outputs if task in LABELLED_TASKS else None,
+                               'regression' if is_regression else None, labels)
+    if task not in (None, 'question_answering'):  # HF's head dropout, as the block's
+        config['classifier_dropout'] = head_dropout_rate(block)
+    write_safetensors(os.path.join(folder, 'model.safetensors'), state)
+    write_json(os.path.join(folder, 'config.json'), config)
+    vocab.to_file(os.path.join(folder, 'vocab.txt'))
+    write_json(os.path.join(folder, 'tokenizer_config.json'),
+               tokenizer_config(vocab, lower, max_length or hparams['max_length']))
     return architecture

@@ -47,18 +47,27 @@ def save_params(arrays, path):
     return path
 
 
-def save_native_checkpoint(block, vocab, directory, overwrite=False):
-    """Write a BERTModel or task model as a gluonbert checkpoint folder, atomically."""
+def save_native_checkpoint(block, vocab, directory, overwrite=False, labels=None):
+    """Write a BERTModel or task model as a gluonbert checkpoint folder, atomically
+    (`labels`: names of a classifier's outputs, kept in the config)."""
+    with atomic_folder(directory, overwrite) as temp:
+        write_native_files(block, vocab, temp, labels)
+
+
+def write_native_files(block, vocab, folder, labels=None):
+    """Write model.params, gluonbert_config.json and vocab.txt into an existing folder."""
     hparams = dict(backbone_of(block).config)
     arrays, task = block_to_canonical(block)
     check_vocab_fits(vocab, arrays, hparams['vocab_size'], 'the model')
+    outputs = int(np.shape(arrays['task.weight'])[0]) if task else None
+    if labels is not None and len(labels) != outputs:
+        raise ConversionError(f'{len(labels)} label names for a head with {outputs} outputs')
     config = dict(format='gluonbert', format_version=FORMAT_VERSION, hparams=hparams, task=task,
-                  task_labels=int(np.shape(arrays['task.weight'])[0]) if task else None,
-                  pooling=getattr(block, 'pooling', None) or 'cls')
-    with atomic_folder(directory, overwrite) as temp:
-        save_params(arrays, os.path.join(temp, PARAMS_NAME))
-        write_json(os.path.join(temp, CONFIG_NAME), config)
-        vocab.to_file(os.path.join(temp, 'vocab.txt'))
+                  task_labels=outputs, pooling=getattr(block, 'pooling', None) or 'cls',
+                  labels=None if labels is None else list(labels))
+    save_params(arrays, os.path.join(folder, PARAMS_NAME))
+    write_json(os.path.join(folder, CONFIG_NAME), config)
+    vocab.to_file(os.path.join(folder, 'vocab.txt'))
 
 
 def read_native_checkpoint(directory, vocab=None):
@@ -77,4 +86,4 @@ def read_native_checkpoint(directory, vocab=None):
     check_vocab_fits(vocab, arrays, config['hparams'].get('vocab_size'), directory)
     return Checkpoint(arrays=arrays, hparams=config['hparams'], vocab=vocab, source=directory,
                       task=config.get('task'), task_labels=config.get('task_labels'),
-                      pooling=config.get('pooling', 'cls'))
+                      pooling=config.get('pooling', 'cls'), labels=config.get('labels'))
