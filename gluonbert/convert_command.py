@@ -60,7 +60,8 @@ def convert(args):
         checkpoint.hparams['vocab_size'] = len(checkpoint.vocab)
     block = block_from_checkpoint(checkpoint, args.allow_missing, args.allow_unexpected)
     if args.to == 'hf':
-        kind = save_hf_checkpoint(block, checkpoint.vocab, args.output, args.overwrite)
+        kind = save_hf_checkpoint(block, checkpoint.vocab, args.output, args.overwrite,
+                                  labels=checkpoint.labels)
     else:
         save_native_checkpoint(block, checkpoint.vocab, args.output, args.overwrite)
         kind = type(block).__name__
