@@ -138,7 +138,10 @@ def entry(prog: str) -> None:
     _, how = configure_threads(args.threads)
     if restart_needed():
         os.environ[THREADS_NOTE] = how
+        print(f'restarting with OMP_NUM_THREADS={os.environ["OMP_NUM_THREADS"]}: MXNet was '
+              'loaded with another thread count', file=sys.stderr)
         sys.stdout.flush()
+        sys.stderr.flush()
         os.execv(sys.executable, [sys.executable] + sys.orig_argv[1:])
     report = main(prog=prog)
     sys.exit(1 if report and report['refused'] else 0)  # a refused variant fails the run
