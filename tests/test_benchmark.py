@@ -148,7 +148,7 @@ def test_int8_check_needs_pooled_outputs_pointing_the_same_way():
                         min_cosine=0.99)
 
 
-def test_a_disagreeing_low_precision_variant_is_refused_and_left_untimed_but_fp32_ones_stop_the_run():
+def test_a_disagreeing_low_precision_variant_is_refused_but_fp32_ones_stop_the_run():
     expected = [np.ones((1, 2, 4)), np.array([[1.0, 2.0, 3.0, 4.0]])]
     flipped = [expected[0], -expected[1]]
     runners = {OURS: lambda fetch=False: expected, INT8: lambda fetch=False: flipped,

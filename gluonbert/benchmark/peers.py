@@ -2,7 +2,7 @@
 import dataclasses
 import importlib.util
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from ..precision import cpu_flags
 from .gluonbert_peer import bf16_model, bf16_unavailable, mx_inputs, mx_runner
