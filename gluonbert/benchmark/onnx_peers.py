@@ -77,6 +77,9 @@ def openvino_runner(path: str, inputs: tuple, precision: str, threads: int):
     compiled = core.compile_model(model, 'CPU', {
         'INFERENCE_PRECISION_HINT': precision, 'INFERENCE_NUM_THREADS': threads,
         'PERFORMANCE_HINT': 'LATENCY'})
+    if int(compiled.get_property('INFERENCE_NUM_THREADS')) != threads:  # equal threads or no run
+        raise RuntimeError(f'OpenVINO compiled for {compiled.get_property("INFERENCE_NUM_THREADS")}'
+                           f' threads, not the {threads} every runtime is given')
     request = compiled.create_infer_request()
     sequence, pooled = (compiled.output(name) for name in ONNX_OUTPUTS)
 
