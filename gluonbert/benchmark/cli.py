@@ -5,6 +5,7 @@ import os
 import sys
 import tempfile
 
+from ..convert.hf import hparams_to_config
 from . import __doc__ as PACKAGE_DOC
 from .gluonbert_peer import build_gluonbert, gluonbert_arrays
 from .gluonnlp_peer import gluonnlp_model
@@ -61,7 +62,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_models(name: str, folder: str, threads: int, peers: list) -> dict:
     """gluonbert's model and its peers, all holding the same weights; files go to `folder`;
     `peers`: the optional peers to run, on `threads` threads."""
-    from ..convert.hf import hparams_to_config  # pylint: disable=import-outside-toplevel
     print(f'{name}: building gluonbert, HF and GluonNLP models', file=sys.stderr)
     os.makedirs(folder)
     net, vocab, weights = build_gluonbert(name)

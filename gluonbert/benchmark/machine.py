@@ -4,8 +4,10 @@ import os
 import platform
 import sys
 
+import mxnet
 import numpy as np
 
+from .. import __version__, kernels
 from ..precision import cpu_flags
 
 THREADS_NOTE = 'GLUONBERT_BENCH_THREADS_NOTE'  # carries the note across the restart
@@ -54,13 +56,9 @@ OPTIONAL_LIBRARIES = ('onnx', 'onnxruntime', 'openvino')
 
 def versions() -> dict[str, str]:
     """Versions of the frameworks compared (the optional runtimes when installed)."""
-    # pylint: disable=import-outside-toplevel
-    import gluonnlp
-    import mxnet
-    import torch
-    import transformers
-
-    from .. import __version__, kernels
+    import gluonnlp  # pylint: disable=import-outside-toplevel
+    import torch  # pylint: disable=import-outside-toplevel
+    import transformers  # pylint: disable=import-outside-toplevel
     out = dict(python=platform.python_version(), gluonbert=__version__,
                gluonbert_kernels='loaded' if kernels.load() else 'off (MXNet LayerNorm)',
                mxnet=mxnet.__version__, torch=torch.__version__,

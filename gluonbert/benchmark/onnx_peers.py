@@ -1,5 +1,6 @@
 """The deployment runtimes as peers, on the ONNX file of the HF model: ONNX Runtime fp32 and
 int8 (dynamic quantization), OpenVINO fp32 and bf16."""
+import logging
 import os
 
 import numpy as np
@@ -18,10 +19,7 @@ def onnx_feeds(inputs: tuple) -> dict:
 def quantize_onnx(path: str) -> str:
     """onnxruntime's quantize_dynamic of the fp32 file (int8 weights, activations quantized at
     run time) -> the int8 file's path, beside it."""
-    # pylint: disable=import-outside-toplevel
-    import logging
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # pylint: disable=C0415
     int8_path = path[:-len('.onnx')] + '-int8.onnx'
     if not os.path.isfile(int8_path):
         root = logging.getLogger()

@@ -2,6 +2,7 @@
 file the deployment runtimes read."""
 import contextlib
 import os
+import warnings
 
 import numpy as np
 
@@ -82,8 +83,6 @@ def hf_train_step(model, feeds: dict, labels):
 def export_onnx(model, inputs: tuple, path: str) -> str:
     """torch.onnx.export of a transformers BertModel to `path`, batch and sequence length
     dynamic; inputs ONNX_INPUTS (int64, (batch, seq_len)), outputs ONNX_OUTPUTS -> `path`."""
-    import warnings  # pylint: disable=import-outside-toplevel
-
     import torch  # pylint: disable=import-outside-toplevel
 
     class Outputs(torch.nn.Module):
