@@ -1,0 +1,26 @@
+"""One fine-tuning step of gluonbert, HF torch and GluonNLP from the same weights."""
+import mxnet as mx
+
+from .gluonbert_peer import gluonbert_classifier, mx_inputs, mx_train_step
+from .gluonnlp_peer import gluonnlp_classifier
+from .inputs import TRAIN_SHAPE, train_batch
+from .timing import flops, summarize, time_round_robin
+from .torch_peer import hf_inputs, hf_model, hf_train_step
+from .variants import HF, NLP, OURS
+
+
+def bench_train(models: dict, args, peak_gflops: float) -> dict:
+    """Round-robin timings of one fine-tuning step of each framework, from the same weights."""
+    import torch  # pylint: disable=import-outside-toplevel
+    inputs, labels = train_batch(models['config']['vocab_size'])
+    classifier, trainer = gluonbert_classifier(models['net'])
+    hf = hf_model(classifier, models['vocab'], models['folder'], 'BertForSequenceClassification')
+    nlp, nlp_trainer = gluonnlp_classifier(models['nlp'], classifier.classifier)
+    steps = {OURS: mx_train_step(classifier, trainer, mx_inputs(inputs), mx.nd.array(labels)),
+             HF: hf_train_step(hf, hf_inputs(inputs), torch.from_numpy(labels)),
+             NLP: mx_train_step(nlp, nlp_trainer, mx_inputs(inputs, 'float32'),
+                                mx.nd.array(labels))}
+    times = time_round_robin(steps, args.repeats, args.warmup)
+    batch, seq_len = TRAIN_SHAPE
+    # forward + backward is ~3x the forward's FLOPs (two matmuls back for each one forward)
+    return summarize(times, batch, 3 * batch * flops(models['config'], seq_len), peak_gflops)
