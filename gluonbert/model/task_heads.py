@@ -17,6 +17,11 @@ def require_backbone(bert, head, pooling):
                         'unpack it first: `bert, vocab = get_model(...)`'.format(head))
     if not isinstance(bert, BERTModel):
         raise TypeError('{} needs a BERTModel backbone, got {}'.format(head, type(bert).__name__))
+    extra = [flag for flag in ('output_attention', 'output_all_encodings') if getattr(bert, flag)]
+    if extra:
+        raise ValueError(f'{head} reads the last layer only; build the backbone without '
+                         f'{" and ".join(f"{flag}=True" for flag in extra)} (get_model(..., '
+                         f'{", ".join(f"{flag}=False" for flag in extra)}))')
     unused = [name for name, present in (('use_decoder', bert.use_decoder),
                                          ('use_classifier', bert.use_classifier),
                                          ('use_pooler', bert.use_pooler and not uses_pooler))
