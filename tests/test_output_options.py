@@ -179,10 +179,14 @@ def test_without_token_type_embed_the_segment_ids_are_ignored():
         for got, want in zip(as_list(model(ids, segments, lengths)), expected):
             np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
     model.hybridize()
+    classifier = BERTClassifier(model_with(model, True, False, False, use_token_type_embed=False))
+    classifier.initialize_head()
+    classifier.hybridize()
     with warnings.catch_warnings():
-        warnings.simplefilter('error')  # no "input not used" warning from the hybridized graph
+        warnings.simplefilter('error')  # no "input not used" warning from the hybridized graphs
         np.testing.assert_allclose(as_list(model(ids, types, lengths))[0], expected[0],
                                    atol=1e-6, rtol=0)
+        assert classifier(ids, types, lengths).shape == (BATCH, 2)
 
 
 def test_task_heads_refuse_a_backbone_with_output_options():

@@ -104,6 +104,8 @@ class _TaskHead(PortableExport, HybridBlock):
     def __call__(self, input_ids, token_types=None, valid_length=None):
         # pylint: disable=arguments-differ
         self.bert.encoder.check_inputs(input_ids, token_types, valid_length)
+        if not self.bert.encoder.use_token_type_embed:
+            token_types = None  # no segment embedding: ignored and kept out of the graph
         return super().__call__(input_ids, token_types, valid_length)
 
 
@@ -194,6 +196,8 @@ class BERTForMultipleChoice(_TaskHead):
                 input_ids.reshape((-3, 0)),
                 None if token_types is None else token_types.reshape((-3, 0)),
                 None if valid_length is None else valid_length.reshape((-1,)))
+        if not self.bert.encoder.use_token_type_embed:
+            token_types = None  # no segment embedding: ignored and kept out of the graph
         return HybridBlock.__call__(self, input_ids, token_types, valid_length)
 
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
