@@ -85,6 +85,20 @@ def test_outputs_follow_gluonnlp_order_and_heads_read_the_last_layer(options, he
         np.testing.assert_allclose(g, e, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_encoder_alone_returns_encodings_and_attentions(hybridize):
+    encoder = BERTEncoder(**TINY, output_all_encodings=True)
+    encoder.initialize()
+    plain = BERTEncoder(**TINY, params=encoder.collect_params())  # the same weights
+    if hybridize:
+        encoder.hybridize()
+    ids, types, lengths = random_batch()
+    encodings, attentions = encoder(ids, types, lengths)
+    assert attentions == [] and [e.shape for e in encodings] == [(BATCH, SEQ, UNITS)] * LAYERS
+    np.testing.assert_allclose(encodings[-1].asnumpy(), plain(ids, types, lengths).asnumpy(),
+                               atol=1e-6, rtol=0)
+
+
 def test_attention_rows_sum_to_one_and_padding_keys_get_no_weight():
     model = model_with(None, False, False, False, output_attention=True,
                        output_all_encodings=True)
