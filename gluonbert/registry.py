@@ -1,9 +1,12 @@
 """The model zoo registry: named BERT shapes and `get_model`, GluonNLP 0.10-compatible."""
+import dataclasses
+import warnings
+
 import mxnet as mx
 
 from . import store
-from .convert import detect_format, load_checkpoint
-from .convert.layout import load_into, resolve_heads
+from .convert import ConversionError, detect_format, load_checkpoint
+from .convert.layout import canonical_to_block, load_into, resolve_heads
 from .data.vocab import BERTVocab, bundled_vocab_path
 from .model.bert import BERTModel
 from .model.encoder import BERTEncoder
@@ -26,6 +29,17 @@ _MODELS = {}
 OVERRIDABLE = ('vocab_size', 'units', 'hidden_size', 'num_heads', 'num_layers', 'max_length',
                'dropout', 'attention_dropout', 'layer_norm_eps', 'activation',
                'token_type_vocab_size')
+# Overridable without hparam_allow_override=True (GluonNLP: dropout; vocab_size must match the
+# vocabulary anyway).
+MUTABLE = ('dropout', 'attention_dropout', 'vocab_size')
+
+
+class ModelOptionError(ValueError, AssertionError):
+    """A get_model call that cannot work; an AssertionError too, which GluonNLP 0.10 raised."""
+
+
+class PretrainedMismatchError(ConversionError, AssertionError):
+    """Pretrained weights do not fit the model built; an AssertionError too, as in GluonNLP."""
 
 
 def register_model(name, **hparams):
@@ -59,36 +73,54 @@ def get_hparams(name, **overrides):
     return dict(_MODELS[name], **overrides)
 
 
-def get_model(name, dataset_name=None, vocab=None, pretrained=False, ctx=mx.cpu(), root=None,
+def get_model(name, dataset_name=None, vocab=None, pretrained=True, ctx=mx.cpu(), root=None,
               use_pooler=None, use_decoder=None, use_classifier=None, dropout=None,
+              output_attention=False, output_all_encodings=False, use_token_type_embed=True,
+              pretrained_allow_missing=False, ignore_extra=False, hparam_allow_override=False,
               for_training=True, **overrides):
     """Build a registered BERT -> (BERTModel, BERTVocab), as GluonNLP 0.10's get_model did.
 
-    pretrained: False (random N(0, 0.02) weights); True (the store's weights for
-    `dataset_name`, see gluonbert.store.list_pretrained(); cached under `root`, else
-    $GLUONBERT_HOME/models, else ~/.gluonbert/models); or the path of a checkpoint: a
-    HuggingFace folder, a Google TensorFlow BERT folder or prefix, a GluonNLP .params file or a
-    gluonbert folder (see gluonbert.convert.load_checkpoint).
-    vocab: a BERTVocab; by default the checkpoint's, else the dataset's, else Google's uncased
-    vocab shipped with gluonbert. Its size sets the embedding and must fit the checkpoint.
+    pretrained: True (the default, as GluonNLP: the store's weights for `dataset_name`, see
+    gluonbert.store.list_pretrained(); cached under `root`, else $GLUONBERT_HOME/models, else
+    ~/.gluonbert/models); False (random N(0, 0.02) weights: ask for them explicitly); or the path
+    of a checkpoint: a HuggingFace folder, a Google TensorFlow BERT folder or prefix, a GluonNLP
+    .params file or a gluonbert folder (see gluonbert.convert.load_checkpoint). Without
+    dataset_name and a path, pretrained=True is refused, naming both fixes.
+    vocab: a BERTVocab; by default the checkpoint's, else the dataset's, else (random weights
+    only) Google's uncased vocab shipped with gluonbert. Its size sets the embedding and must fit
+    the checkpoint.
     use_pooler / use_decoder / use_classifier: None (the default) means True for a random
     model and "as the checkpoint has" for a pretrained one; True or False is obeyed (a head
-    asked for but absent from the checkpoint is an error).
-    Overrides (units=..., num_layers=...) change the shape and are validated; a pretrained
-    checkpoint must agree with the resulting architecture.
+    asked for but absent from the checkpoint is an error unless pretrained_allow_missing).
+    output_attention / output_all_encodings: also return every layer's attention weights
+    (batch, num_heads, seq_len, seq_len) / hidden states (batch, seq_len, units), in GluonNLP's
+    output order (see BERTModel). use_token_type_embed=False: no segment embedding (token_types
+    are ignored; a checkpoint's segment table is dropped).
+    pretrained_allow_missing: parameters the checkpoint lacks are left uninitialized, as in
+    GluonNLP (a warning names them; `model.initialize()` gives them random weights).
+    ignore_extra: drop checkpoint tensors the model has no place for (e.g. layers beyond a
+    smaller num_layers) instead of refusing them.
+    Overrides (units=..., num_layers=...) change the registered shape and need
+    hparam_allow_override=True (GluonNLP's rule; dropout and attention_dropout need nothing);
+    they are validated, and a pretrained checkpoint must agree with the resulting architecture.
+    Refusals that GluonNLP raised as AssertionError are AssertionErrors here too
+    (ModelOptionError, PretrainedMismatchError), besides ValueError.
     for_training=False: inference only. MXNet allocates a gradient buffer per parameter when
     it is initialized (PyTorch waits for the first backward), so this skips them (grad_req
     'null'): BERT-base takes about 420 MB less. Such a model cannot be trained.
     """
+    _check_overrides(name, overrides, hparam_allow_override)
     # Validate the overrides before any download; num_heads is needed to read GluonNLP files.
     num_heads = get_hparams(name, **{k: v for k, v in overrides.items()
                                      if k != 'vocab_size'})['num_heads']
     checkpoint = None
     if pretrained is True:
         if dataset_name is None:
-            raise ValueError('pretrained=True needs dataset_name; pretrained weights exist for '
-                             '{}'.format(_pretrained_summary()))
-        checkpoint = store.load_pretrained(name, dataset_name, num_heads, root=root, vocab=vocab)
+            raise ModelOptionError(
+                f'get_model({name!r}): pretrained=True needs dataset_name (pretrained=True is '
+                f'the default, as in GluonNLP). Pass dataset_name=... for pretrained weights '
+                f'({_pretrained_summary()}), or pretrained=False for random weights')
+        checkpoint = _load_pretrained(name, dataset_name, num_heads, root, vocab)
     elif pretrained is not False and pretrained is not None:
         if dataset_name is not None and vocab is None and \
                 detect_format(pretrained) == 'gluonnlp':
@@ -113,16 +145,87 @@ def get_model(name, dataset_name=None, vocab=None, pretrained=False, ctx=mx.cpu(
     overrides['vocab_size'] = len(vocab)
     if dropout is not None:
         overrides['dropout'] = dropout
-    encoder = BERTEncoder(**get_hparams(name, **overrides))
+    encoder = BERTEncoder(**get_hparams(name, **overrides), output_attention=output_attention,
+                          output_all_encodings=output_all_encodings,
+                          use_token_type_embed=use_token_type_embed)
     present = {'pooler', 'decoder', 'classifier'} if checkpoint is None else checkpoint.heads
     flags, ignored = resolve_heads(present, use_pooler, use_decoder, use_classifier)
     model = BERTModel(encoder, **flags)
     if not for_training:
         model.collect_params().setattr('grad_req', 'null')
-    model.initialize(ctx=ctx)
-    if checkpoint is not None:
-        load_into(model, checkpoint, ignore_heads=ignored)
+    if checkpoint is None:
+        model.initialize(ctx=ctx)
+    else:
+        _load_weights(model, _fit_checkpoint(checkpoint, encoder, ignore_extra), ignored, ctx,
+                      pretrained_allow_missing, ignore_extra)
     return model, vocab
+
+
+def _check_overrides(name, overrides, hparam_allow_override):
+    """GluonNLP's rule: a registered model's shape changes only with hparam_allow_override."""
+    fixed = sorted(k for k in overrides if k in OVERRIDABLE and k not in MUTABLE)
+    if fixed and not hparam_allow_override and name in _MODELS:
+        registered = ', '.join(f'{k}={_MODELS[name][k]!r}' for k in fixed)
+        raise ModelOptionError(f'cannot override the predefined hyperparameter(s) '
+                               f'{", ".join(fixed)} of {name!r} (registered: {registered}); '
+                               f'pass hparam_allow_override=True to change them')
+
+
+def _load_pretrained(name, dataset_name, num_heads, root, vocab):
+    """The store's checkpoint; a dataset without weights for `name` names pretrained=False."""
+    try:
+        return store.load_pretrained(name, dataset_name, num_heads, root=root, vocab=vocab)
+    except ValueError as err:
+        if dataset_name in store.list_pretrained().get(name, ()):
+            raise
+        raise ModelOptionError(f'{err}. For random weights with the {dataset_name!r} vocabulary '
+                               f'pass pretrained=False') from err
+
+
+def _fit_checkpoint(checkpoint, encoder, ignore_extra):
+    """Drop the checkpoint tensors the model leaves out on purpose: the segment table with
+    use_token_type_embed=False, layers beyond a smaller num_layers with ignore_extra=True."""
+    arrays = checkpoint.arrays
+    hparams = dict(checkpoint.hparams)
+    if not encoder.use_token_type_embed:
+        arrays = {k: v for k, v in arrays.items() if not k.startswith('encoder.token_type_embed.')}
+    layers = encoder.config['num_layers']
+    if ignore_extra and hparams.get('num_layers', layers) > layers:
+        kept = tuple(f'encoder.layers.{i}.' for i in range(layers))
+        arrays = {k: v for k, v in arrays.items()
+                  if not k.startswith('encoder.layers.') or k.startswith(kept)}
+        hparams['num_layers'] = layers
+    return dataclasses.replace(checkpoint, arrays=arrays, hparams=hparams)
+
+
+def _load_weights(model, checkpoint, ignored, ctx, allow_missing, ignore_extra):
+    """Initialize `model` from `checkpoint`; with allow_missing the parameters the checkpoint
+    lacks stay uninitialized (GluonNLP's behaviour) and a warning names them."""
+    params = model._collect_params_with_prefix()  # pylint: disable=protected-access
+    loaded = set(canonical_to_block(model, checkpoint.without(ignored), checkpoint.task))
+    missing = sorted(set(params) - loaded)
+    if allow_missing and missing:
+        for param_name, param in params.items():
+            if param_name in loaded:
+                param.initialize(ctx=ctx)
+    else:
+        model.initialize(ctx=ctx)
+    try:
+        load_into(model, checkpoint, allow_missing=allow_missing, allow_unexpected=ignore_extra,
+                  ignore_heads=ignored)
+    except ConversionError as err:
+        hints = []
+        if missing and not allow_missing:
+            hints.append('use_pooler/use_decoder/use_classifier=False leave a head out; '
+                         'pretrained_allow_missing=True leaves missing parameters uninitialized')
+        if loaded - set(params) and not ignore_extra:
+            hints.append('ignore_extra=True drops the tensors the model has no place for')
+        raise PretrainedMismatchError(
+            str(err) + ''.join(f'\n  get_model: {hint}' for hint in hints)) from err
+    if allow_missing and missing:
+        warnings.warn(f'{checkpoint.source} has no {", ".join(missing)}: left uninitialized '
+                      f'(pretrained_allow_missing=True); call model.initialize() to give them '
+                      f'random weights', stacklevel=3)
 
 
 def _pretrained_summary():

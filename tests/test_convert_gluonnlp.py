@@ -85,7 +85,7 @@ def test_legacy_and_damaged_params_are_refused(tmp_path):
 
 
 def test_own_save_parameters_file_loads_back(tmp_path):
-    model, vocab = get_model('bert_2_16_4_nlptest', vocab=BERTVocab(
+    model, vocab = get_model('bert_2_16_4_nlptest', pretrained=False, vocab=BERTVocab(
         ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + ['w{}'.format(i) for i in range(45)]),
         dropout=0.0)
     model.save_parameters(str(tmp_path / 'mine.params'))

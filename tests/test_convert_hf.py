@@ -167,7 +167,7 @@ def test_get_model_loads_a_hf_folder_like_from_pretrained(tmp_path):
                                 hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
                                 intermediate_size=512, max_position_embeddings=512)
     reference.save_pretrained(str(tmp_path / 'hf'))
-    bundled = get_model('bert_2_128_2')[1]
+    bundled = get_model('bert_2_128_2', pretrained=False)[1]
     bundled.to_file(str(tmp_path / 'hf' / 'vocab.txt'))
     model, vocab = get_model('bert_2_128_2', pretrained=str(tmp_path / 'hf'), dropout=0.0)
     assert vocab == bundled and not model.use_decoder and model.use_pooler
@@ -179,7 +179,7 @@ def test_get_model_loads_a_hf_folder_like_from_pretrained(tmp_path):
         get_model('bert_2_128_2', pretrained=str(tmp_path / 'hf'), use_decoder=True)
     with pytest.raises(ConversionError, match=r'num_layers: checkpoint 2, model 4'):
         get_model('bert_4_256_4', units=128, num_heads=2, hidden_size=512,
-                  pretrained=str(tmp_path / 'hf'))
+                  pretrained=str(tmp_path / 'hf'), hparam_allow_override=True)
 
 
 # ---- bad inputs: one clear error, nothing loaded or written ----
@@ -278,7 +278,7 @@ def test_save_refuses_to_clobber_and_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / 'out'
     with pytest.raises(ConversionError, match='vocabulary has 30522 tokens but the model '
                                               'embeds 50'):
-        save_hf_checkpoint(model, get_model('bert_2_128_2')[1], str(target))
+        save_hf_checkpoint(model, get_model('bert_2_128_2', pretrained=False)[1], str(target))
     assert not os.listdir(tmp_path)
     save_hf_checkpoint(model, tiny_vocab(), str(target))
     with pytest.raises(FileExistsError, match='already exists'):

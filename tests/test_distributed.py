@@ -266,7 +266,7 @@ def test_shard_batches_gives_every_worker_the_same_count_and_covers_the_epoch():
 def test_classification_batches_are_the_bucket_samplers_shards():
     from gluonbert import get_model  # pylint: disable=import-outside-toplevel
     from gluonbert.data import BERTTokenizer  # pylint: disable=import-outside-toplevel
-    _, vocab = get_model('bert_2_128_2', use_decoder=False, use_classifier=False)
+    _, vocab = get_model('bert_2_128_2', pretrained=False, use_decoder=False, use_classifier=False)
     texts = TextDataset([(' '.join(['word'] * (1 + i % 9)), i % 2) for i in range(37)])
     features, _ = cls.make_features(SST2, texts, BERTTokenizer(vocab), 16, progress=False)
     whole, per_epoch = cls.training_batches(SST2, features, 4, seed=3)

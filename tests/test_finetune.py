@@ -20,7 +20,7 @@ import finetune_classifier  # noqa: E402  pylint: disable=wrong-import-position
 
 @pytest.fixture(scope='module')
 def tokenizer():
-    _, vocab = get_model('bert_2_128_2', use_decoder=False, use_classifier=False)
+    _, vocab = get_model('bert_2_128_2', pretrained=False, use_decoder=False, use_classifier=False)
     return BERTTokenizer(vocab)
 
 
@@ -74,7 +74,8 @@ def test_script_trains_exports_and_the_export_predicts_like_the_model(trained_ru
     sentences = ['a gorgeous , witty film', 'tedious and clumsy']
     probs = classifier.predict_proba(sentences)
     # the same parameters in a freshly built imperative net give the same probabilities
-    bert, vocab = get_model('bert_2_128_2', use_decoder=False, use_classifier=False, dropout=0)
+    bert, vocab = get_model('bert_2_128_2', pretrained=False, use_decoder=False,
+                            use_classifier=False, dropout=0)
     from gluonbert import BERTClassifier
     net = BERTClassifier(bert, 2)
     net.load_parameters(os.path.join(out, 'best.params'))
@@ -135,7 +136,8 @@ def test_custom_task_needs_text_columns(tmp_path):
 
 
 def test_embeddings_and_similarity_heatmap(tmp_path):
-    bert, vocab = get_model('bert_2_128_2', use_decoder=False, use_classifier=False, dropout=0)
+    bert, vocab = get_model('bert_2_128_2', pretrained=False, use_decoder=False,
+                            use_classifier=False, dropout=0)
     tok = BERTTokenizer(vocab)
     sentences = ['a cat sat on the mat', 'a cat sat on the mat today', 'stocks fell']
     vectors = embed(bert, tok, sentences, batch_size=2)

@@ -45,7 +45,7 @@ def write_subset(source, path, num_questions):
 @pytest.fixture(scope='module')
 def tiny():
     """A random bert_2_128_2 span model (no dropout) and its tokenizer."""
-    bert, vocab = get_model('bert_2_128_2', use_pooler=False, use_decoder=False,
+    bert, vocab = get_model('bert_2_128_2', pretrained=False, use_pooler=False, use_decoder=False,
                             use_classifier=False, dropout=0.0)
     net = BERTForQA(bert)
     net.initialize_head()
@@ -174,7 +174,7 @@ def test_script_trains_predicts_every_question_and_exports(tmp_path):
                  'export/model-0000.params', 'export/vocab.txt', 'export/meta.json'):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     # the export computes the logits of the best parameters
-    bert, vocab = get_model('bert_2_128_2', use_pooler=False, use_decoder=False,
+    bert, vocab = get_model('bert_2_128_2', pretrained=False, use_pooler=False, use_decoder=False,
                             use_classifier=False, dropout=0.0)
     net = BERTForQA(bert)
     net.load_parameters(os.path.join(out, 'best.params'))

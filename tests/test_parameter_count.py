@@ -35,7 +35,8 @@ def test_bert_base_with_pretraining_heads_matches_hf_bert_for_pretraining():
 
 
 def test_get_model_builds_the_same_count():
-    model, _ = gluonbert.get_model('bert_2_128_2', use_decoder=False, use_classifier=False)
+    model, _ = gluonbert.get_model('bert_2_128_2', pretrained=False, use_decoder=False,
+                                   use_classifier=False)
     built = BERTModel(BERTEncoder(**get_hparams('bert_2_128_2', vocab_size=30522)),
                       use_decoder=False, use_classifier=False)
     assert gluonbert.count_parameters(model) == gluonbert.count_parameters(built) > 0

@@ -50,7 +50,7 @@ def test_masked_lm_loss_averages_each_samples_real_positions():
 
 
 def test_held_out_scores_equal_a_count_over_single_examples(corpus):
-    bert, vocab = get_model('bert_2_128_2', dropout=0.0)
+    bert, vocab = get_model('bert_2_128_2', pretrained=False, dropout=0.0)
     builder = PretrainingExampleBuilder(BERTTokenizer(vocab), max_seq_length=40,
                                         max_predictions_per_seq=6, seed=5)
     examples = builder.build(read_documents(corpus)[:4])[:7]
@@ -108,7 +108,7 @@ def test_fixed_step_epochs_continue_one_stream_of_reshuffled_passes():
 
 
 def test_missing_heads_are_added_and_the_backbone_kept():
-    bert, _ = get_model('bert_2_128_2', use_pooler=True, use_decoder=False,
+    bert, _ = get_model('bert_2_128_2', pretrained=False, use_pooler=True, use_decoder=False,
                         use_classifier=False)
     model, fresh = pretraining.with_pretraining_heads(bert)
     assert fresh == ['classifier', 'decoder']
@@ -122,7 +122,7 @@ def test_missing_heads_are_added_and_the_backbone_kept():
     assert nsp.shape == (1, 2) and mlm.shape == (1, 2, 30522)
     np.testing.assert_allclose(pooled.asnumpy(), bert(ids, mx.nd.zeros((1, 4)),
                                                       mx.nd.array([4]))[1].asnumpy(), atol=1e-6)
-    full, _ = get_model('bert_2_128_2')
+    full, _ = get_model('bert_2_128_2', pretrained=False)
     assert pretraining.with_pretraining_heads(full) == (full, [])
 
 

@@ -26,11 +26,17 @@ def split_qkv(qkv, num_heads):
 
 
 class MultiHeadSelfAttention(HybridBlock):
-    """Scaled dot-product self-attention over (seq_len, batch, units), time-major for the fused ops."""
+    """Scaled dot-product self-attention over (seq_len, batch, units), time-major for the fused ops.
 
-    def __init__(self, units, num_heads, dropout=0.0, weight_initializer=None, **kwargs):
+    output_attention=True also returns the attention weights (batch, num_heads, seq_len,
+    seq_len), after dropout as GluonNLP and HuggingFace return them.
+    """
+
+    def __init__(self, units, num_heads, dropout=0.0, weight_initializer=None,
+                 output_attention=False, **kwargs):
         super().__init__(**kwargs)
         self._num_heads = num_heads
+        self._output_attention = output_attention
         with self.name_scope():
             self.qkv = nn.Dense(3 * units, in_units=units, flatten=False,
                                 weight_initializer=weight_initializer, prefix='qkv_')
@@ -40,8 +46,8 @@ class MultiHeadSelfAttention(HybridBlock):
 
     def hybrid_forward(self, F, x, attention_bias=None):  # pylint: disable=arguments-differ
         """x (seq_len, batch, units), attention_bias (batch*heads, seq_len, seq_len) or None
-        -> (seq_len, batch, units). The bias is added to the scores of each (query, key): 0 keeps
-        a key, -1e4 gives it zero weight."""
+        -> (seq_len, batch, units) [, weights (batch, num_heads, seq_len, seq_len)]. The bias is
+        added to the scores of each (query, key): 0 keeps a key, -1e4 gives it zero weight."""
         qkv = self.qkv(x)
         scores = F.contrib.interleaved_matmul_selfatt_qk(qkv, heads=self._num_heads)
         if attention_bias is not None:
@@ -50,4 +56,7 @@ class MultiHeadSelfAttention(HybridBlock):
         if self.dropout is not None:
             weights = self.dropout(weights)
         context = F.contrib.interleaved_matmul_selfatt_valatt(qkv, weights, heads=self._num_heads)
-        return self.out_proj(context)
+        if not self._output_attention:
+            return self.out_proj(context)
+        # (batch * heads, seq_len, seq_len), batch-major rows -> (batch, heads, seq_len, seq_len)
+        return self.out_proj(context), F.reshape(weights, (-4, -1, self._num_heads, -2))

@@ -14,6 +14,12 @@ class BERTModel(PortableExport, HybridBlock):
     sequence_output (batch, seq_len, units)
     [, pooled (batch, units)] [, nsp_logits (batch, 2)] [, mlm_logits (batch, num_masked, vocab)]
     as a tuple, or the sequence output alone when no head is used.
+
+    With the encoder's output options (BERTEncoder(output_attention=True,
+    output_all_encodings=True), or get_model(...) with the same flags) the sequence output is the
+    list of every layer's (batch, seq_len, units) when output_all_encodings is set, and the list
+    of every layer's attention weights (batch, num_heads, seq_len, seq_len) follows it when
+    output_attention is set, as in GluonNLP 0.10. The heads read the last layer either way.
     """
 
     def __init__(self, encoder, use_pooler=True, use_decoder=True, use_classifier=True,
@@ -40,6 +46,16 @@ class BERTModel(PortableExport, HybridBlock):
                                           cfg['layer_norm_eps'], init, prefix='decoder_')
 
     @property
+    def output_attention(self):
+        """Whether every layer's attention weights are returned (set on the encoder)."""
+        return self.encoder.output_attention
+
+    @property
+    def output_all_encodings(self):
+        """Whether every layer's hidden states are returned (set on the encoder)."""
+        return self.encoder.output_all_encodings
+
+    @property
     def config(self):
         """The encoder's hyperparameters (a dict)."""
         return self.encoder.config
@@ -56,13 +72,21 @@ class BERTModel(PortableExport, HybridBlock):
                              'build it with use_decoder=True')
         if isinstance(masked_positions, mx.nd.NDArray):
             _check_masked_positions(masked_positions, input_ids.shape)
+        if not self.encoder.use_token_type_embed:
+            token_types = None  # no segment embedding: ignored, as in GluonNLP
         return super().__call__(input_ids, token_types, valid_length, masked_positions)
 
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None,
                        masked_positions=None):  # pylint: disable=arguments-differ
         """See the class docstring for shapes."""
-        sequence = self.encoder(input_ids, token_types, valid_length)
-        outputs = [sequence]
+        encoded = self.encoder(input_ids, token_types, valid_length)
+        if self.encoder.returns_extra_outputs:
+            encodings, attentions = encoded
+            sequence = encodings[-1] if self.encoder.output_all_encodings else encodings
+            outputs = [encodings] + ([attentions] if self.encoder.output_attention else [])
+        else:
+            sequence = encoded
+            outputs = [sequence]
         if self.use_pooler:
             pooled = self.pooler(sequence)
             outputs.append(pooled)
@@ -70,7 +94,7 @@ class BERTModel(PortableExport, HybridBlock):
                 outputs.append(self.classifier(pooled))
         if self.use_decoder:
             outputs.append(self.decoder(sequence, masked_positions))
-        return tuple(outputs) if len(outputs) > 1 else sequence
+        return tuple(outputs) if len(outputs) > 1 else outputs[0]
 
 
 def _check_masked_positions(masked_positions, input_shape):

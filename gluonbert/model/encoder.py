@@ -13,11 +13,20 @@ class BERTEncoder(PortableExport, HybridBlock):
     Positions at or beyond `valid_length` are masked out of attention and zeroed in the output,
     so a padded batch gives each sequence the same valid-position outputs as running it alone.
     Internally the stack runs time-major, the layout of MXNet's fused self-attention kernels.
+
+    GluonNLP 0.10's output options (both off by default, and then the graph has nothing extra):
+    with output_attention or output_all_encodings the result is `(encodings, attentions)`:
+    encodings is the last layer's (batch, seq_len, units), or with output_all_encodings the list
+    of every layer's (first to last, each masked like the output); attentions is the list of
+    every layer's attention weights (batch, num_heads, seq_len, seq_len), or [] without
+    output_attention. use_token_type_embed=False builds no segment embedding (token_types are
+    then ignored, as in GluonNLP).
     """
 
     def __init__(self, vocab_size, units=768, hidden_size=3072, num_heads=12, num_layers=12,
                  max_length=512, dropout=0.1, layer_norm_eps=1e-12, activation='gelu',
                  token_type_vocab_size=2, attention_dropout=None, weight_initializer=None,
+                 output_attention=False, output_all_encodings=False, use_token_type_embed=True,
                  **kwargs):
         validate_config(vocab_size, units, hidden_size, num_heads, num_layers, max_length,
                         dropout, layer_norm_eps, activation, token_type_vocab_size,
@@ -30,14 +39,19 @@ class BERTEncoder(PortableExport, HybridBlock):
                            dropout=dropout, attention_dropout=attention_dropout,
                            layer_norm_eps=layer_norm_eps, activation=activation,
                            token_type_vocab_size=token_type_vocab_size)
+        # Output options, not hyperparameters: they change what is returned, not the weights.
+        self.output_attention = bool(output_attention)
+        self.output_all_encodings = bool(output_all_encodings)
+        self.use_token_type_embed = bool(use_token_type_embed)
         # BERT's initialisation: N(0, 0.02) for every weight matrix and embedding table.
         init = weight_initializer if weight_initializer is not None else mx.init.Normal(0.02)
         with self.name_scope():
             self.word_embed = nn.Embedding(vocab_size, units, weight_initializer=init,
                                            prefix='word_embed_')
-            self.token_type_embed = nn.Embedding(token_type_vocab_size, units,
-                                                 weight_initializer=init,
-                                                 prefix='token_type_embed_')
+            if self.use_token_type_embed:
+                self.token_type_embed = nn.Embedding(token_type_vocab_size, units,
+                                                     weight_initializer=init,
+                                                     prefix='token_type_embed_')
             self.position_weight = self.params.get('position_weight', shape=(max_length, units),
                                                    init=init)
             self.embed_norm = LayerNorm(epsilon=layer_norm_eps, in_channels=units,
@@ -48,7 +62,8 @@ class BERTEncoder(PortableExport, HybridBlock):
                 for i in range(num_layers):
                     self.layers.add(TransformerLayer(
                         units, hidden_size, num_heads, dropout, attention_dropout,
-                        layer_norm_eps, activation, init, prefix='{}_'.format(i)))
+                        layer_norm_eps, activation, init, self.output_attention,
+                        prefix='{}_'.format(i)))
 
     @property
     def units(self):
@@ -58,7 +73,14 @@ class BERTEncoder(PortableExport, HybridBlock):
     def __call__(self, input_ids, token_types=None, valid_length=None):
         # pylint: disable=arguments-differ
         self.check_inputs(input_ids, token_types, valid_length)
+        if not self.use_token_type_embed:
+            token_types = None  # ignored, and kept out of the graph (an unused input warns)
         return super().__call__(input_ids, token_types, valid_length)
+
+    @property
+    def returns_extra_outputs(self):
+        """True when the result is `(encodings, attentions)` rather than one array."""
+        return self.output_attention or self.output_all_encodings
 
     def check_inputs(self, input_ids, token_types=None, valid_length=None):
         """Raise ValueError on inputs that would give a silently wrong answer (NDArrays only)."""
@@ -77,7 +99,7 @@ class BERTEncoder(PortableExport, HybridBlock):
                     seq_len, cfg['max_length'], cfg['max_length']))
         _check_range('input_ids', input_ids, 0, cfg['vocab_size'] - 1,
                      'the vocabulary has {} tokens'.format(cfg['vocab_size']))
-        if token_types is not None:
+        if token_types is not None and self.use_token_type_embed:
             if token_types.shape != input_ids.shape:
                 raise ValueError('token_types has shape {} but input_ids has {}'.format(
                     token_types.shape, input_ids.shape))
@@ -93,10 +115,13 @@ class BERTEncoder(PortableExport, HybridBlock):
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None,
                        position_weight=None):  # pylint: disable=arguments-differ
         """input_ids, token_types (batch, seq_len), valid_length (batch,) or None
-        -> hidden states (batch, seq_len, units)."""
+        -> hidden states (batch, seq_len, units), or `(encodings, attentions)` with the output
+        options (see the class docstring)."""
         ids = F.transpose(input_ids)  # (seq_len, batch): embeddings come out time-major
-        types = F.zeros_like(ids) if token_types is None else F.transpose(token_types)
-        x = self.word_embed(ids) + self.token_type_embed(types)
+        x = self.word_embed(ids)
+        if self.use_token_type_embed:
+            types = F.zeros_like(ids) if token_types is None else F.transpose(token_types)
+            x = x + self.token_type_embed(types)
         positions = F.slice_like(position_weight, ids, axes=(0,))  # (seq_len, units)
         x = F.broadcast_add(x, F.expand_dims(positions, axis=1))
         x = self.embed_norm(x)
@@ -105,11 +130,21 @@ class BERTEncoder(PortableExport, HybridBlock):
         attention_bias = None
         if valid_length is not None:
             attention_bias = self._attention_bias(F, ids, valid_length)
+        if not self.returns_extra_outputs:
+            for layer in self.layers:
+                x = layer(x, attention_bias)
+            return _batch_major_output(F, x, valid_length)
+        encodings, attentions = [], []
         for layer in self.layers:
             x = layer(x, attention_bias)
-        if valid_length is not None:
-            x = F.SequenceMask(x, sequence_length=valid_length, use_sequence_length=True, axis=0)
-        return F.transpose(x, axes=(1, 0, 2))
+            if self.output_attention:
+                x, weights = x
+                attentions.append(weights)
+            if self.output_all_encodings:
+                encodings.append(_batch_major_output(F, x, valid_length))
+        if not self.output_all_encodings:
+            encodings = _batch_major_output(F, x, valid_length)
+        return encodings, attentions
 
     def _attention_bias(self, F, ids, valid_length):
         """ids (seq_len, batch), valid_length (batch,) -> (batch * num_heads, seq_len, seq_len):
@@ -125,6 +160,13 @@ class BERTEncoder(PortableExport, HybridBlock):
         # elementwise, whose backward is a copy, where a broadcast add's backward would reduce
         # every layer's score gradient onto the mask (~6% of a MiniLM training step, for nothing).
         return F.stop_gradient(F.broadcast_like(bias, bias, lhs_axes=(1,), rhs_axes=(2,)))
+
+
+def _batch_major_output(F, x, valid_length):
+    """(seq_len, batch, units) -> (batch, seq_len, units), zero beyond each valid length."""
+    if valid_length is not None:
+        x = F.SequenceMask(x, sequence_length=valid_length, use_sequence_length=True, axis=0)
+    return F.transpose(x, axes=(1, 0, 2))
 
 
 def _check_range(name, array, low, high, why):

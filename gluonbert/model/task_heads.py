@@ -17,6 +17,11 @@ def require_backbone(bert, head, pooling):
                         'unpack it first: `bert, vocab = get_model(...)`'.format(head))
     if not isinstance(bert, BERTModel):
         raise TypeError('{} needs a BERTModel backbone, got {}'.format(head, type(bert).__name__))
+    extra = [flag for flag in ('output_attention', 'output_all_encodings') if getattr(bert, flag)]
+    if extra:
+        raise ValueError(f'{head} reads the last layer only; build the backbone without '
+                         f'{" and ".join(f"{flag}=True" for flag in extra)} (get_model(..., '
+                         f'{", ".join(f"{flag}=False" for flag in extra)}))')
     unused = [name for name, present in (('use_decoder', bert.use_decoder),
                                          ('use_classifier', bert.use_classifier),
                                          ('use_pooler', bert.use_pooler and not uses_pooler))
@@ -99,6 +104,8 @@ class _TaskHead(PortableExport, HybridBlock):
     def __call__(self, input_ids, token_types=None, valid_length=None):
         # pylint: disable=arguments-differ
         self.bert.encoder.check_inputs(input_ids, token_types, valid_length)
+        if not self.bert.encoder.use_token_type_embed:
+            token_types = None  # no segment embedding: ignored and kept out of the graph
         return super().__call__(input_ids, token_types, valid_length)
 
 
@@ -189,6 +196,8 @@ class BERTForMultipleChoice(_TaskHead):
                 input_ids.reshape((-3, 0)),
                 None if token_types is None else token_types.reshape((-3, 0)),
                 None if valid_length is None else valid_length.reshape((-1,)))
+        if not self.bert.encoder.use_token_type_embed:
+            token_types = None  # no segment embedding: ignored and kept out of the graph
         return HybridBlock.__call__(self, input_ids, token_types, valid_length)
 
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):

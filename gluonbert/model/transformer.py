@@ -7,14 +7,21 @@ from .layer_norm import LayerNorm
 
 
 class TransformerLayer(HybridBlock):
-    """x -> LN(x + Attn(x)) -> LN(h + FFN(h)); shapes (seq_len, batch, units) in and out."""
+    """x -> LN(x + Attn(x)) -> LN(h + FFN(h)); shapes (seq_len, batch, units) in and out.
+
+    output_attention=True also returns the layer's attention weights
+    (batch, num_heads, seq_len, seq_len).
+    """
 
     def __init__(self, units, hidden_size, num_heads, dropout=0.0, attention_dropout=0.0,
-                 layer_norm_eps=1e-12, activation='gelu', weight_initializer=None, **kwargs):
+                 layer_norm_eps=1e-12, activation='gelu', weight_initializer=None,
+                 output_attention=False, **kwargs):
         super().__init__(**kwargs)
+        self._output_attention = output_attention
         with self.name_scope():
             self.attention = MultiHeadSelfAttention(units, num_heads, attention_dropout,
-                                                    weight_initializer, prefix='attention_')
+                                                    weight_initializer, output_attention,
+                                                    prefix='attention_')
             self.attention_norm = LayerNorm(epsilon=layer_norm_eps, in_channels=units,
                                             prefix='attention_norm_')
             self.ffn_1 = nn.Dense(hidden_size, in_units=units, flatten=False,
@@ -31,6 +38,10 @@ class TransformerLayer(HybridBlock):
 
     def hybrid_forward(self, F, x, attention_bias=None):  # pylint: disable=arguments-differ
         """x (seq_len, batch, units), attention_bias (batch*heads, seq_len, seq_len) or None
-        -> same shape as x."""
-        x = self.attention_norm(x + self._drop(self.attention(x, attention_bias)))
-        return self.ffn_norm(x + self._drop(self.ffn_2(self.activation(self.ffn_1(x)))))
+        -> same shape as x [, attention weights (batch, num_heads, seq_len, seq_len)]."""
+        attended = self.attention(x, attention_bias)
+        if self._output_attention:
+            attended, weights = attended
+        x = self.attention_norm(x + self._drop(attended))
+        x = self.ffn_norm(x + self._drop(self.ffn_2(self.activation(self.ffn_1(x)))))
+        return (x, weights) if self._output_attention else x

@@ -98,7 +98,8 @@ def build_model(args, ctx):
     bert, vocab = gluonbert.get_model(args.model, dataset_name=args.dataset_name,
                                       pretrained=pretrained, ctx=ctx, use_pooler=heads,
                                       use_decoder=heads, use_classifier=heads,
-                                      dropout=args.dropout, **overrides)
+                                      dropout=args.dropout, hparam_allow_override=True,
+                                      **overrides)
     model, fresh = pretraining.with_pretraining_heads(bert, ctx)
     if fresh:
         LOG.info('the checkpoint has no %s: initialized at random', ', '.join(fresh))
