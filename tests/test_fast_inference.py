@@ -95,8 +95,8 @@ def test_quantize_rejects_a_model_vocab_tuple_and_unknown_modes():
 def _export_tiny_classifier(folder):
     """A float32 export folder as finetune_classifier.py writes it, with a real vocab."""
     bert, vocab = gluonbert.get_model('bert_2_128_2', pretrained=False, use_decoder=False,
-                                      use_classifier=False, num_layers=1, units=64,
-                                      hidden_size=128, num_heads=2)
+                                      use_classifier=False, hparam_allow_override=True,
+                                      num_layers=1, units=64, hidden_size=128, num_heads=2)
     net = gluonbert.BERTClassifier(bert, num_classes=2)
     net.initialize(mx.init.Normal(0.2), force_reinit=True)
     sample = [a.astype('int32') for a in gluonbert.export.sample_inputs(len(vocab), 2, 8)]
