@@ -38,7 +38,7 @@ class DamagedFileError(UsageError):
 
 
 INPUT_ERRORS = (UsageError, ValueError, TypeError, LookupError, FileNotFoundError,
-                NotADirectoryError, IsADirectoryError)
+                FileExistsError, NotADirectoryError, IsADirectoryError)
 
 
 def add_debug_flag(parser):
@@ -86,12 +86,12 @@ def exit_code_and_line(err: BaseException, prog: str):
 
 
 def run_main(main, argv=None, prog=None) -> int:
-    """Run `main(argv)` as a command: returns the exit code; prints one line on an error."""
+    """Run `main(argv)` as a command -> its exit code; an error is printed as one line."""
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = prog or os.path.basename(sys.argv[0] or 'gluonbert')
     debug = debug_requested(argv)
     try:
-        main(argv)
+        result = main(argv)
     except SystemExit as err:
         if err.code is None or isinstance(err.code, int):
             return err.code or 0  # argparse (2, its message already printed), --help (0)
@@ -105,4 +105,5 @@ def run_main(main, argv=None, prog=None) -> int:
         code, line = exit_code_and_line(err, prog)
         print(line, file=sys.stderr)
         return code
-    return 0
+    # a command's own exit code (e.g. the launcher's), or 0 for scripts returning their results
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
