@@ -1,12 +1,31 @@
 """The `gluonbert` command: predict with an exported classifier, embed sentences, convert
 checkpoints, launch multi-worker training."""
 import argparse
+import contextlib
 import sys
+import warnings
 
 import mxnet as mx
 
 from .errors import add_debug_flag, run_main
 from .train.script_args import existing_dir, existing_file, existing_path, positive_int
+
+
+@contextlib.contextmanager
+def _truncation_noted(fix):
+    """Say on stderr, in command-line words, that texts were truncated (the library's warning
+    points to .truncation.report(), a Python call); other warnings pass through."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        yield
+    for warning in caught:
+        text = str(warning.message)
+        if 'are being truncated' in text:
+            print(f'gluonbert: note: {text.split(";")[0]}: their ends are not read ({fix})',
+                  file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
 
 
 def _predict(args):
@@ -15,7 +34,8 @@ def _predict(args):
     texts = args.texts or [line.rstrip('\n') for line in sys.stdin if line.strip()]
     if not texts:
         raise SystemExit('no sentences: pass them as arguments or on standard input')
-    probs = classifier.predict_proba(texts)
+    with _truncation_noted('the model was trained with this max_seq_length; split long texts'):
+        probs = classifier.predict_proba(texts)
     labels = classifier.labels_of(probs)
     for text, label, p in zip(texts, labels, probs):
         score = '{:.4f}'.format(float(p)) if classifier.meta['regression'] else \
@@ -53,7 +73,8 @@ def _embed(args):
     bert, vocab = get_model(args.model, dataset_name=dataset_name, pretrained=pretrained,
                             use_decoder=False, use_classifier=False, for_training=False)
     bert.hybridize(static_alloc=True)
-    vectors = embed(bert, BERTTokenizer(vocab, lower=not args.cased), texts, args.max_len)
+    with _truncation_noted('raise --max-len, up to the model\'s max_length'):
+        vectors = embed(bert, BERTTokenizer(vocab, lower=not args.cased), texts, args.max_len)
     if args.output:
         np.save(args.output, vectors)
         print('wrote {} embeddings of size {} to {}'.format(*vectors.shape, args.output))

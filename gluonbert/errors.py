@@ -56,8 +56,15 @@ def debug_requested(argv) -> bool:
 def one_line(err: BaseException) -> str:
     """An exception's message on one line, without MXNet's C++ stack trace and hints."""
     text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    if isinstance(err, mx.base.MXNetError) or 'Traceback (most recent call last)' in text:
-        text = mxnet_message(text)
+    head, marker, tail = text.partition('Traceback (most recent call last)')
+    if marker or isinstance(err, mx.base.MXNetError):  # MXNet's text, maybe after our words
+        detail = mxnet_message(marker + tail if marker else text)
+        head = head.strip().rstrip(':').strip()
+        text = f'{head}: {detail}' if head else detail
+    if 'does not match the cached version' in text:  # MXNet's words swap stored and input
+        text = ('a hybridized model was called with other inputs than at its first call (e.g. '
+                'first with valid_length, then without): pass the same inputs every call, or '
+                'call .hybridize() again before changing them')
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return ' '.join(lines) if lines else type(err).__name__
 
