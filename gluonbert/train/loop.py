@@ -368,7 +368,7 @@ class TrainingLoop:
         """Which checkpoint is good (finite weights, a finite loss after it) and what to do."""
         latest = self.checkpoints.latest() if self.checkpoints else None
         if latest is None:
-            return 'no checkpoint was written. Lower --lr or check the data and start again'
+            return 'there is no earlier checkpoint. Lower --lr or check the data and start again'
         step = int(os.path.basename(latest).split('-')[-1])
         if step < self._finite_loss_step:
             return (f'the last good checkpoint is {latest}. Lower --lr or check the data, and '
