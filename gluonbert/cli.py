@@ -100,7 +100,8 @@ def build_parser():
     predict.set_defaults(run=_predict)
     quant = sub.add_parser('quantize', help='calibrate an exported classifier on real '
                                             'sentences and write its int8 version')
-    quant.add_argument('--model-dir', required=True, type=existing_dir, help='the float32 export/ folder')
+    quant.add_argument('--model-dir', required=True, type=existing_dir,
+                       help='the float32 export/ folder')
     quant.add_argument('--calib-file', required=True, type=existing_file,
                        help='TSV (or .csv) with a header, e.g. the task\'s dev.tsv')
     quant.add_argument('--text-columns', default='sentence',
@@ -115,7 +116,8 @@ def build_parser():
     emb.add_argument('--model', default='bert_6_384_12')
     emb.add_argument('--dataset-name', help='pretrained weights from the store (default: '
                                             'all_minilm_l6_v2 unless --pretrained is given)')
-    emb.add_argument('--pretrained', type=existing_path, help='checkpoint path instead of --dataset-name')
+    emb.add_argument('--pretrained', type=existing_path,
+                     help='checkpoint path instead of --dataset-name')
     emb.add_argument('--cased', action='store_true')
     emb.add_argument('--max-len', type=positive_int, default=128)
     emb.add_argument('--output', help='save the (N, units) embeddings as .npy')

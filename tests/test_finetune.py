@@ -111,10 +111,10 @@ def test_custom_csv_task_with_held_out_dev_and_test_predictions(tmp_path):
     test.write_text('review\ngreat stuff\nawful stuff\nmeh\n')
     results = finetune_classifier.main([
         '--task', 'custom', '--train-file', str(train), '--test-file', str(test),
-        '--text-columns', 'review', '--label-column', 'sentiment', '--model', 'bert_2_128_2', '--from-scratch',
-        '--batch-size', '8', '--epochs', '1', '--max-len', '16', '--dev-fraction', '0.25',
-        '--class-weights', 'balanced', '--pooling', 'mean', '--no-progress',
-        '--output-dir', str(tmp_path / 'o')])
+        '--text-columns', 'review', '--label-column', 'sentiment', '--model', 'bert_2_128_2',
+        '--from-scratch', '--batch-size', '8', '--epochs', '1', '--max-len', '16',
+        '--dev-fraction', '0.25', '--class-weights', 'balanced', '--pooling', 'mean',
+        '--no-progress', '--output-dir', str(tmp_path / 'o')])
     assert results['dev_samples'] == 10 and results['train_samples'] == 30
     assert results['pooling'] == 'mean'
     assert 'pooler' not in open(os.path.join(results['export'], 'model-symbol.json')).read()
@@ -153,7 +153,8 @@ def test_embeddings_and_similarity_heatmap(tmp_path):
 def test_monitor_must_be_a_metric_of_the_task(tmp_path):
     with pytest.raises(SystemExit, match='--monitor mcc: task SST-2 reports accuracy'):
         finetune_classifier.main(['--task', 'sst-2', '--data-dir', str(SLICE), '--monitor', 'mcc',
-                                  '--model', 'bert_2_128_2', '--from-scratch', '--max-train-samples', '8',
+                                  '--model', 'bert_2_128_2', '--from-scratch',
+                                  '--max-train-samples', '8',
                                   '--epochs', '1', '--output-dir', str(tmp_path)])
 
 

@@ -151,7 +151,8 @@ def test_nbest_decoding_finds_the_gold_span_among_noise_and_traps(tiny, dev_exam
 def run_script(tmp_path, *extra):
     dev = write_subset(squad_path('dev-v1.1-subset.json'), tmp_path / 'dev.json', 10)
     argv = ['--train-file', squad_path('train-v1.1-subset.json'), '--dev-file', dev,
-            '--model', 'bert_2_128_2', '--from-scratch', '--max-train-samples', '12', '--max-seq-length', '64',
+            '--model', 'bert_2_128_2', '--from-scratch', '--max-train-samples', '12',
+            '--max-seq-length', '64',
             '--doc-stride', '24', '--max-query-length', '16', '--batch-size', '16',
             '--epochs', '1', '--lr', '1e-3', '--dropout', '0', '--no-progress',
             '--output-dir', str(tmp_path / 'run')] + list(extra)

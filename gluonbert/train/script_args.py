@@ -166,8 +166,9 @@ def add_model_arguments(group, default_model='bert_12_768_12'):
                        help='registered model name (default {})'.format(default_model))
     group.add_argument('--dataset-name', help='pretrained weights from the store, e.g. '
                                               'all_minilm_l6_v2, book_corpus_wiki_en_uncased')
-    group.add_argument('--pretrained', type=existing_path, help='checkpoint path: HuggingFace folder, Google TF '
-                                            'checkpoint, GluonNLP .params or gluonbert folder')
+    group.add_argument('--pretrained', type=existing_path,
+                       help='checkpoint path: HuggingFace folder, Google TF '
+                            'checkpoint, GluonNLP .params or gluonbert folder')
     group.add_argument('--from-scratch', action='store_true',
                        help='start from random weights (needed when neither --dataset-name nor '
                             '--pretrained is given)')
@@ -199,8 +200,9 @@ def add_training_arguments(group, lr, epochs, output_dir, batch_help, epochs_hel
                             '(e.g. 0.999): evaluation, the best model and the export use it; '
                             "the trained weights' dev metrics are logged as raw_<metric> "
                             '(default: no average)')
-    group.add_argument('--eval-every', type=positive_int, help='evaluate every N steps (default: each '
-                                                      'epoch)')
+    group.add_argument('--eval-every', type=positive_int,
+                       help='evaluate every N steps (default: each '
+                            'epoch)')
     group.add_argument('--log-every', type=positive_int, default=20,
                        help='steps between loss logs (default 20)')
     group.add_argument('--gpus', default='', help='comma-separated GPU ids; empty: CPU')

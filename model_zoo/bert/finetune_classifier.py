@@ -49,11 +49,14 @@ def build_parser():
     data = p.add_argument_group('data')
     data.add_argument('--task', default='sst-2',
                       help='sst-2, mrpc, cola, sts-b, snli, imdb, or custom (default sst-2)')
-    data.add_argument('--data-dir', type=existing_dir, help='folder with train/dev/test files (GLUE layout: '
-                                         'train.tsv, dev.tsv, test.tsv)')
-    data.add_argument('--train-file', type=existing_file, help='training file (overrides --data-dir)')
-    data.add_argument('--dev-file', type=existing_file, help='dev file; without one, --dev-fraction of the '
-                                         'training file is held out')
+    data.add_argument('--data-dir', type=existing_dir,
+                      help='folder with train/dev/test files (GLUE layout: '
+                           'train.tsv, dev.tsv, test.tsv)')
+    data.add_argument('--train-file', type=existing_file,
+                      help='training file (overrides --data-dir)')
+    data.add_argument('--dev-file', type=existing_file,
+                      help='dev file; without one, --dev-fraction of the '
+                           'training file is held out')
     data.add_argument('--test-file', type=existing_file, help='unlabeled test file to predict')
     data.add_argument('--dev-fraction', type=positive_float, default=0.1,
                       help='held-out share (< 1) or number of samples (>= 1) when there is no '
@@ -66,13 +69,15 @@ def build_parser():
     data.add_argument('--regression', action='store_true', help='custom task: float targets')
     data.add_argument('--file-format', default=None, choices=['tsv', 'csv', 'jsonl'],
                       help='custom task: file format (default: from the file extension)')
-    data.add_argument('--max-train-samples', type=positive_int, help='use only the first N training '
-                                                            'samples')
+    data.add_argument('--max-train-samples', type=positive_int,
+                      help='use only the first N training '
+                           'samples')
     data.add_argument('--max-len', type=positive_int, default=128, help='max tokens per example '
                                                                '(default 128)')
-    data.add_argument('--window-stride', type=positive_int, help='split long single texts into sliding '
-                                                        'windows with this stride instead of '
-                                                        'truncating; logits are averaged')
+    data.add_argument('--window-stride', type=positive_int,
+                      help='split long single texts into sliding '
+                           'windows with this stride instead of '
+                           'truncating; logits are averaged')
     model = p.add_argument_group('model')
     add_model_arguments(model)
     model.add_argument('--pooling', default='cls', choices=['cls', 'mean'],
@@ -95,8 +100,9 @@ def build_parser():
     train.add_argument('--only-inference', action='store_true', help='no training: load '
                                                                      '--params, evaluate dev '
                                                                      'and predict test')
-    train.add_argument('--params', type=existing_file, help='with --only-inference: parameters file (default '
-                                        '<output-dir>/best.params)')
+    train.add_argument('--params', type=existing_file,
+                       help='with --only-inference: parameters file (default '
+                            '<output-dir>/best.params)')
     return p
 
 

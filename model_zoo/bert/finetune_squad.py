@@ -44,13 +44,17 @@ def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group('data')
-    data.add_argument('--train-file', type=existing_file, help='SQuAD v1.1 training JSON (not needed with '
-                                           '--only-inference)')
-    data.add_argument('--dev-file', type=existing_file, required=True, help='SQuAD v1.1 dev JSON to predict and '
-                                                        'score')
-    data.add_argument('--max-train-samples', type=positive_int, help='use only the first N training '
-                                                            'questions')
-    data.add_argument('--max-dev-samples', type=positive_int, help='use only the first N dev questions')
+    data.add_argument('--train-file', type=existing_file,
+                      help='SQuAD v1.1 training JSON (not needed with '
+                           '--only-inference)')
+    data.add_argument('--dev-file', type=existing_file, required=True,
+                      help='SQuAD v1.1 dev JSON to predict and '
+                           'score')
+    data.add_argument('--max-train-samples', type=positive_int,
+                      help='use only the first N training '
+                           'questions')
+    data.add_argument('--max-dev-samples', type=positive_int,
+                      help='use only the first N dev questions')
     data.add_argument('--max-seq-length', type=positive_int, default=384,
                       help='tokens per window, [CLS] question [SEP] context [SEP] (default 384)')
     data.add_argument('--doc-stride', type=positive_int, default=128,
@@ -68,8 +72,9 @@ def build_parser():
                            batch_help='windows', epochs_help='passes over the training windows')
     train.add_argument('--only-inference', action='store_true',
                        help='no training: load --params, predict and score the dev file')
-    train.add_argument('--params', type=existing_file, help='with --only-inference: parameters file (default '
-                                        '<output-dir>/best.params)')
+    train.add_argument('--params', type=existing_file,
+                       help='with --only-inference: parameters file (default '
+                            '<output-dir>/best.params)')
     return p
 
 

@@ -56,7 +56,8 @@ def build_parser():
     data.add_argument('--held-out-fraction', type=positive_float, default=0.05,
                       help='share (or number, if >= 1) of documents held out to score MLM/NSP '
                            '(default 0.05)')
-    data.add_argument('--max-seq-length', type=positive_int, default=128, help='tokens per pair (128)')
+    data.add_argument('--max-seq-length', type=positive_int, default=128,
+                      help='tokens per pair (128)')
     data.add_argument('--max-predictions-per-seq', type=positive_int, default=20,
                       help='most masked positions per sequence (20)')
     data.add_argument('--masked-lm-prob', type=fraction, default=0.15,
@@ -76,9 +77,10 @@ def build_parser():
     add_training_arguments(train, lr=1e-4, epochs=1, output_dir='out/pretrain',
                            batch_help='sequences',
                            epochs_help='passes over the examples; ignored with --max-steps')
-    train.add_argument('--max-steps', type=positive_int, help='train for exactly this many optimizer '
-                                                     'steps (on every worker), cycling through '
-                                                     'the examples; the schedule spans them')
+    train.add_argument('--max-steps', type=positive_int,
+                       help='train for exactly this many optimizer '
+                            'steps (on every worker), cycling through '
+                            'the examples; the schedule spans them')
     return p
 
 
