@@ -40,9 +40,9 @@ def describe_model(net, **extra) -> dict:
     for head in ('use_pooler', 'use_decoder', 'use_classifier'):
         if hasattr(bert, head):
             record[head] = bool(getattr(bert, head))
-    outputs = getattr(getattr(net, 'classifier', None), '_units', None)
-    if outputs is not None and net is not bert:
-        record['num_outputs'] = outputs
+    output_layer = getattr(net, 'classifier', None) if net is not bert else None
+    if output_layer is not None and output_layer.weight.shape:
+        record['num_outputs'] = output_layer.weight.shape[0]  # (outputs, units)
     record.update(extra)
     return record
 

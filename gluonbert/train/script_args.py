@@ -172,8 +172,7 @@ def add_model_arguments(group, default_model='bert_12_768_12'):
     group.add_argument('--from-scratch', action='store_true',
                        help='start from random weights (needed when neither --dataset-name nor '
                             '--pretrained is given)')
-    group.add_argument('--cased', action='store_true', help='cased vocabulary: do not '
-                                                            'lowercase')
+    group.add_argument('--cased', action='store_true', help='cased vocabulary: do not lowercase')
     group.add_argument('--dropout', type=probability, default=0.1, help='dropout (default 0.1)')
 
 
@@ -201,8 +200,7 @@ def add_training_arguments(group, lr, epochs, output_dir, batch_help, epochs_hel
                             "the trained weights' dev metrics are logged as raw_<metric> "
                             '(default: no average)')
     group.add_argument('--eval-every', type=positive_int,
-                       help='evaluate every N steps (default: each '
-                            'epoch)')
+                       help='evaluate every N steps (default: each epoch)')
     group.add_argument('--log-every', type=positive_int, default=20,
                        help='steps between loss logs (default 20)')
     group.add_argument('--gpus', default='', help='comma-separated GPU ids; empty: CPU')

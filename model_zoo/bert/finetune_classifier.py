@@ -55,8 +55,7 @@ def build_parser():
     data.add_argument('--train-file', type=existing_file,
                       help='training file (overrides --data-dir)')
     data.add_argument('--dev-file', type=existing_file,
-                      help='dev file; without one, --dev-fraction of the '
-                           'training file is held out')
+                      help='dev file; without one, --dev-fraction of the training file is held out')
     data.add_argument('--test-file', type=existing_file, help='unlabeled test file to predict')
     data.add_argument('--dev-fraction', type=positive_float, default=0.1,
                       help='held-out share (< 1) or number of samples (>= 1) when there is no '
@@ -70,8 +69,7 @@ def build_parser():
     data.add_argument('--file-format', default=None, choices=['tsv', 'csv', 'jsonl'],
                       help='custom task: file format (default: from the file extension)')
     data.add_argument('--max-train-samples', type=positive_int,
-                      help='use only the first N training '
-                           'samples')
+                      help='use only the first N training samples')
     data.add_argument('--max-len', type=positive_int, default=128, help='max tokens per example '
                                                                '(default 128)')
     data.add_argument('--window-stride', type=positive_int,

@@ -45,21 +45,17 @@ def build_parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group('data')
     data.add_argument('--train-file', type=existing_file,
-                      help='SQuAD v1.1 training JSON (not needed with '
-                           '--only-inference)')
+                      help='SQuAD v1.1 training JSON (not needed with --only-inference)')
     data.add_argument('--dev-file', type=existing_file, required=True,
-                      help='SQuAD v1.1 dev JSON to predict and '
-                           'score')
+                      help='SQuAD v1.1 dev JSON to predict and score')
     data.add_argument('--max-train-samples', type=positive_int,
-                      help='use only the first N training '
-                           'questions')
+                      help='use only the first N training questions')
     data.add_argument('--max-dev-samples', type=positive_int,
                       help='use only the first N dev questions')
     data.add_argument('--max-seq-length', type=positive_int, default=384,
                       help='tokens per window, [CLS] question [SEP] context [SEP] (default 384)')
     data.add_argument('--doc-stride', type=positive_int, default=128,
-                      help='tokens between the starts of consecutive context windows '
-                           '(default 128)')
+                      help='tokens between the starts of consecutive context windows (default 128)')
     data.add_argument('--max-query-length', type=positive_int, default=64,
                       help='questions are cut to this many tokens (default 64)')
     data.add_argument('--n-best-size', type=positive_int, default=20,
