@@ -367,6 +367,16 @@ def test_a_matching_resume_still_works_and_records_the_model(tmp_path):
     assert resumed['step'] == 8
 
 
+def test_a_checkpoint_from_before_records_still_resumes(tmp_path):
+    out = str(tmp_path / 'run')
+    fit(tiny_classifier(), out, epochs=2, max_steps=2)
+    state_file = os.path.join(CheckpointManager(out).latest(), 'state.json')
+    state = json.load(open(state_file))
+    del state['model']
+    json.dump(state, open(state_file, 'w'))
+    assert fit(tiny_classifier(num_heads=2), out, resume=True, epochs=2)['step'] == 8
+
+
 # ---- 6. only finite weights and outputs are good ----
 
 def nan_after(step):
@@ -482,6 +492,16 @@ def test_checkpoint_folders_respect_the_umask(tmp_path):
         os.umask(old)
     latest = CheckpointManager(str(tmp_path / 'run')).latest()
     assert os.stat(latest).st_mode & 0o777 == 0o755
+
+
+def test_the_scripts_export_folder_respects_the_umask(sst):
+    old = os.umask(0o022)
+    try:
+        results = finetune_classifier.main(classifier_argv(sst))
+    finally:
+        os.umask(old)
+    assert os.stat(results['export']).st_mode & 0o777 == 0o755
+    assert os.stat(os.path.join(sst['out'], 'checkpoints')).st_mode & 0o777 == 0o755
 
 
 def test_the_hybridized_cache_error_is_explained():
