@@ -131,6 +131,7 @@ class TrainingLoop:
                              ' or import_model(..., for_training=False)?')
         exclude_from_weight_decay(net)
         self.trainer = None
+        self._finite_loss_step = 0  # see _run
         self.average = None  # the WeightAverage, made at the first update (shapes known then)
         writes = output_dir and self.backend.is_root and not self.backend.updates_on_kvstore
         self.checkpoints = CheckpointManager(output_dir, self.config.keep_checkpoints) \
