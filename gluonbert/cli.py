@@ -1,9 +1,31 @@
 """The `gluonbert` command: predict with an exported classifier, embed sentences, convert
 checkpoints, launch multi-worker training."""
 import argparse
+import contextlib
 import sys
+import warnings
 
 import mxnet as mx
+
+from .errors import add_debug_flag, run_main
+from .train.script_args import existing_dir, existing_file, existing_path, positive_int
+
+
+@contextlib.contextmanager
+def _truncation_noted(fix):
+    """Say on stderr, in command-line words, that texts were truncated (the library's warning
+    points to .truncation.report(), a Python call); other warnings pass through."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        yield
+    for warning in caught:
+        text = str(warning.message)
+        if 'are being truncated' in text:
+            print(f'gluonbert: note: {text.split(";")[0]}: their ends are not read ({fix})',
+                  file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
 
 
 def _predict(args):
@@ -12,7 +34,8 @@ def _predict(args):
     texts = args.texts or [line.rstrip('\n') for line in sys.stdin if line.strip()]
     if not texts:
         raise SystemExit('no sentences: pass them as arguments or on standard input')
-    probs = classifier.predict_proba(texts)
+    with _truncation_noted('the model was trained with this max_seq_length; split long texts'):
+        probs = classifier.predict_proba(texts)
     labels = classifier.labels_of(probs)
     for text, label, p in zip(texts, labels, probs):
         score = '{:.4f}'.format(float(p)) if classifier.meta['regression'] else \
@@ -50,7 +73,8 @@ def _embed(args):
     bert, vocab = get_model(args.model, dataset_name=dataset_name, pretrained=pretrained,
                             use_decoder=False, use_classifier=False, for_training=False)
     bert.hybridize(static_alloc=True)
-    vectors = embed(bert, BERTTokenizer(vocab, lower=not args.cased), texts, args.max_len)
+    with _truncation_noted('raise --max-len, up to the model\'s max_length'):
+        vectors = embed(bert, BERTTokenizer(vocab, lower=not args.cased), texts, args.max_len)
     if args.output:
         np.save(args.output, vectors)
         print('wrote {} embeddings of size {} to {}'.format(*vectors.shape, args.output))
@@ -67,7 +91,7 @@ def build_parser():
     parser = argparse.ArgumentParser(prog='gluonbert', description=__doc__)
     sub = parser.add_subparsers(dest='command', required=True)
     predict = sub.add_parser('predict', help='classify sentences with an exported model folder')
-    predict.add_argument('--model-dir', required=True,
+    predict.add_argument('--model-dir', required=True, type=existing_dir,
                          help='the export/ folder written by finetune_classifier.py')
     predict.add_argument('--precision', default='float32', choices=['float32', 'bfloat16'],
                          help='compute precision (bfloat16 needs an AVX-512 CPU; for int8 '
@@ -76,12 +100,13 @@ def build_parser():
     predict.set_defaults(run=_predict)
     quant = sub.add_parser('quantize', help='calibrate an exported classifier on real '
                                             'sentences and write its int8 version')
-    quant.add_argument('--model-dir', required=True, help='the float32 export/ folder')
-    quant.add_argument('--calib-file', required=True,
+    quant.add_argument('--model-dir', required=True, type=existing_dir,
+                       help='the float32 export/ folder')
+    quant.add_argument('--calib-file', required=True, type=existing_file,
                        help='TSV (or .csv) with a header, e.g. the task\'s dev.tsv')
     quant.add_argument('--text-columns', default='sentence',
                        help='comma-separated text column(s) of --calib-file (default sentence)')
-    quant.add_argument('--calib-samples', type=int, default=512,
+    quant.add_argument('--calib-samples', type=positive_int, default=512,
                        help='calibrate on the first N rows (default 512)')
     quant.add_argument('--output', required=True, help='folder for the int8 export')
     quant.add_argument('--overwrite', action='store_true', help='replace --output if it exists')
@@ -91,13 +116,16 @@ def build_parser():
     emb.add_argument('--model', default='bert_6_384_12')
     emb.add_argument('--dataset-name', help='pretrained weights from the store (default: '
                                             'all_minilm_l6_v2 unless --pretrained is given)')
-    emb.add_argument('--pretrained', help='checkpoint path instead of --dataset-name')
+    emb.add_argument('--pretrained', type=existing_path,
+                     help='checkpoint path instead of --dataset-name')
     emb.add_argument('--cased', action='store_true')
-    emb.add_argument('--max-len', type=int, default=128)
+    emb.add_argument('--max-len', type=positive_int, default=128)
     emb.add_argument('--output', help='save the (N, units) embeddings as .npy')
     emb.add_argument('--heatmap', help='save a cosine-similarity heatmap PNG')
     emb.add_argument('texts', nargs='*', help='sentences (default: one per stdin line)')
     emb.set_defaults(run=_embed)
+    for command in (predict, quant, emb):
+        add_debug_flag(command)
     conv = sub.add_parser('convert', help='convert a checkpoint (see scripts/convert_checkpoint.py'
                                           ' --help)', add_help=False)
     conv.set_defaults(run=None)
@@ -108,7 +136,13 @@ def build_parser():
 
 
 def main(argv=None):
-    """Entry point of the `gluonbert` console script."""
+    """Entry point of the `gluonbert` console script: runs `run(argv)`; an error ends as one line
+    and exit code 2 (a mistake), 1 (a failure) or 130 (Ctrl-C); --debug shows the traceback."""
+    return run_main(run, argv, prog='gluonbert')
+
+
+def run(argv=None):
+    """Run one `gluonbert` command; its errors are raised (`main` turns them into one line)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ['convert']:
         from .convert_command import main as convert_main  # pylint: disable=import-outside-toplevel

@@ -6,7 +6,42 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock, SymbolBlock
 
+from .errors import DamagedFileError, mxnet_message
 from .kernels import make_portable_file
+from .model.encoder import BERTEncoder
+
+# parameter-name endings of an exported BERT's embedding tables -> the config field each sizes
+EMBEDDING_LIMITS = {'word_embed_weight': 'vocab_size', 'token_type_embed_weight':
+                    'token_type_vocab_size', 'position_weight': 'max_length'}
+
+
+class CheckedSymbolBlock(SymbolBlock):
+    """An imported BERT symbol that checks its NDArray inputs (input_ids, token_types,
+    valid_length: (batch, seq_len) x 2 and (batch,)) as BERTEncoder does: ids within the
+    vocabulary, lengths within 1..seq_len, seq_len within the position table. The raw symbol
+    files loaded elsewhere (C++, other frontends) cannot check anything."""
+
+    def __init__(self, outputs, inputs, params=None):
+        super().__init__(outputs, inputs, params)
+        self.config = None  # {'vocab_size', 'token_type_vocab_size', 'max_length'} once known
+
+    def forward(self, x, *args):  # pylint: disable=arguments-differ
+        """Check (batch, seq_len) NDArray inputs, then run the symbol."""
+        if self.config is not None and isinstance(x, mx.nd.NDArray) and x.ndim == 2:
+            # BERTEncoder's own checks, read off self.config (not a copy of them)
+            BERTEncoder.check_inputs(self, x, *args[:2])
+        return super().forward(x, *args)
+
+
+def _input_limits(block):
+    """The sizes of an imported BERT's embedding tables as a BERTEncoder-like config, or None
+    when the symbol has no such tables (not a BERT)."""
+    config = {}
+    for name, param in block.collect_params().items():
+        for ending, field in EMBEDDING_LIMITS.items():
+            if name.endswith(ending):
+                config[field] = param.data().shape[0]
+    return config if len(config) == len(EMBEDDING_LIMITS) else None
 
 
 def export_model(block, path_prefix, sample_inputs, epoch=0, portable=True):
@@ -32,7 +67,8 @@ def export_model(block, path_prefix, sample_inputs, epoch=0, portable=True):
 
 
 def import_model(path_prefix, num_inputs=3, epoch=0, ctx=mx.cpu(), for_training=True):
-    """Load an exported model as a SymbolBlock taking inputs data0..data{num_inputs-1}.
+    """Load an exported model as a SymbolBlock taking inputs data0..data{num_inputs-1}; a BERT's
+    inputs are checked as BERTModel checks them (CheckedSymbolBlock).
 
     for_training=False allocates no gradient buffers (inference only, about half the memory)."""
     symbol_file = '{}-symbol.json'.format(path_prefix)
@@ -45,10 +81,15 @@ def import_model(path_prefix, num_inputs=3, epoch=0, ctx=mx.cpu(), for_training=
         # MXNet warns that it cannot infer the inputs' dtype before the first call; harmless.
         warnings.filterwarnings('ignore', message='Cannot decide type')
         # SymbolBlock.imports, split so grad_req is set before the parameters are allocated
-        block = SymbolBlock(mx.sym.load(symbol_file), [mx.sym.var(n) for n in names])
+        block = CheckedSymbolBlock(mx.sym.load(symbol_file), [mx.sym.var(n) for n in names])
     if not for_training:  # before the parameters exist, so no gradient buffer is allocated
         block.collect_params().setattr('grad_req', 'null')
-    block.collect_params().load(params_file, ctx=ctx, cast_dtype=True, dtype_source='saved')
+    try:
+        block.collect_params().load(params_file, ctx=ctx, cast_dtype=True, dtype_source='saved')
+    except mx.base.MXNetError as err:
+        raise DamagedFileError(f'cannot read {params_file}: {mxnet_message(str(err))} (truncated '
+                               'or not an MXNet .params file; export the model again)') from None
+    block.config = _input_limits(block)
     return block
 
 

@@ -14,6 +14,7 @@ from .export import export_model, import_model
 from .model.task_heads import mean_over_valid
 from .precision import to_bfloat16
 from .quantization import quantize
+from .train.checkpoint import respect_umask
 from .train.classification import batchify_inputs
 
 
@@ -74,6 +75,7 @@ class SentenceClassifier:
                          self._batches(['a sample sentence'], 1)[0])
             self.vocab.to_file(os.path.join(tmp, 'vocab.txt'))
             write_json(os.path.join(tmp, 'meta.json'), self.meta)
+            respect_umask(tmp)
         return folder
 
     def predict_proba(self, texts, batch_size=32):

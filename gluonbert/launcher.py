@@ -345,6 +345,29 @@ class Supervisor:
             self._say('{} (pid {}) did not stop'.format(spec.name, proc.pid))
 
 
+# the zoo scripts, which train on their own unless told --comm-backend
+ZOO_SCRIPTS = ('finetune_classifier.py', 'finetune_squad.py', 'pretrain.py')
+
+
+def check_worker_joins(command, backend):
+    """Refuse a zoo-script worker command without --comm-backend (or with device): every worker
+    would train an independent copy into the same --output-dir."""
+    script = next((os.path.basename(a) for a in command if os.path.basename(a) in ZOO_SCRIPTS),
+                  None)
+    if script is None:
+        return
+    chosen = None
+    for i, arg in enumerate(command):
+        if arg == '--comm-backend' and i + 1 < len(command):
+            chosen = command[i + 1]
+        elif arg.startswith('--comm-backend='):
+            chosen = arg.split('=', 1)[1]
+    if chosen in (None, 'device'):
+        raise SystemExit(f'launch: the worker command runs {script} with --comm-backend '
+                         f'{chosen or "device (the default)"}: each worker would train its own '
+                         f'copy into the same --output-dir; add --comm-backend {backend} to it')
+
+
 def build_parser():
     """The command line of `scripts/launch.py` / `gluonbert launch`."""
     p = argparse.ArgumentParser(
@@ -380,6 +403,7 @@ def main(argv=None):
         raise SystemExit('launch: no worker command; put it after --')
     if args.num_workers < 1:
         raise SystemExit('launch: --num-workers must be >= 1')
+    check_worker_joins(command, args.backend)
     hosts = parse_hosts(args.hosts, args.hostfile) or None
     mode = args.launcher or ('ssh' if hosts else 'local')
     if mode != 'local' and not hosts:

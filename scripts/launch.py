@@ -10,7 +10,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gluonbert.errors import run_main  # noqa: E402  pylint: disable=wrong-import-position
 from gluonbert.launcher import main  # noqa: E402  pylint: disable=wrong-import-position
 
 if __name__ == '__main__':
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_main(main, prog='launch.py'))

@@ -177,7 +177,8 @@ def test_get_model_loads_a_hf_folder_like_from_pretrained(tmp_path):
                                                  lengths).last_hidden_state.numpy(), LENGTHS)
     with pytest.raises(ConversionError, match='missing from the checkpoint.*decoder.bias'):
         get_model('bert_2_128_2', pretrained=str(tmp_path / 'hf'), use_decoder=True)
-    with pytest.raises(ConversionError, match=r'num_layers: checkpoint 2, model 4'):
+    with pytest.raises(ConversionError, match=r"num_layers: the checkpoint's configuration says 2, "
+                                              r'the model has 4'):
         get_model('bert_4_256_4', units=128, num_heads=2, hidden_size=512,
                   pretrained=str(tmp_path / 'hf'), hparam_allow_override=True)
 

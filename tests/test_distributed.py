@@ -334,8 +334,9 @@ def test_finetune_classifier_on_two_dist_sync_workers(tmp_path):
     result = launch('dist_sync', [
         sys.executable, script, '--task', 'sst-2', '--data-dir', os.path.join(REPO, 'data',
                                                                                'sst2'),
-        '--model', 'bert_2_128_2', '--max-train-samples', '96', '--batch-size', '8', '--epochs',
-        '1', '--dropout', '0.0', '--max-len', '32', '--lr', '1e-3', '--no-progress',
+        '--model', 'bert_2_128_2', '--from-scratch', '--max-train-samples', '96', '--batch-size',
+        '8', '--epochs', '1', '--dropout', '0.0', '--max-len', '32', '--lr', '1e-3',
+        '--no-progress',
         '--log-every', '2', '--comm-backend', 'dist_sync', '--output-dir', str(out)], timeout=400)
     assert result.returncode == 0, result.stdout[-3000:]
     saved = json.load(open(out / 'dev_metrics.json'))
@@ -363,8 +364,8 @@ def test_pretrain_on_two_dist_sync_workers_does_max_steps_each_with_identical_we
     out = tmp_path / 'run'
     result = launch('dist_sync', [
         sys.executable, WORKER, 'pretrain', '--backend', 'dist_sync', '--out', str(tmp_path),
-        '--', '--data', str(corpus), '--model', 'bert_2_128_2', '--num-layers', '1',
-        '--max-length', '64', '--max-seq-length', '32', '--max-predictions-per-seq', '4',
+        '--', '--data', str(corpus), '--model', 'bert_2_128_2', '--from-scratch', '--num-layers',
+        '1', '--max-length', '64', '--max-seq-length', '32', '--max-predictions-per-seq', '4',
         '--batch-size', '8', '--accumulate', '2', '--max-steps', '3', '--eval-every', '2',
         '--log-every', '1', '--held-out-fraction', '4', '--lr', '1e-3', '--no-progress',
         '--output-dir', str(out)], timeout=120)

@@ -121,8 +121,8 @@ def test_quantize_cli_writes_an_int8_folder_that_predicts_like_float32(tmp_path,
     assert np.abs(probs - fp32).max() < 0.05
     assert np.abs(probs - fp32).max() > 0  # really int8, not the float32 graph again
     with pytest.raises(FileExistsError):  # never overwrites silently
-        cli.main(['quantize', '--model-dir', str(tmp_path / 'fp32'), '--calib-file',
-                  os.path.join(SLICE, 'train.tsv'), '--output', str(tmp_path / 'int8')])
+        cli.run(['quantize', '--model-dir', str(tmp_path / 'fp32'), '--calib-file',
+                 os.path.join(SLICE, 'train.tsv'), '--output', str(tmp_path / 'int8')])
 
 
 def test_bfloat16_runs_where_onednn_has_kernels_and_says_why_not_elsewhere(tmp_path):

@@ -55,7 +55,7 @@ def test_truncation_is_reported(tokenizer):
 def trained_run(tmp_path_factory):
     """One short real run of the script (96 SST-2 sentences, tiny random model)."""
     out = str(tmp_path_factory.mktemp('finetune') / 'run')
-    argv = ['--task', 'sst-2', '--data-dir', SLICE, '--model', 'bert_2_128_2',
+    argv = ['--task', 'sst-2', '--data-dir', SLICE, '--model', 'bert_2_128_2', '--from-scratch',
             '--max-train-samples', '96', '--batch-size', '16', '--epochs', '1', '--dropout',
             '0.0', '--max-len', '32', '--lr', '1e-3', '--no-progress', '--output-dir', out]
     return finetune_classifier.main(argv), out
@@ -113,9 +113,9 @@ def test_custom_csv_task_with_held_out_dev_and_test_predictions(tmp_path):
     results = finetune_classifier.main([
         '--task', 'custom', '--train-file', str(train), '--test-file', str(test),
         '--text-columns', 'review', '--label-column', 'sentiment', '--model', 'bert_2_128_2',
-        '--batch-size', '8', '--epochs', '1', '--max-len', '16', '--dev-fraction', '0.25',
-        '--class-weights', 'balanced', '--pooling', 'mean', '--no-progress',
-        '--output-dir', str(tmp_path / 'o')])
+        '--from-scratch', '--batch-size', '8', '--epochs', '1', '--max-len', '16',
+        '--dev-fraction', '0.25', '--class-weights', 'balanced', '--pooling', 'mean',
+        '--no-progress', '--output-dir', str(tmp_path / 'o')])
     assert results['dev_samples'] == 10 and results['train_samples'] == 30
     assert results['pooling'] == 'mean'
     assert 'pooler' not in open(os.path.join(results['export'], 'model-symbol.json')).read()
@@ -132,7 +132,7 @@ def test_custom_task_needs_text_columns(tmp_path):
     with pytest.raises(SystemExit, match='--task custom needs --text-columns'):
         finetune_classifier.main(['--task', 'custom', '--train-file', os.path.join(SLICE,
                                                                                    'dev.tsv'),
-                                  '--output-dir', str(tmp_path)])
+                                  '--from-scratch', '--output-dir', str(tmp_path)])
 
 
 def test_embeddings_and_similarity_heatmap(tmp_path):
@@ -155,7 +155,8 @@ def test_embeddings_and_similarity_heatmap(tmp_path):
 def test_monitor_must_be_a_metric_of_the_task(tmp_path):
     with pytest.raises(SystemExit, match='--monitor mcc: task SST-2 reports accuracy'):
         finetune_classifier.main(['--task', 'sst-2', '--data-dir', str(SLICE), '--monitor', 'mcc',
-                                  '--model', 'bert_2_128_2', '--max-train-samples', '8',
+                                  '--model', 'bert_2_128_2', '--from-scratch',
+                                  '--max-train-samples', '8',
                                   '--epochs', '1', '--output-dir', str(tmp_path)])
 
 

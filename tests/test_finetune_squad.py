@@ -151,7 +151,8 @@ def test_nbest_decoding_finds_the_gold_span_among_noise_and_traps(tiny, dev_exam
 def run_script(tmp_path, *extra):
     dev = write_subset(squad_path('dev-v1.1-subset.json'), tmp_path / 'dev.json', 10)
     argv = ['--train-file', squad_path('train-v1.1-subset.json'), '--dev-file', dev,
-            '--model', 'bert_2_128_2', '--max-train-samples', '12', '--max-seq-length', '64',
+            '--model', 'bert_2_128_2', '--from-scratch', '--max-train-samples', '12',
+            '--max-seq-length', '64',
             '--doc-stride', '24', '--max-query-length', '16', '--batch-size', '16',
             '--epochs', '1', '--lr', '1e-3', '--dropout', '0', '--no-progress',
             '--output-dir', str(tmp_path / 'run')] + list(extra)
@@ -184,7 +185,7 @@ def test_script_trains_predicts_every_question_and_exports(tmp_path):
     for mine, theirs in zip(net(*inputs), exported):
         np.testing.assert_allclose(mine.asnumpy(), theirs.asnumpy(), atol=1e-5)
     # inference from the saved parameters scores as the predictions cached during training
-    again = finetune_squad.main(['--dev-file', dev, '--model', 'bert_2_128_2',
+    again = finetune_squad.main(['--dev-file', dev, '--model', 'bert_2_128_2', '--from-scratch',
                                  '--max-seq-length', '64', '--doc-stride', '24',
                                  '--max-query-length', '16', '--no-progress', '--only-inference',
                                  '--output-dir', out])
@@ -194,4 +195,6 @@ def test_script_trains_predicts_every_question_and_exports(tmp_path):
 
 def test_script_needs_training_data(tmp_path):
     with pytest.raises(SystemExit, match='no training data'):
-        finetune_squad.main(['--dev-file', 'dev.json', '--output-dir', str(tmp_path)])
+        finetune_squad.main(['--dev-file', __file__, '--from-scratch', '--output-dir',
+                             str(tmp_path / 'out')])
+    assert not os.path.exists(tmp_path / 'out')

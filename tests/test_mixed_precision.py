@@ -188,8 +188,9 @@ def test_script_refuses_float16_on_the_cpu_before_loading_anything(tmp_path):
         os.path.abspath(__file__))), 'model_zoo', 'bert'))
     import finetune_classifier  # pylint: disable=import-outside-toplevel
     with pytest.raises(SystemExit, match='float16 training needs GPU contexts'):
-        finetune_classifier.main(['--task', 'sst-2', '--data-dir', str(tmp_path / 'missing'),
-                                  '--dtype', 'float16', '--output-dir', str(tmp_path)])
+        finetune_classifier.main(['--task', 'sst-2', '--data-dir', str(tmp_path), '--from-scratch',
+                                  '--dtype', 'float16', '--output-dir', str(tmp_path / 'out')])
+    assert not os.path.exists(tmp_path / 'out')
 
 
 def test_pretraining_outputs_and_gradients_through_float16():

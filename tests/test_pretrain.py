@@ -138,7 +138,7 @@ def corpus(tmp_path_factory):
 
 
 def script_args(corpus, out, *extra):
-    return ['--data', corpus, '--model', 'bert_2_128_2', '--max-seq-length', '48',
+    return ['--data', corpus, '--model', 'bert_2_128_2', '--from-scratch', '--max-seq-length', '48',
             '--max-predictions-per-seq', '8', '--batch-size', '16', '--lr', '3e-3',
             '--max-steps', '24', '--eval-every', '8', '--log-every', '4',
             '--held-out-fraction', '10', '--no-progress', '--output-dir', out] + list(extra)
@@ -198,6 +198,10 @@ def test_interrupted_run_resumes_to_the_same_parameters(corpus, finished, tmp_pa
         np.testing.assert_allclose(actual[name], expected[name], atol=1e-5, err_msg=name)
 
 
-def test_missing_data_is_a_clear_error(tmp_path):
-    with pytest.raises(SystemExit, match='--data .*nothing.txt: no such file'):
-        pretrain.main(['--data', str(tmp_path / 'nothing.txt'), '--output-dir', str(tmp_path)])
+def test_missing_data_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        pretrain.main(['--data', str(tmp_path / 'nothing.txt'), '--from-scratch',
+                       '--output-dir', str(tmp_path / 'out')])
+    assert exit_info.value.code == 2  # at parse time, argparse's format
+    assert '--data {}: no such file'.format(tmp_path / 'nothing.txt') in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / 'out')

@@ -71,14 +71,30 @@ def canonical_to_block(block, arrays, checkpoint_task=None):
             for name, value in arrays.items()}
 
 
-def check_hparams(model_config, checkpoint_hparams, source=''):
-    """Raise ConversionError listing every architecture field where checkpoint and model differ."""
-    diffs = ['{}: checkpoint {!r}, model {!r}'.format(f, checkpoint_hparams[f], model_config[f])
-             for f in ARCHITECTURE_FIELDS
-             if f in checkpoint_hparams and checkpoint_hparams[f] != model_config[f]]
+# fields the weights themselves show: (canonical tensor, axis of its shape)
+FIELDS_IN_WEIGHTS = {'vocab_size': ('encoder.word_embed.weight', 0),
+                     'units': ('encoder.word_embed.weight', 1),
+                     'max_length': ('encoder.position_weight', 0),
+                     'token_type_vocab_size': ('encoder.token_type_embed.weight', 0)}
+
+
+def check_hparams(model_config, checkpoint_hparams, source='', arrays=None):
+    """Raise ConversionError listing every architecture field where the checkpoint's
+    configuration and the model differ, saying what each side (and the weights) say."""
+    diffs = []
+    for f in ARCHITECTURE_FIELDS:
+        if f in checkpoint_hparams and checkpoint_hparams[f] != model_config[f]:
+            line = "{}: the checkpoint's configuration says {!r}, the model has {!r}".format(
+                f, checkpoint_hparams[f], model_config[f])
+            tensor, axis = FIELDS_IN_WEIGHTS.get(f, (None, None))
+            if arrays is not None and tensor in arrays:
+                line += ', the weights ({}) are {}'.format(tensor, arrays[tensor].shape[axis])
+            diffs.append(line)
     if diffs:
-        raise ConversionError('{} was trained with a different architecture than the model:\n  '
-                              '{}'.format(source or 'the checkpoint', '\n  '.join(diffs)))
+        raise ConversionError('{} disagrees with the model being built (the configuration file '
+                              'beside the weights, e.g. config.json, names the checkpoint\'s '
+                              'architecture):\n  {}'.format(source or 'the checkpoint',
+                                                            '\n  '.join(diffs)))
 
 
 def load_into(block, checkpoint, allow_missing=False, allow_unexpected=False, ignore_heads=()):
@@ -88,7 +104,8 @@ def load_into(block, checkpoint, allow_missing=False, allow_unexpected=False, ig
     checkpoint on purpose. Everything else must match by name and shape unless allowed.
     Returns (missing, unexpected) structural names.
     """
-    check_hparams(backbone_of(block).config, checkpoint.hparams, checkpoint.source)
+    check_hparams(backbone_of(block).config, checkpoint.hparams, checkpoint.source,
+                  checkpoint.arrays)
     arrays = canonical_to_block(block, checkpoint.without(ignore_heads), checkpoint.task)
     return assign_parameters(block, arrays, allow_missing, allow_unexpected, checkpoint.source)
 

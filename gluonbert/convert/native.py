@@ -8,6 +8,7 @@ import mxnet as mx
 import numpy as np
 
 from ..data.vocab import BERTVocab
+from ..errors import mxnet_message
 from .common import (Checkpoint, ConversionError, atomic_folder, check_vocab_fits,
                      write_json)
 from .layout import backbone_of, block_to_canonical
@@ -25,7 +26,7 @@ def read_params(path):
         loaded = mx.nd.load(path)
     except mx.base.MXNetError as err:
         raise ConversionError('cannot read {} (truncated or not an MXNet .params file): {}'
-                              .format(path, str(err).strip().splitlines()[0])) from None
+                              .format(path, mxnet_message(str(err)))) from None
     if not isinstance(loaded, dict):
         raise ConversionError('{} holds an unnamed list of arrays, not named parameters'.format(
             path))

@@ -6,12 +6,93 @@ same `atomic_folder` as the converters use); the
 checkpoint that looks valid.
 """
 import json
+import pickle
 import os
 import shutil
 
+import mxnet as mx
+
 from ..convert.common import atomic_folder
+from ..errors import CheckpointMismatchError, DamagedFileError, mxnet_message
 
 MODEL_FILE, STATES_FILE, STATE_FILE = 'model.params', 'trainer.states', 'state.json'
+# state.json's key for what the checkpoint was written by (see describe_model)
+MODEL_RECORD = 'model'
+
+
+def respect_umask(path):
+    """Give a folder made by tempfile.mkdtemp (mode 0700) the mode os.makedirs would: 0777 minus
+    the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o777 & ~umask)
+
+
+def describe_model(net, **extra) -> dict:
+    """What a checkpoint records about the net that wrote it: the block class, the backbone's
+    architecture (not its dropout), the heads and pooling, and `extra` (e.g. the label set)."""
+    bert = getattr(net, 'bert', net)
+    config = getattr(bert, 'config', None) or {}
+    record = dict(block=type(net).__name__,
+                  config={k: v for k, v in config.items() if 'dropout' not in k})
+    if getattr(net, 'pooling', None) is not None:
+        record['pooling'] = net.pooling
+    for head in ('use_pooler', 'use_decoder', 'use_classifier'):
+        if hasattr(bert, head):
+            record[head] = bool(getattr(bert, head))
+    output_layer = getattr(net, 'classifier', None) if net is not bert else None
+    if output_layer is not None and output_layer.weight.shape:
+        record['num_outputs'] = output_layer.weight.shape[0]  # (outputs, units)
+    record.update(extra)
+    return record
+
+
+def check_model_record(saved, current, path):
+    """Refuse to resume checkpoint `path` (written by `saved`) into a net described by `current`,
+    naming every difference with both sides."""
+    if saved is None or current is None:
+        return
+    diffs = []
+    for key in sorted(set(saved) | set(current)):
+        if key == 'config':
+            old, new = saved.get('config', {}), current.get('config', {})
+            diffs += [f'{k}={old.get(k)!r} in the checkpoint, {new.get(k)!r} in this run'
+                      for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        elif saved.get(key) != current.get(key):
+            diffs.append(f'{key}={saved.get(key)!r} in the checkpoint, {current.get(key)!r} in '
+                         'this run')
+    if diffs:
+        raise CheckpointMismatchError(
+            f'cannot resume from {path}: it was written by another model ({"; ".join(diffs)}); '
+            'rerun with the settings it was trained with, or start a new run in another '
+            '--output-dir')
+
+
+def load_parameters_file(net, path, ctx=None, what='parameters file'):
+    """net.load_parameters(path) with errors that name the file: a damaged file (DamagedFileError)
+    or parameters that do not fit the net (CheckpointMismatchError), without MXNet's
+    allow_missing hints, which mean nothing on a command line."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{what} not found: {path}')
+    try:
+        net.load_parameters(path, ctx=ctx)
+    except mx.base.MXNetError as err:
+        raise DamagedFileError(f'cannot read {what} {path}: {mxnet_message(str(err))} (the file '
+                               'is truncated or not an MXNet .params file; write it again)'
+                               ) from None
+    except (AssertionError, ValueError) as err:  # MXNet: a parameter missing / unexpected
+        raise CheckpointMismatchError(
+            f'{what} {path} does not fit this model (was it written with another model, head or '
+            f'pooling?): {_without_mxnet_hints(err)}') from None
+
+
+def _without_mxnet_hints(err):
+    """MXNet's missing/unexpected-parameter message, without its 'Set allow_missing=True ...'
+    advice and the list of every parameter name."""
+    text = ' '.join(str(err).split())
+    for hint in ('Set allow_missing=True', 'Set ignore_extra=True'):
+        text = text.split(hint)[0]
+    return text.strip().rstrip('.,') or type(err).__name__
 
 
 def atomic_write_text(path, text):
@@ -34,6 +115,17 @@ class CheckpointManager:
         self.root = os.path.join(output_dir, 'checkpoints')
         self.keep = keep
         os.makedirs(self.root, exist_ok=True)
+        self.remove_partial()
+
+    def remove_partial(self):
+        """Delete what an interrupted save left: `.step-*` temporary folders and files."""
+        for name in os.listdir(self.root):
+            if name.startswith(('.step-', 'LATEST.tmp')) or '.old-' in name:
+                path = os.path.join(self.root, name)
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.remove(path)
 
     def save(self, step, net, trainer, state, average=None):
         """Write checkpoint `step` (net params, trainer states, JSON-able `state` and the
@@ -45,6 +137,7 @@ class CheckpointManager:
             if average is not None:
                 average.save(tmp)
             atomic_write_text(os.path.join(tmp, STATE_FILE), json.dumps(state))
+            respect_umask(tmp)
         atomic_write_text(os.path.join(self.root, 'LATEST'), os.path.basename(final))
         for old in sorted(d for d in os.listdir(self.root) if d.startswith('step-'))[:-self.keep]:
             if old != os.path.basename(final):
@@ -60,17 +153,23 @@ class CheckpointManager:
             path = os.path.join(self.root, f.read().strip())
         return path if os.path.isfile(os.path.join(path, STATE_FILE)) else None
 
-    def load(self, path, net, trainer, ctx):
-        """Restore net params and trainer states from checkpoint `path`; returns its state."""
-        try:
-            net.load_parameters(os.path.join(path, MODEL_FILE), ctx=ctx)
-        except (AssertionError, ValueError) as err:  # MXNet: a parameter missing / unexpected
-            raise ValueError('cannot resume from {}: its parameters do not fit this model (was '
-                             'it written with another model, head or pooling?): {}'.format(
-                                 path, err)) from err
-        trainer.load_states(os.path.join(path, STATES_FILE))
+    def load(self, path, net, trainer, ctx, record=None):
+        """Restore net params and trainer states from checkpoint `path`; returns its state.
+
+        record (describe_model of this run's net): refuse a checkpoint written by another model
+        (CheckpointMismatchError naming both sides); checkpoints from before records are
+        loaded as they are."""
         with open(os.path.join(path, STATE_FILE), encoding='utf-8') as f:
-            return json.load(f)
+            state = json.load(f)
+        check_model_record(state.pop(MODEL_RECORD, None), record, path)
+        load_parameters_file(net, os.path.join(path, MODEL_FILE), ctx, 'checkpoint parameters')
+        try:
+            trainer.load_states(os.path.join(path, STATES_FILE))
+        except (mx.base.MXNetError, OSError, EOFError, ValueError, pickle.UnpicklingError) as err:
+            raise DamagedFileError(f'cannot read the optimizer states {path}/{STATES_FILE}: '
+                                   f'{mxnet_message(str(err))}; resume from an earlier checkpoint '
+                                   'or start again without --resume') from None
+        return state
 
 
 def save_best(output_dir, net, metrics):

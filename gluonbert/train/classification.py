@@ -13,6 +13,7 @@ from ..data import batchify
 from ..data.sampler import FixedBucketSampler, SortedBucketSampler
 from ..data.transforms import BERTSentenceTransform
 from .distributed import allreduce_numpy
+from .loop import check_finite_outputs
 
 # One example's model inputs (+ label) and the id of the text it came from; with sliding windows
 # one text yields several features sharing an example_id.
@@ -106,7 +107,9 @@ def predict(net, features, batch_size=64, ctx=mx.cpu(), progress=True):
     for ids in tqdm(sampler, desc='predicting', disable=not progress, unit='batch'):
         inputs = [a.as_in_context(ctx) for a in fn([features[i][:3] for i in ids])]
         outputs.append(net(*inputs).asnumpy())
-    return sampler.unsort(np.concatenate(outputs))
+    outputs = np.concatenate(outputs)
+    check_finite_outputs(outputs, f'the outputs for {len(features)} examples')
+    return sampler.unsort(outputs)
 
 
 def aggregate_windows(outputs, features):

@@ -17,7 +17,9 @@ from mxnet import autograd, gluon
 from tqdm.auto import tqdm
 
 from .averaging import AVERAGE_FILE, WeightAverage, check_ema_decay
-from .checkpoint import CheckpointManager, atomic_write_text, save_best
+from ..errors import RunFailedError
+from .checkpoint import (MODEL_RECORD, CheckpointManager, atomic_write_text, describe_model,
+                         save_best)
 from .clipping import clip_factor, global_norm
 from .curves import save_curves
 from .distributed import allreduce_numpy, get_backend
@@ -30,8 +32,20 @@ LOG = logging.getLogger('gluonbert.train')
 MAX_SKIPS_IN_A_ROW = 32
 
 
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+class NonFiniteLossError(RunFailedError):
+    """The training loss, the weights or an evaluation's outputs became NaN or infinite; the
+    message names the last good checkpoint (if one is known)."""
+
+
+class NonFiniteOutputError(NonFiniteLossError):
+    """An evaluation's model outputs are NaN or infinite: its metrics would be meaningless."""
+
+
+def check_finite_outputs(outputs, what='the model outputs'):
+    """Raise NonFiniteOutputError when a numpy array of outputs holds NaN or infinity."""
+    if not np.isfinite(outputs).all():
+        bad = int(outputs.size - np.isfinite(outputs).sum())
+        raise NonFiniteOutputError(f'{what} hold {bad} NaN or infinite values of {outputs.size}')
 
 
 @dataclasses.dataclass
@@ -91,8 +105,11 @@ class TrainingLoop:
     the same metrics everywhere; dist_async: rank 0 only), and only rank 0 writes files.
     """
 
-    def __init__(self, net, compute_loss, ctx, config=None, output_dir=None):
+    def __init__(self, net, compute_loss, ctx, config=None, output_dir=None, model_record=None):
+        """model_record: what else checkpoints record about the model (e.g. labels=[...]),
+        beside describe_model(net); a resume into a net described otherwise is refused."""
         self.net, self.compute_loss = net, compute_loss
+        self.model_record = describe_model(net, **(model_record or {}))
         self.ctx = ctx if isinstance(ctx, (list, tuple)) else [ctx]
         self.config = config or TrainConfig()
         self.backend = get_backend(self.config.kvstore)
@@ -114,6 +131,7 @@ class TrainingLoop:
                              ' or import_model(..., for_training=False)?')
         exclude_from_weight_decay(net)
         self.trainer = None
+        self._finite_loss_step = 0  # see _run
         self.average = None  # the WeightAverage, made at the first update (shapes known then)
         writes = output_dir and self.backend.is_root and not self.backend.updates_on_kvstore
         self.checkpoints = CheckpointManager(output_dir, self.config.keep_checkpoints) \
@@ -181,7 +199,7 @@ class TrainingLoop:
                                        if self.output_dir else None)
         path = manager.latest() if manager else None
         if path:
-            state = manager.load(path, self.net, self.trainer, self.ctx)
+            state = manager.load(path, self.net, self.trainer, self.ctx, self.model_record)
             if self.config.ema_decay and not self._make_average().load(path):
                 LOG.warning('%s has no weight average: it starts again from its weights', path)
             elif not self.config.ema_decay and os.path.isfile(os.path.join(path, AVERAGE_FILE)):
@@ -202,6 +220,9 @@ class TrainingLoop:
 
     def _run(self, train_data, batches_per_epoch, evaluate, max_steps, state):
         cfg = self.config
+        # the step of the last finite loss read-out: a checkpoint before it was followed by a
+        # finite loss (with keep_checkpoints=1 the only candidate is the latest one)
+        self._finite_loss_step = state['step']
         loss_sum, loss_steps, samples, clock = None, 0, 0, time.time()
         epochs = range(state['epoch'], cfg.epochs)
         for epoch in epochs:
@@ -338,12 +359,24 @@ class TrainingLoop:
             loss_sum = self.backend.allreduce(loss_sum)  # the shares of the global mean losses
         loss = float(loss_sum.asscalar()) / steps
         if not math.isfinite(loss):
-            last = self.checkpoints.latest() if self.checkpoints else None
             raise NonFiniteLossError(
-                'training loss became {} by step {}; the weights were not updated from that '
-                'batch, and the last good checkpoint is {}. Lower --lr, check the data, or '
-                'resume from it with --resume'.format(loss, state['step'], last or 'none'))
+                f'training loss became {loss} by step {state["step"]}; the weights were not '
+                f'updated from that batch; {self._good_checkpoint_advice()}')
+        self._finite_loss_step = state['step']
         return loss
+
+    def _good_checkpoint_advice(self):
+        """Which checkpoint is good (finite weights, a finite loss after it) and what to do."""
+        latest = self.checkpoints.latest() if self.checkpoints else None
+        if latest is None:
+            return 'there is no earlier checkpoint. Lower --lr or check the data and start again'
+        step = int(os.path.basename(latest).split('-')[-1])
+        if step < self._finite_loss_step:
+            return (f'the last good checkpoint is {latest}. Lower --lr or check the data, and '
+                    'resume from it with --resume')
+        return (f'no checkpoint is known to be good: {latest} was written after the last finite '
+                f'loss (step {self._finite_loss_step}) and may hold the diverged weights. Lower '
+                '--lr or check the data and start again in a new --output-dir')
 
     def _read_loss_scale(self):
         """float16: ', loss scale S, K steps skipped' for the log line (read with the loss);
@@ -362,19 +395,34 @@ class TrainingLoop:
         cfg = self.config
         # synchronous workers all evaluate (and agree); dist_async workers do not wait for
         # each other, so only rank 0 evaluates there
+        self._check_finite_weights(state)
         if evaluate is not None and (self.backend.synchronous or self.backend.is_root):
-            raw = dict(evaluate(self.net)) if self.average is not None else {}
-            with self._averaged_weights():
-                metrics = dict(evaluate(self.net))
-                metrics.update(('raw_' + name, value) for name, value in raw.items())
-                self._keep_if_best(metrics, state)
+            try:
+                raw = dict(evaluate(self.net)) if self.average is not None else {}
+                with self._averaged_weights():
+                    metrics = dict(evaluate(self.net))
+                    metrics.update(('raw_' + name, value) for name, value in raw.items())
+                    self._keep_if_best(metrics, state)
+            except NonFiniteOutputError as err:
+                raise NonFiniteOutputError(
+                    f'evaluation at step {state["step"]}: {err}; it is not kept as best and no '
+                    f'checkpoint was written for it; {self._good_checkpoint_advice()}') from None
         if self.checkpoints:
             self.trainer._optimizer.grad_scale = None  # a per-step NDArray, not state
-            extra = dict(host_rng=_get_host_rng())
+            extra = {'host_rng': _get_host_rng(), MODEL_RECORD: self.model_record}
             if self.loss_scale is not None:
                 extra['loss_scale'] = self.loss_scale.state_dict()
             self.checkpoints.save(state['step'], self.net, self.trainer, dict(state, **extra),
                                   average=self.average)
+
+    def _check_finite_weights(self, state):
+        """Stop before evaluating or checkpointing weights that hold NaN or infinity."""
+        # x * 0 is 0 for finite x and NaN for NaN or infinity: no overflow of large weights
+        zero = mx.nd.add_n(*[mx.nd.sum(p.data(self.ctx[0]) * 0) for p in self.params])
+        if not math.isfinite(float(zero.asscalar())):
+            raise NonFiniteLossError(
+                f'the weights hold NaN or infinite values at step {state["step"]}; no checkpoint '
+                f'was written for them; {self._good_checkpoint_advice()}')
 
     def _averaged_weights(self):
         """The net computes with the weight average inside this block (when there is one)."""

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from ..data import batchify
 from ..data.sampler import FixedBucketSampler, SortedBucketSampler
 from ..model.bert import BERTModel
+from .loop import check_finite_outputs
 
 _BATCHIFY = batchify.Tuple(
     batchify.Pad(pad_val=0, dtype='int32'),  # input_ids
@@ -121,6 +122,8 @@ def evaluate(net, examples, batch_size=64, ctx=mx.cpu(), progress=True):
         nsp_ce -= float(mx.nd.pick(nsp_log_probs, labels, axis=-1).sum().asscalar())
         nsp_correct += int((nsp_logits.argmax(axis=-1) == labels.astype('float32'))
                            .sum().asscalar())
+    scores = np.array([mlm_ce, nsp_ce])
+    check_finite_outputs(scores, 'the held-out MLM and NSP cross-entropies')
     return dict(mlm_accuracy=mlm_correct / max(mlm_total, 1), mlm_loss=mlm_ce / max(mlm_total, 1),
                 nsp_accuracy=nsp_correct / len(examples), nsp_loss=nsp_ce / len(examples))
 

@@ -1,65 +1,217 @@
-"""Command-line pieces the zoo scripts share: the model and training flags, the contexts of
---gpus and the --dtype check, a worker's start (output folder, logging, seeds), its log line
-and the TrainConfig."""
+"""Command-line pieces the zoo scripts share: the model and training flags with their parse-time
+checks, the contexts of --gpus and the --dtype check, a worker's start (output folder, logging,
+seeds), its log line and the TrainConfig."""
+import argparse
 import logging
+import math
 import os
 
 import mxnet as mx
 import numpy as np
 
+from ..errors import UsageError, add_debug_flag
 from . import distributed
 from .loop import TrainConfig
 from .mixed_precision import UnsupportedPrecisionError, check_mixed_precision
 
 
+def _number(kind, text):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'{text!r} is not {"an integer" if kind is int else "a number"}') from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f'{text!r} is not a finite number')
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = _number(int, text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be a whole number >= 1; got {text}')
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _number(int, text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'must be a whole number >= 0; got {text}')
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = _number(float, text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f'must be a number > 0; got {text}')
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value = _number(float, text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'must be a number >= 0; got {text}')
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    value = _number(float, text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f'must be in [0, 1]; got {text}')
+    return value
+
+
+def probability(text: str) -> float:
+    """argparse type: a number in [0, 1) (a dropout rate, a decay)."""
+    value = _number(float, text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f'must be in [0, 1); got {text}')
+    return value
+
+
+def existing_file(text: str) -> str:
+    """argparse type: the path of an existing file."""
+    if not os.path.isfile(text):
+        what = 'a folder, not a file' if os.path.isdir(text) else 'no such file'
+        raise argparse.ArgumentTypeError(f'{text}: {what}')
+    return text
+
+
+def existing_dir(text: str) -> str:
+    """argparse type: the path of an existing folder."""
+    if not os.path.isdir(text):
+        what = 'a file, not a folder' if os.path.exists(text) else 'no such folder'
+        raise argparse.ArgumentTypeError(f'{text}: {what}')
+    return text
+
+
+def existing_path(text: str) -> str:
+    """argparse type: an existing file or folder (a checkpoint)."""
+    if not os.path.exists(text):
+        raise argparse.ArgumentTypeError(f'{text}: no such file or folder')
+    return text
+
+
+def writable_dir(text: str) -> str:
+    """argparse type: a folder to write into: not an existing file, inside a folder."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f'{text} is a file; pass a folder')
+    parent = os.path.dirname(os.path.abspath(text))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f'{text}: cannot create it under {parent} (not a '
+                                         'writable folder)')
+    return text
+
+
+def parse_script_args(parser, argv=None):
+    """parse_args plus the checks across flags (weights source, cluster), in argparse's format
+    (exit code 2) before anything is built or written."""
+    args = parser.parse_args(argv)
+    check_weights_source(parser, args)
+    check_launched_worker(parser, args)
+    return args
+
+
+def check_weights_source(parser, args):
+    """Exactly one of --dataset-name, --pretrained, --from-scratch: random weights are opt-in
+    (not asked with --only-inference, whose weights come from --params)."""
+    given = [flag for flag, value in (('--dataset-name', args.dataset_name),
+                                      ('--pretrained', args.pretrained),
+                                      ('--from-scratch', args.from_scratch)) if value]
+    if not given and not getattr(args, 'only_inference', False):
+        parser.error('no weights to start from: pass --dataset-name (pretrained weights from the '
+                     'store, e.g. all_minilm_l6_v2), --pretrained PATH (a checkpoint), or '
+                     '--from-scratch to train from random weights')
+    if args.from_scratch and len(given) > 1:
+        parser.error(f'--from-scratch contradicts {given[0]}: drop one of them')
+
+
+# environment variables scripts/launch.py sets in each worker of a cluster
+LAUNCHED_WORKER_VARIABLES = ('DMLC_ROLE', 'HOROVOD_RANK')
+
+
+def check_launched_worker(parser, args):
+    """A worker started by scripts/launch.py must join its cluster: refuse --comm-backend device,
+    which would train independent copies into one --output-dir."""
+    launched = [f'{name}={os.environ[name]}' for name in LAUNCHED_WORKER_VARIABLES
+                if os.environ.get(name)]
+    if launched and args.comm_backend == 'device':
+        parser.error(f'this process is a worker started by scripts/launch.py ({launched[0]}) but '
+                     '--comm-backend is device: every worker would train its own copy into the '
+                     'same --output-dir; pass the launcher\'s backend, e.g. --comm-backend '
+                     'dist_sync')
+
+
+def require_rows(dataset, path):
+    """The dataset read from `path`, or UsageError when it holds no samples."""
+    if len(dataset) == 0:
+        skipped = getattr(dataset, 'num_skipped', 0)
+        why = f'all {skipped} rows were skipped' if skipped else 'it has no rows after the header'
+        raise UsageError(f'{path}: no samples ({why}); nothing to train or evaluate on: pass a '
+                         'file with data')
+    return dataset
+
+
 def add_model_arguments(group, default_model='bert_12_768_12'):
-    """Add --model, --dataset-name, --pretrained, --cased and --dropout to an argparse group."""
+    """Add --model, --dataset-name, --pretrained, --from-scratch, --cased and --dropout to an
+    argparse group."""
     group.add_argument('--model', default=default_model,
                        help='registered model name (default {})'.format(default_model))
     group.add_argument('--dataset-name', help='pretrained weights from the store, e.g. '
                                               'all_minilm_l6_v2, book_corpus_wiki_en_uncased')
-    group.add_argument('--pretrained', help='checkpoint path: HuggingFace folder, Google TF '
-                                            'checkpoint, GluonNLP .params or gluonbert folder')
-    group.add_argument('--cased', action='store_true', help='cased vocabulary: do not '
-                                                            'lowercase')
-    group.add_argument('--dropout', type=float, default=0.1, help='dropout (default 0.1)')
+    group.add_argument('--pretrained', type=existing_path,
+                       help='checkpoint path: HuggingFace folder, Google TF '
+                            'checkpoint, GluonNLP .params or gluonbert folder')
+    group.add_argument('--from-scratch', action='store_true',
+                       help='start from random weights (needed when neither --dataset-name nor '
+                            '--pretrained is given)')
+    group.add_argument('--cased', action='store_true', help='cased vocabulary: do not lowercase')
+    group.add_argument('--dropout', type=probability, default=0.1, help='dropout (default 0.1)')
 
 
 def add_training_arguments(group, lr, epochs, output_dir, batch_help, epochs_help):
-    """Add the optimizer, device, cluster and run flags with the script's defaults and words."""
-    group.add_argument('--batch-size', type=int, default=32,
+    """Add the optimizer, device, cluster and run flags (and --debug) with the script's defaults
+    and words."""
+    group.add_argument('--batch-size', type=positive_int, default=32,
                        help='{} per micro-batch and context (default 32)'.format(batch_help))
-    group.add_argument('--accumulate', type=int, default=1,
+    group.add_argument('--accumulate', type=positive_int, default=1,
                        help='micro-batches per optimizer step (default 1)')
-    group.add_argument('--lr', type=float, default=lr,
+    group.add_argument('--lr', type=positive_float, default=lr,
                        help='peak learning rate for the global batch (default {:g})'.format(lr))
-    group.add_argument('--epochs', type=int, default=epochs,
+    group.add_argument('--epochs', type=positive_int, default=epochs,
                        help='{} (default {})'.format(epochs_help, epochs))
-    group.add_argument('--warmup-ratio', type=float, default=0.1,
+    group.add_argument('--warmup-ratio', type=fraction, default=0.1,
                        help='share of the steps with linear warmup, then linear decay '
                             '(default 0.1)')
-    group.add_argument('--weight-decay', type=float, default=0.01,
+    group.add_argument('--weight-decay', type=non_negative_float, default=0.01,
                        help='AdamW weight decay (default 0.01)')
-    group.add_argument('--max-grad-norm', type=float, default=1.0,
+    group.add_argument('--max-grad-norm', type=non_negative_float, default=1.0,
                        help='clip the global gradient norm (default 1.0; 0: no clipping)')
-    group.add_argument('--ema-decay', type=float,
+    group.add_argument('--ema-decay', type=probability,
                        help='keep an exponential moving average of the weights with this decay '
                             '(e.g. 0.999): evaluation, the best model and the export use it; '
                             "the trained weights' dev metrics are logged as raw_<metric> "
                             '(default: no average)')
-    group.add_argument('--eval-every', type=int, help='evaluate every N steps (default: each '
-                                                      'epoch)')
-    group.add_argument('--log-every', type=int, default=20,
+    group.add_argument('--eval-every', type=positive_int,
+                       help='evaluate every N steps (default: each epoch)')
+    group.add_argument('--log-every', type=positive_int, default=20,
                        help='steps between loss logs (default 20)')
     group.add_argument('--gpus', default='', help='comma-separated GPU ids; empty: CPU')
     group.add_argument('--comm-backend', default='device', choices=distributed.BACKENDS,
                        help='device: one process; dist_sync, dist_sync_device, dist_async '
                             '(MXNet parameter server) or horovod: one worker of a cluster '
                             'started by scripts/launch.py (default device)')
-    group.add_argument('--seed', type=int, default=2,
+    group.add_argument('--seed', type=non_negative_int, default=2,
                        help='seeds data order, weights and dropout; the same on every worker '
                             '(default 2)')
-    group.add_argument('--output-dir', default=output_dir,
+    group.add_argument('--output-dir', type=writable_dir, default=output_dir,
                        help='where everything is written (default {})'.format(output_dir))
     group.add_argument('--resume', action='store_true', help='continue from the last '
                                                              'checkpoint in --output-dir')
@@ -68,6 +220,7 @@ def add_training_arguments(group, lr, epochs, output_dir, batch_help, epochs_hel
                        help='training precision: float16 (GPUs, dynamic loss scaling) or '
                             'bfloat16 (AVX-512 CPUs) compute through MXNet AMP over float32 '
                             'weights; evaluation and export stay float32 (default float32)')
+    add_debug_flag(group)
 
 
 def contexts(gpus):

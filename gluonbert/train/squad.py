@@ -5,12 +5,14 @@ The reusable middle of `model_zoo/bert/finetune_squad.py`: windowing and answer 
 BERTForQA net and the TrainingLoop.
 """
 import mxnet as mx
+import numpy as np
 from tqdm.auto import tqdm
 
 from .. import metrics
 from ..data import batchify
 from ..data.sampler import FixedBucketSampler, SortedBucketSampler
 from ..data.squad import gold_answers, predict_answers
+from .loop import check_finite_outputs
 
 
 def _inputs(feature):
@@ -79,6 +81,7 @@ def predict_logits(net, features, batch_size=64, ctx=mx.cpu(), progress=True):
         for row, i in enumerate(ids):
             length = int(features[i].valid_length)
             starts[i], ends[i] = start_logits[row, :length], end_logits[row, :length]
+    check_finite_outputs(np.concatenate(starts + ends), 'the span logits')
     return starts, ends
 
 

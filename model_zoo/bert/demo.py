@@ -12,6 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import finetune_classifier  # noqa: E402  pylint: disable=wrong-import-position
+from gluonbert.errors import run_main  # noqa: E402  pylint: disable=wrong-import-position
 from gluonbert.inference import SentenceClassifier  # noqa: E402  pylint: disable=wrong-import-position
 from gluonbert.train.checkpoint import atomic_write_text  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -55,4 +56,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_main(main))

@@ -7,6 +7,8 @@ predictions, the best parameters, and the best model exported as a hybridized sy
   python model_zoo/bert/finetune_classifier.py --task sst-2 --data-dir ../shared/data/glue/SST-2 \
       --model bert_6_384_12 --dataset-name all_minilm_l6_v2 --output-dir out/sst2
 
+The weights come from --dataset-name, --pretrained, or (random) --from-scratch.
+
 On several workers (each takes its shard of the batches; rank 0 writes the outputs):
 
   python scripts/launch.py --backend dist_sync -n 2 -- \
@@ -28,10 +30,14 @@ from gluonbert.convert.common import atomic_folder, write_json
 from gluonbert.train import TrainingLoop
 from gluonbert.train import classification as cls
 from gluonbert.train import distributed
-from gluonbert.train.checkpoint import atomic_write_text
+from gluonbert.errors import CheckpointMismatchError, run_main
+from gluonbert.train.checkpoint import (atomic_write_text, load_parameters_file,
+                                        respect_umask)
 from gluonbert.train.losses import balanced_class_weights
 from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, check_dtype,
-                                         contexts, describe_run, start_worker, train_config)
+                                         contexts, describe_run, existing_dir, existing_file,
+                                         parse_script_args, positive_float, positive_int,
+                                         require_rows, start_worker, train_config)
 
 LOG = logging.getLogger('finetune_classifier')
 
@@ -43,14 +49,17 @@ def build_parser():
     data = p.add_argument_group('data')
     data.add_argument('--task', default='sst-2',
                       help='sst-2, mrpc, cola, sts-b, snli, imdb, or custom (default sst-2)')
-    data.add_argument('--data-dir', help='folder with train/dev/test files (GLUE layout: '
-                                         'train.tsv, dev.tsv, test.tsv)')
-    data.add_argument('--train-file', help='training file (overrides --data-dir)')
-    data.add_argument('--dev-file', help='dev file; without one, --dev-fraction of the '
-                                         'training file is held out')
-    data.add_argument('--test-file', help='unlabeled test file to predict')
-    data.add_argument('--dev-fraction', type=float, default=0.1,
-                      help='held-out share when there is no dev file (default 0.1)')
+    data.add_argument('--data-dir', type=existing_dir,
+                      help='folder with train/dev/test files (GLUE layout: '
+                           'train.tsv, dev.tsv, test.tsv)')
+    data.add_argument('--train-file', type=existing_file,
+                      help='training file (overrides --data-dir)')
+    data.add_argument('--dev-file', type=existing_file,
+                      help='dev file; without one, --dev-fraction of the training file is held out')
+    data.add_argument('--test-file', type=existing_file, help='unlabeled test file to predict')
+    data.add_argument('--dev-fraction', type=positive_float, default=0.1,
+                      help='held-out share (< 1) or number of samples (>= 1) when there is no '
+                           'dev file (default 0.1)')
     data.add_argument('--text-columns', help='custom task: one or two comma-separated text '
                                              'columns, e.g. "text" or "text,text_b"')
     data.add_argument('--label-column', default='label', help='custom task: label column')
@@ -59,13 +68,14 @@ def build_parser():
     data.add_argument('--regression', action='store_true', help='custom task: float targets')
     data.add_argument('--file-format', default=None, choices=['tsv', 'csv', 'jsonl'],
                       help='custom task: file format (default: from the file extension)')
-    data.add_argument('--max-train-samples', type=int, help='use only the first N training '
-                                                            'samples')
-    data.add_argument('--max-len', type=int, default=128, help='max tokens per example '
+    data.add_argument('--max-train-samples', type=positive_int,
+                      help='use only the first N training samples')
+    data.add_argument('--max-len', type=positive_int, default=128, help='max tokens per example '
                                                                '(default 128)')
-    data.add_argument('--window-stride', type=int, help='split long single texts into sliding '
-                                                        'windows with this stride instead of '
-                                                        'truncating; logits are averaged')
+    data.add_argument('--window-stride', type=positive_int,
+                      help='split long single texts into sliding '
+                           'windows with this stride instead of '
+                           'truncating; logits are averaged')
     model = p.add_argument_group('model')
     add_model_arguments(model)
     model.add_argument('--pooling', default='cls', choices=['cls', 'mean'],
@@ -80,7 +90,7 @@ def build_parser():
     train.add_argument('--monitor', help='dev metric that picks the best model and drives '
                                          '--early-stop (default: the task\'s first metric, '
                                          'e.g. accuracy; f1 for MRPC-style scoring)')
-    train.add_argument('--early-stop', type=int, help='stop after N evaluations without a '
+    train.add_argument('--early-stop', type=positive_int, help='stop after N evaluations without a '
                                                       'better dev metric')
     train.add_argument('--lr-scaling', default='none', choices=['none', 'linear'],
                        help='--lr is for the global batch (batch size x contexts x workers); '
@@ -88,8 +98,9 @@ def build_parser():
     train.add_argument('--only-inference', action='store_true', help='no training: load '
                                                                      '--params, evaluate dev '
                                                                      'and predict test')
-    train.add_argument('--params', help='with --only-inference: parameters file (default '
-                                        '<output-dir>/best.params)')
+    train.add_argument('--params', type=existing_file,
+                       help='with --only-inference: parameters file (default '
+                            '<output-dir>/best.params)')
     return p
 
 
@@ -110,7 +121,8 @@ def make_task(args, train_path):
         labels = args.labels.split(',')
     else:  # the label set is what the training file holds
         reader = dict(tsv=read_tsv, csv=read_csv, jsonl=read_jsonl)[fmt]
-        labels = sorted({s[-1] for s in reader(train_path, fields, args.label_column)})
+        labels = sorted({s[-1] for s in require_rows(
+            reader(train_path, fields, args.label_column), train_path)})
         LOG.info('label set from %s: %s', train_path, labels)
     metrics = ['pearsonr', 'spearmanr'] if labels is None else \
         (['accuracy', 'f1'] if len(labels) == 2 else ['accuracy'])
@@ -153,11 +165,11 @@ def build_net(args, task, ctx):
 
 def main(argv=None):
     """Run the script; returns a dict with the dev metrics and the output files."""
-    args = build_parser().parse_args(argv)
+    args = parse_script_args(build_parser(), argv)
     backend = distributed.get_backend(args.comm_backend)  # joins the cluster, if any
-    start_worker(args, backend)
     ctx = contexts(args.gpus)
     check_dtype(args, ctx)
+    start_worker(args, backend)  # the first write
     progress = not args.no_progress
     train_path, dev_path, test_path = data_paths(args)
     task = make_task(args, train_path or dev_path)
@@ -165,11 +177,14 @@ def main(argv=None):
     net, vocab = build_net(args, task, ctx)
     tokenizer = BERTTokenizer(vocab, lower=not args.cased)
 
-    train_set = task.read(train_path) if train_path else None
+    # every input is read and checked before anything is trained
+    train_set = require_rows(task.read(train_path), train_path) if train_path else None
     if train_set is not None and args.max_train_samples:
         train_set = train_set[:args.max_train_samples]
+    test_set = require_rows(task.read(test_path, labeled=False), test_path) if test_path \
+        else None
     if dev_path:
-        dev_set = task.read(dev_path)
+        dev_set = require_rows(task.read(dev_path), dev_path)
     elif train_set is not None:
         train_set, dev_set = train_test_split(train_set, args.dev_fraction, seed=args.seed)
         LOG.info('no dev file: holding out %d of the training samples', len(dev_set))
@@ -194,7 +209,8 @@ def main(argv=None):
         lr = args.lr * workers if args.lr_scaling == 'linear' else args.lr
         LOG.info('%s', describe_run(backend, args, len(ctx), lr))
         config = train_config(args, lr=lr, early_stop=args.early_stop, monitor=monitor)
-        loop = TrainingLoop(net, cls.task_loss(task, weights), ctx, config, args.output_dir)
+        loop = TrainingLoop(net, cls.task_loss(task, weights), ctx, config, args.output_dir,
+                            model_record=dict(task=task.name, labels=task.labels))
         start = time.time()
         state = loop.fit(batches, per_epoch, lambda n: cls.evaluate(
             n, task, dev, args.batch_size * 2, ctx[0], progress, backend), resume=args.resume)
@@ -209,8 +225,8 @@ def main(argv=None):
     results.update(dev_metrics=dev_metrics, dev_samples=len(dev_set))
     LOG.info('dev (%d samples): %s', len(dev_set),
              ', '.join('{} {:.4f}'.format(k, v) for k, v in dev_metrics.items()))
-    if test_path:
-        results['test_predictions'] = _predict_test(net, task, test_path, tokenizer, args, ctx)
+    if test_set is not None:
+        results['test_predictions'] = _predict_test(net, task, test_set, tokenizer, args, ctx)
     results['export'] = _export(net, vocab, task, args, dev)
     atomic_write_text(os.path.join(args.output_dir, 'dev_metrics.json'),
                       json.dumps(results, indent=2))
@@ -220,8 +236,10 @@ def main(argv=None):
 def _load_parameters(net, path, ctx, pooling):
     """Load the trained parameters; a file trained with the other --pooling is named as such."""
     try:
-        net.load_parameters(path, ctx=ctx)
-    except (AssertionError, ValueError):  # MXNet: a parameter missing / unexpected
+        load_parameters_file(net, path, ctx, 'parameters file')
+    except FileNotFoundError:
+        raise SystemExit(f'no parameters at {path}: train first, or pass --params') from None
+    except CheckpointMismatchError:
         # only now read the file's names (the good path reads it once): is the pooler the cause?
         has_pooler = any(name.startswith('bert.pooler.') for name in mx.nd.load(path))
         if has_pooler == net.uses_pooler:
@@ -250,8 +268,7 @@ def _features(task, dataset, tokenizer, args, progress, name):
     return features
 
 
-def _predict_test(net, task, path, tokenizer, args, ctx):
-    test_set = task.read(path, labeled=False)
+def _predict_test(net, task, test_set, tokenizer, args, ctx):
     features, report = cls.make_features(task, test_set,
                                          tokenizer, args.max_len, labeled=False,
                                          window_stride=args.window_stride,
@@ -280,8 +297,9 @@ def _export(net, vocab, task, args, dev):
         write_json(os.path.join(tmp, 'meta.json'),
                    dict(task=task.name, labels=task.labels, regression=task.is_regression,
                         max_len=args.max_len, lower=not args.cased, model=args.model))
+        respect_umask(tmp)
     return folder
 
 
 if __name__ == '__main__':
-    main(sys.argv[1:])
+    sys.exit(run_main(main))

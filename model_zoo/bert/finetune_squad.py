@@ -29,9 +29,12 @@ from gluonbert.convert.common import atomic_folder, write_json
 from gluonbert.data import BERTTokenizer, SquadTransform, read_squad
 from gluonbert.train import TrainingLoop
 from gluonbert.train import distributed, squad
-from gluonbert.train.checkpoint import atomic_write_text
+from gluonbert.errors import run_main
+from gluonbert.train.checkpoint import atomic_write_text, load_parameters_file, respect_umask
 from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, check_dtype,
-                                         contexts, describe_run, start_worker, train_config)
+                                         contexts, describe_run, existing_file,
+                                         parse_script_args, positive_int, require_rows,
+                                         start_worker, train_config)
 
 LOG = logging.getLogger('finetune_squad')
 
@@ -41,23 +44,23 @@ def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group('data')
-    data.add_argument('--train-file', help='SQuAD v1.1 training JSON (not needed with '
-                                           '--only-inference)')
-    data.add_argument('--dev-file', required=True, help='SQuAD v1.1 dev JSON to predict and '
-                                                        'score')
-    data.add_argument('--max-train-samples', type=int, help='use only the first N training '
-                                                            'questions')
-    data.add_argument('--max-dev-samples', type=int, help='use only the first N dev questions')
-    data.add_argument('--max-seq-length', type=int, default=384,
+    data.add_argument('--train-file', type=existing_file,
+                      help='SQuAD v1.1 training JSON (not needed with --only-inference)')
+    data.add_argument('--dev-file', type=existing_file, required=True,
+                      help='SQuAD v1.1 dev JSON to predict and score')
+    data.add_argument('--max-train-samples', type=positive_int,
+                      help='use only the first N training questions')
+    data.add_argument('--max-dev-samples', type=positive_int,
+                      help='use only the first N dev questions')
+    data.add_argument('--max-seq-length', type=positive_int, default=384,
                       help='tokens per window, [CLS] question [SEP] context [SEP] (default 384)')
-    data.add_argument('--doc-stride', type=int, default=128,
-                      help='tokens between the starts of consecutive context windows '
-                           '(default 128)')
-    data.add_argument('--max-query-length', type=int, default=64,
+    data.add_argument('--doc-stride', type=positive_int, default=128,
+                      help='tokens between the starts of consecutive context windows (default 128)')
+    data.add_argument('--max-query-length', type=positive_int, default=64,
                       help='questions are cut to this many tokens (default 64)')
-    data.add_argument('--n-best-size', type=int, default=20,
+    data.add_argument('--n-best-size', type=positive_int, default=20,
                       help='best start and end positions per window considered (default 20)')
-    data.add_argument('--max-answer-length', type=int, default=30,
+    data.add_argument('--max-answer-length', type=positive_int, default=30,
                       help='longest answer in tokens (default 30)')
     add_model_arguments(p.add_argument_group('model'))
     train = p.add_argument_group('training')
@@ -65,8 +68,9 @@ def build_parser():
                            batch_help='windows', epochs_help='passes over the training windows')
     train.add_argument('--only-inference', action='store_true',
                        help='no training: load --params, predict and score the dev file')
-    train.add_argument('--params', help='with --only-inference: parameters file (default '
-                                        '<output-dir>/best.params)')
+    train.add_argument('--params', type=existing_file,
+                       help='with --only-inference: parameters file (default '
+                            '<output-dir>/best.params)')
     return p
 
 
@@ -84,26 +88,26 @@ def build_net(args, ctx):
 
 def read_questions(path, limit, name):
     """SQuAD file -> its first `limit` questions (all when limit is None)."""
-    examples = read_squad(path)
-    if limit is not None:
-        if limit < 1:
-            raise SystemExit('--max-{}-samples must be >= 1; got {}'.format(name, limit))
-        examples = examples[:limit]
-    return examples
+    examples = require_rows(read_squad(path), path)
+    return examples[:limit] if limit is not None else examples
 
 
 def main(argv=None):
     """Run the script; returns a dict with the dev EM/F1 and the output files."""
-    args = build_parser().parse_args(argv)
+    args = parse_script_args(build_parser(), argv)
     backend = distributed.get_backend(args.comm_backend)  # joins the cluster, if any
     if not args.only_inference and not args.train_file:
         raise SystemExit('no training data: pass --train-file (or --only-inference)')
-    start_worker(args, backend)
     ctx = contexts(args.gpus)
     check_dtype(args, ctx)
+    start_worker(args, backend)  # the first write
     progress = not args.no_progress and backend.is_root
     net, vocab = build_net(args, ctx)
     tokenizer = BERTTokenizer(vocab, lower=not args.cased)
+
+    # every input is read and checked before anything is trained
+    train_examples = None if args.only_inference else \
+        read_questions(args.train_file, args.max_train_samples, 'train')
 
     def transform(is_training):
         return SquadTransform(tokenizer, args.max_seq_length, args.doc_stride,
@@ -133,7 +137,6 @@ def main(argv=None):
                    pretrained=args.pretrained, max_seq_length=args.max_seq_length,
                    doc_stride=args.doc_stride)
     if not args.only_inference:
-        train_examples = read_questions(args.train_file, args.max_train_samples, 'train')
         train_transform = transform(True)
         train = train_transform.features(train_examples)
         LOG.info('train: %s', train_transform.report())
@@ -142,7 +145,7 @@ def main(argv=None):
             backend.rank, backend.num_workers)
         LOG.info('%s', describe_run(backend, args, len(ctx), args.lr))
         loop = TrainingLoop(net, squad.span_loss(), ctx, train_config(args, monitor='f1'),
-                            args.output_dir)
+                            args.output_dir, model_record=dict(task='squad1.1'))
         start = time.time()
         state = loop.fit(batches, per_epoch, evaluate_during_training, resume=args.resume)
         results.update(train_seconds=round(time.time() - start, 1), steps=state['step'],
@@ -153,7 +156,7 @@ def main(argv=None):
     params = args.params or os.path.join(args.output_dir, 'best.params')
     if not os.path.isfile(params):
         raise SystemExit('no parameters at {}: train first or pass --params'.format(params))
-    net.load_parameters(params, ctx=ctx)
+    load_parameters_file(net, params, ctx)
     if not args.only_inference and best_seen.get('metrics') == state['best_metrics']:
         dev_metrics, predictions = best_seen['metrics'], best_seen['predictions']
     else:  # only inference, or the best model was found before a --resume
@@ -183,8 +186,9 @@ def _export(net, vocab, args, dev):
                         max_query_length=args.max_query_length, n_best_size=args.n_best_size,
                         max_answer_length=args.max_answer_length,
                         outputs=['start_logits', 'end_logits']))
+        respect_umask(tmp)
     return folder
 
 
 if __name__ == '__main__':
-    main(sys.argv[1:])
+    sys.exit(run_main(main))

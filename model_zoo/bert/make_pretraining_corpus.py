@@ -17,6 +17,7 @@ import re
 import sys
 
 from gluonbert.data import SST2, read_squad
+from gluonbert.errors import run_main
 from gluonbert.train.checkpoint import atomic_write_text
 
 SENTENCE_END = re.compile(r'(?<=[.!?])\s+(?=["A-Z0-9])')
@@ -73,4 +74,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main(sys.argv[1:])
+    sys.exit(run_main(main))

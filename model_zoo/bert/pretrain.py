@@ -9,7 +9,7 @@ MLM and NSP accuracy before and after training; writes the loss curve (curves.pn
 parameters, a gluonbert checkpoint folder (model/, loadable with --pretrained) and the model
 exported as a symbol.
 
-  python model_zoo/bert/pretrain.py --data 'corpus/*.txt' --model bert_2_128_2 \
+  python model_zoo/bert/pretrain.py --data 'corpus/*.txt' --model bert_2_128_2 --from-scratch \
       --max-steps 500 --output-dir out/pretrain
 
 On several workers (each trains on its shard of the batches and scores the whole held-out part;
@@ -33,9 +33,12 @@ from gluonbert.data import BERTTokenizer, PretrainingExampleBuilder, read_docume
 from gluonbert.data import train_test_split
 from gluonbert.train import TrainingLoop
 from gluonbert.train import distributed, pretraining
-from gluonbert.train.checkpoint import atomic_write_text
+from gluonbert.errors import UsageError, run_main
+from gluonbert.train.checkpoint import atomic_write_text, load_parameters_file, respect_umask
 from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, check_dtype,
-                                         contexts, describe_run, start_worker, train_config)
+                                         contexts, describe_run, fraction, parse_script_args,
+                                         positive_float, positive_int, start_worker,
+                                         train_config)
 
 LOG = logging.getLogger('pretrain')
 ARCHITECTURE_FLAGS = ('num_layers', 'units', 'num_heads', 'hidden_size', 'max_length')
@@ -50,32 +53,34 @@ def build_parser():
     data.add_argument('--data', nargs='+', required=True,
                       help='text files or globs (quote them): one sentence per line, blank lines '
                            'between documents')
-    data.add_argument('--held-out-fraction', type=float, default=0.05,
+    data.add_argument('--held-out-fraction', type=positive_float, default=0.05,
                       help='share (or number, if >= 1) of documents held out to score MLM/NSP '
                            '(default 0.05)')
-    data.add_argument('--max-seq-length', type=int, default=128, help='tokens per pair (128)')
-    data.add_argument('--max-predictions-per-seq', type=int, default=20,
+    data.add_argument('--max-seq-length', type=positive_int, default=128,
+                      help='tokens per pair (128)')
+    data.add_argument('--max-predictions-per-seq', type=positive_int, default=20,
                       help='most masked positions per sequence (20)')
-    data.add_argument('--masked-lm-prob', type=float, default=0.15,
+    data.add_argument('--masked-lm-prob', type=fraction, default=0.15,
                       help='share of the tokens to predict (0.15)')
-    data.add_argument('--short-seq-prob', type=float, default=0.1,
+    data.add_argument('--short-seq-prob', type=fraction, default=0.1,
                       help='probability of a shorter target length (0.1)')
     data.add_argument('--whole-word-masking', action='store_true',
                       help='mask all word pieces of a word together')
-    data.add_argument('--dupe-factor', type=int, default=1,
+    data.add_argument('--dupe-factor', type=positive_int, default=1,
                       help='passes over the corpus with different masks and pairs (1)')
     model = p.add_argument_group('model')
     add_model_arguments(model, default_model='bert_2_128_2')
     for flag in ARCHITECTURE_FLAGS:
-        model.add_argument('--' + flag.replace('_', '-'), type=int,
+        model.add_argument('--' + flag.replace('_', '-'), type=positive_int,
                            help='override the model\'s {} (from scratch)'.format(flag))
     train = p.add_argument_group('training')
     add_training_arguments(train, lr=1e-4, epochs=1, output_dir='out/pretrain',
                            batch_help='sequences',
                            epochs_help='passes over the examples; ignored with --max-steps')
-    train.add_argument('--max-steps', type=int, help='train for exactly this many optimizer '
-                                                     'steps (on every worker), cycling through '
-                                                     'the examples; the schedule spans them')
+    train.add_argument('--max-steps', type=positive_int,
+                       help='train for exactly this many optimizer '
+                            'steps (on every worker), cycling through '
+                            'the examples; the schedule spans them')
     return p
 
 
@@ -85,7 +90,8 @@ def data_files(patterns):
     for pattern in patterns:
         matched = sorted(glob.glob(pattern)) or ([pattern] if os.path.isfile(pattern) else [])
         if not matched:
-            raise SystemExit('--data {}: no such file'.format(pattern))
+            raise SystemExit(f'--data {pattern}: no such file (quote a glob so the script '
+                             'expands it)')
         files.extend(matched)
     return files
 
@@ -108,7 +114,10 @@ def build_model(args, ctx):
 
 def make_examples(args, tokenizer):
     """Corpus -> (training examples, held-out examples), documents split before pairing."""
-    documents = read_documents(data_files(args.data))
+    files = data_files(args.data)
+    documents = read_documents(files)
+    if not documents:
+        raise UsageError(f'--data {" ".join(files)}: no documents (the files hold no text)')
     LOG.info('%d documents, %d sentences', len(documents), sum(len(d) for d in documents))
     held_out = args.held_out_fraction
     held_out = int(held_out) if held_out >= 1 else held_out
@@ -132,11 +141,16 @@ def make_examples(args, tokenizer):
 
 def main(argv=None):
     """Run the script; returns a dict with the held-out scores and the output files."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parse_script_args(parser, argv)
+    try:
+        data_files(args.data)  # before anything is built or written
+    except SystemExit as err:
+        parser.error(str(err.code))
     backend = distributed.get_backend(args.comm_backend)  # joins the cluster, if any
-    start_worker(args, backend)
     ctx = contexts(args.gpus)
     check_dtype(args, ctx)
+    start_worker(args, backend)  # the first write
     progress = not args.no_progress and backend.is_root
     net, vocab = build_model(args, ctx)
     tokenizer = BERTTokenizer(vocab, lower=not args.cased)
@@ -159,7 +173,8 @@ def main(argv=None):
     LOG.info('%s', describe_run(backend, args, len(ctx), args.lr))
     config = train_config(args, epochs=1 if steps else args.epochs, monitor='mlm_loss',
                           mode='min')
-    loop = TrainingLoop(net, pretraining.pretraining_loss(), ctx, config, args.output_dir)
+    loop = TrainingLoop(net, pretraining.pretraining_loss(), ctx, config, args.output_dir,
+                        model_record=dict(task='pretraining'))
     start = time.time()
     state = loop.fit(batches, per_epoch, evaluate, resume=args.resume)
     results = dict(model=args.model, dataset_name=args.dataset_name, pretrained=args.pretrained,
@@ -167,7 +182,7 @@ def main(argv=None):
                    workers=workers, comm_backend=args.comm_backend)
     if not backend.is_root:  # rank 0 scores the best model and writes everything
         return results
-    net.load_parameters(os.path.join(args.output_dir, 'best.params'), ctx=ctx)
+    load_parameters_file(net, os.path.join(args.output_dir, 'best.params'), ctx)
     after = evaluate(net)
     LOG.info('held-out after training (best by MLM loss, step %s): %s',
              _best_step(state), _format(after))
@@ -202,8 +217,9 @@ def _export(net, examples, output_dir):
     with atomic_folder(folder, overwrite=True) as tmp:
         gluonbert.export_model(net, os.path.join(tmp, 'model'),
                                pretraining.batch_examples(examples[:2])[:4])
+        respect_umask(tmp)
     return folder
 
 
 if __name__ == '__main__':
-    main(sys.argv[1:])
+    sys.exit(run_main(main))

@@ -60,7 +60,7 @@ for what in "${runs[@]}"; do
     pretrain)
       $PY model_zoo/bert/make_pretraining_corpus.py --squad "$SQUAD/train-v1.1-subset.json" \
         "$SQUAD/dev-v1.1-subset.json" --sst2 data/sst2/train.tsv --output "$OUT/corpus.txt"
-      $PY model_zoo/bert/pretrain.py --data "$OUT/corpus.txt" --model bert_2_128_2 \
+      $PY model_zoo/bert/pretrain.py --data "$OUT/corpus.txt" --model bert_2_128_2 --from-scratch \
         --max-steps 400 --batch-size 32 --lr 1e-3 --log-every 10 --no-progress \
         --output-dir "$OUT/pretrain" ;;
     *) echo "unknown run $what" >&2; exit 2 ;;
