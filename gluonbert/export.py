@@ -8,7 +8,7 @@ from mxnet.gluon import HybridBlock, SymbolBlock
 
 from .errors import DamagedFileError, mxnet_message
 from .kernels import make_portable_file
-from .model.encoder import BERTEncoder
+from .model.encoder import check_inputs
 
 # parameter-name endings of an exported BERT's embedding tables -> the config field each sizes
 EMBEDDING_LIMITS = {'word_embed_weight': 'vocab_size', 'token_type_embed_weight':
@@ -28,8 +28,7 @@ class CheckedSymbolBlock(SymbolBlock):
     def forward(self, x, *args):  # pylint: disable=arguments-differ
         """Check (batch, seq_len) NDArray inputs, then run the symbol."""
         if self.config is not None and isinstance(x, mx.nd.NDArray) and x.ndim == 2:
-            # BERTEncoder's own checks, read off self.config (not a copy of them)
-            BERTEncoder.check_inputs(self, x, *args[:2])
+            check_inputs(self.config, x, *args[:2])  # the same checks as BERTEncoder's
         return super().forward(x, *args)
 
 

@@ -244,7 +244,7 @@ def truncate(path, keep=100):
 
 
 def test_only_inference_with_truncated_params_names_the_file(sst, tmp_path):
-    net = BERTClassifier(get_model('bert_2_128_2', use_decoder=False, use_classifier=False)[0])
+    net = BERTClassifier(get_model('bert_2_128_2', pretrained=False, use_decoder=False, use_classifier=False)[0])
     net.initialize_head()
     params = str(tmp_path / 'best.params')
     net.save_parameters(params)
@@ -267,7 +267,7 @@ def test_get_model_with_truncated_params_has_no_dangling_traceback(tmp_path):
 
 
 def test_a_config_that_disagrees_with_its_weights_says_which_file_says_what(tmp_path):
-    model, vocab = get_model('bert_2_128_2', use_decoder=False, use_classifier=False)
+    model, vocab = get_model('bert_2_128_2', pretrained=False, use_decoder=False, use_classifier=False)
     folder = str(tmp_path / 'ckpt')
     save_native_checkpoint(model, vocab, folder)
     config_path = os.path.join(folder, 'gluonbert_config.json')
@@ -516,7 +516,7 @@ def test_the_hybridized_cache_error_is_explained():
 
 
 def test_the_cli_says_truncation_in_command_line_words(capsys):
-    _, vocab = get_model('bert_2_128_2', use_decoder=False, use_classifier=False)
+    _, vocab = get_model('bert_2_128_2', pretrained=False, use_decoder=False, use_classifier=False)
     transform = BERTSentenceTransform(BERTTokenizer(vocab), 8, pad=False, pair=False)
     with cli._truncation_noted('raise --max-len'):  # pylint: disable=protected-access
         transform(('one two three four five six seven eight nine ten',))

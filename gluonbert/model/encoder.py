@@ -84,33 +84,8 @@ class BERTEncoder(PortableExport, HybridBlock):
 
     def check_inputs(self, input_ids, token_types=None, valid_length=None):
         """Raise ValueError on inputs that would give a silently wrong answer (NDArrays only)."""
-        if not isinstance(input_ids, mx.nd.NDArray):
-            return  # symbolic composition: shapes are not known yet
-        cfg = self.config
-        if input_ids.ndim != 2:
-            raise ValueError('input_ids must have shape (batch, seq_len); got {}'.format(
-                input_ids.shape))
-        batch, seq_len = input_ids.shape
-        if seq_len > cfg['max_length']:
-            raise ValueError(
-                'sequence length {} is longer than the position table of this model '
-                '(max_length={}); truncate the input (e.g. BERTSentenceTransform(max_seq_length='
-                '{})) or build a model with a larger max_length'.format(
-                    seq_len, cfg['max_length'], cfg['max_length']))
-        _check_range('input_ids', input_ids, 0, cfg['vocab_size'] - 1,
-                     'the vocabulary has {} tokens'.format(cfg['vocab_size']))
-        if token_types is not None and self.use_token_type_embed:
-            if token_types.shape != input_ids.shape:
-                raise ValueError('token_types has shape {} but input_ids has {}'.format(
-                    token_types.shape, input_ids.shape))
-            _check_range('token_types', token_types, 0, cfg['token_type_vocab_size'] - 1,
-                         'the model has {} segment types'.format(cfg['token_type_vocab_size']))
-        if valid_length is not None:
-            if valid_length.shape != (batch,):
-                raise ValueError('valid_length must have shape (batch,) = ({},); got {}'.format(
-                    batch, valid_length.shape))
-            _check_range('valid_length', valid_length, 1, seq_len,
-                         'every sequence needs 1 to seq_len={} valid tokens'.format(seq_len))
+        check_inputs(self.config, input_ids, token_types if self.use_token_type_embed else None,
+                     valid_length)
 
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None,
                        position_weight=None):  # pylint: disable=arguments-differ
@@ -167,6 +142,38 @@ def _batch_major_output(F, x, valid_length):
     if valid_length is not None:
         x = F.SequenceMask(x, sequence_length=valid_length, use_sequence_length=True, axis=0)
     return F.transpose(x, axes=(1, 0, 2))
+
+
+def check_inputs(config, input_ids, token_types=None, valid_length=None):
+    """Raise ValueError on NDArray inputs a BERT with `config` ('vocab_size', 'max_length',
+    'token_type_vocab_size') would answer silently wrong: input_ids, token_types (batch,
+    seq_len) outside the embedding tables or longer than the position table, valid_length
+    (batch,) outside 1..seq_len. Symbols (shapes not known yet) pass unchecked."""
+    if not isinstance(input_ids, mx.nd.NDArray):
+        return
+    if input_ids.ndim != 2:
+        raise ValueError(f'input_ids must have shape (batch, seq_len); got {input_ids.shape}')
+    batch, seq_len = input_ids.shape
+    max_length = config['max_length']
+    if seq_len > max_length:
+        raise ValueError(
+            f'sequence length {seq_len} is longer than the position table of this model '
+            f'(max_length={max_length}); truncate the input (e.g. BERTSentenceTransform('
+            f'max_seq_length={max_length})) or build a model with a larger max_length')
+    _check_range('input_ids', input_ids, 0, config['vocab_size'] - 1,
+                 f"the vocabulary has {config['vocab_size']} tokens")
+    if token_types is not None:
+        if token_types.shape != input_ids.shape:
+            raise ValueError(f'token_types has shape {token_types.shape} but input_ids has '
+                             f'{input_ids.shape}')
+        _check_range('token_types', token_types, 0, config['token_type_vocab_size'] - 1,
+                     f"the model has {config['token_type_vocab_size']} segment types")
+    if valid_length is not None:
+        if valid_length.shape != (batch,):
+            raise ValueError(f'valid_length must have shape (batch,) = ({batch},); got '
+                             f'{valid_length.shape}')
+        _check_range('valid_length', valid_length, 1, seq_len,
+                     f'every sequence needs 1 to seq_len={seq_len} valid tokens')
 
 
 def _check_range(name, array, low, high, why):
