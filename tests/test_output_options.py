@@ -246,7 +246,8 @@ def test_missing_heads_are_refused_or_left_uninitialized_as_in_gluonnlp(hf_folde
 
 def test_ignore_extra_loads_the_first_layers_into_a_smaller_model(hf_folder):
     reference, path = hf_folder
-    with pytest.raises(PretrainedMismatchError, match="num_layers: the checkpoint's configuration says 4, the model has 2"):
+    with pytest.raises(PretrainedMismatchError,
+                       match="num_layers: the checkpoint's configuration says 4, the model has 2"):
         get_model('bert_4_16_4_outtest', pretrained=path, hparam_allow_override=True,
                   num_layers=2)
     model, _ = get_model('bert_4_16_4_outtest', pretrained=path, hparam_allow_override=True,
