@@ -59,6 +59,13 @@ def atomic_open(path: str, mode: str = 'w', encoding: str | None = 'utf-8') -> I
             os.fsync(handle.fileno())
 
 
+def write_text(path: str, text: str) -> str:
+    """Write `text` (UTF-8) to `path` atomically; returns the path."""
+    with atomic_open(path) as f:
+        f.write(text)
+    return path
+
+
 def write_json(path: str, data: Any, atomic: bool = True) -> str:
     """Write `data` as indented, key-sorted JSON (atomically unless already inside an
     atomic folder); returns the path."""

@@ -6,16 +6,15 @@ import os
 import mxnet as mx
 import numpy as np
 
+from .data import batchify
 from .data.tokenizer import BERTTokenizer
 from .data.transforms import BERTSentenceTransform
 from .data.vocab import BERTVocab
-from .convert.common import atomic_folder, write_json
+from .files import atomic_folder, write_json, write_with
 from .export import export_model, import_model
 from .model.task_heads import mean_over_valid
 from .precision import to_bfloat16
 from .quantization import quantize
-from .train.checkpoint import respect_umask
-from .train.classification import batchify_inputs
 
 
 PRECISIONS = ('float32', 'bfloat16')
@@ -23,7 +22,7 @@ PRECISIONS = ('float32', 'bfloat16')
 
 def _inputs(transform, texts, ctx):
     """Texts (str or (a, b) pairs) -> (input_ids, token_types, valid_length) NDArrays."""
-    fn = batchify_inputs()
+    fn = batchify.bert_inputs()
     rows = [transform(t if isinstance(t, (tuple, list)) else (t,)).model_inputs() for t in texts]
     return [a.as_in_context(ctx) for a in fn(rows)]
 
@@ -75,7 +74,6 @@ class SentenceClassifier:
                          self._batches(['a sample sentence'], 1)[0])
             self.vocab.to_file(os.path.join(tmp, 'vocab.txt'))
             write_json(os.path.join(tmp, 'meta.json'), self.meta)
-            respect_umask(tmp)
         return folder
 
     def predict_proba(self, texts, batch_size=32):
@@ -149,8 +147,6 @@ def plot_similarity(labels, embeddings, path, title='Semantic textual similarity
     fig.colorbar(image, ax=ax, fraction=0.046)
     ax.set_title(title)
     fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=90)
+    write_with(path, lambda temp: fig.savefig(temp, dpi=90), suffix='.png')
     plt.close(fig)
-    os.replace(tmp, path)
     return sims

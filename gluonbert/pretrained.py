@@ -20,7 +20,8 @@ import mxnet as mx
 import numpy as np
 
 from .convert import detect_format, load_checkpoint
-from .convert.common import ConversionError, assign_parameters, atomic_folder, write_json
+from .convert.common import ConversionError, assign_parameters
+from .files import atomic_folder, write_json
 from .convert.hf import (LABELLED_TASKS, check_label_names, head_dropout_rate, read_config,
                          tokenizer_config, vocab_looks_cased, write_hf_files)
 from .convert.layout import (backbone_of, block_from_checkpoint, block_to_canonical,

@@ -8,7 +8,6 @@ difference and the dev-set inference time of each.
         --dev-file ../shared/data/glue/SST-2/dev.tsv --calib-file data/sst2/train.tsv
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -19,6 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from gluonbert.data import read_table  # noqa: E402
+from gluonbert.files import write_json  # noqa: E402
 from gluonbert.inference import SentenceClassifier  # noqa: E402
 
 
@@ -65,9 +65,7 @@ def main(argv=None):
                                        results['difference_points'], fp32_s, int8_s,
                                        fp32_s / int8_s))
     if args.json:
-        with open(args.json + '.tmp', 'w', encoding='utf-8') as f:
-            json.dump(results, f, indent=2)
-        os.replace(args.json + '.tmp', args.json)
+        write_json(args.json, results)
     return results
 
 

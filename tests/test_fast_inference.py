@@ -102,7 +102,7 @@ def _export_tiny_classifier(folder):
     sample = [a.astype('int32') for a in gluonbert.export.sample_inputs(len(vocab), 2, 8)]
     export_model(net, os.path.join(folder, 'model'), sample)
     vocab.to_file(os.path.join(folder, 'vocab.txt'))
-    gluonbert.convert.common.write_json(os.path.join(folder, 'meta.json'), dict(
+    gluonbert.files.write_json(os.path.join(folder, 'meta.json'), dict(
         task='SST-2', labels=['0', '1'], regression=False, max_len=32, lower=True,
         model='bert_2_128_2'))
 

@@ -14,7 +14,7 @@ from gluonbert.data import BERTSentenceTransform, BERTTokenizer, BERTVocab
 from gluonbert.inference import SentenceClassifier
 from gluonbert.model import (BERTClassifier, BERTForMultipleChoice, BERTForQA,
                              BERTForTokenClassification, BERTModel, BERTRegression)
-from gluonbert.train.classification import batchify_inputs
+from gluonbert.data.batchify import bert_inputs
 from checkpoint_helpers import hf_config, hf_forward
 from conftest import TINY, tiny_model
 
@@ -67,7 +67,7 @@ def encode(vocab, texts, pair=False):
     transform = BERTSentenceTransform(BERTTokenizer(vocab, lower=True), TINY['max_length'],
                                       pad=False, pair=pair)
     rows = [transform(t if pair else (t,)).model_inputs() for t in texts]
-    return batchify_inputs()(rows)
+    return bert_inputs()(rows)
 
 
 def softmax(x):

@@ -1,6 +1,5 @@
 """SQuAD v1.1 features on the real subset: windows, answer positions, exact text recovery."""
 import json
-import os
 
 import numpy as np
 import pytest

@@ -13,7 +13,8 @@ from .inference import bench_inference, preflight
 from .machine import THREADS_NOTE, configure_threads, machine_info, restart_needed, versions
 from .memory import memory_probe, probe_memory
 from .peers import available_peers
-from .report import refusals, render, write_json_atomically
+from ..files import write_json
+from .report import refusals, render
 from .timing import flops, gemm_peak
 from .torch_peer import hf_model, setup_torch
 from .training import bench_train
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None, prog: str = 'scripts/benchmark.py') -> d
     report['refused'] = refusals(report)
     print(render(report))
     if args.json:
-        write_json_atomically(args.json, report)
+        write_json(args.json, report)
     return report
 
 

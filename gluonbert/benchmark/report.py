@@ -1,7 +1,4 @@
 """The benchmark's report: markdown tables on stdout, the same data as JSON."""
-import json
-import os
-import tempfile
 
 from .inputs import TRAIN_SHAPE
 from .variants import FP32_ATOL, INT8_MIN_COSINE, OURS, SHORT
@@ -132,18 +129,3 @@ def render(report: dict) -> str:
                                            for name, result in report['models'].items()] +
                        refused)
 
-
-def write_json_atomically(path: str, data: dict) -> None:
-    """Write `data` as JSON through a temp file renamed into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=folder, prefix='.benchmark-', suffix='.json')
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise

@@ -5,11 +5,7 @@ structural names of `BERTModel`: `encoder.*`, `pooler.dense.*`, `classifier.dens
 next-sentence prediction, `decoder.*` for the masked LM), plus `task.weight` / `task.bias` for
 the output layer of a fine-tuned task model, whose kind is named by `Checkpoint.task`.
 """
-import contextlib
-import json
 import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 
@@ -126,43 +122,3 @@ def checkpoint_with_vocab(arrays, hparams, vocab, folder, source, task=None, lab
                               f'{outputs} outputs; the config\'s id2label must name every output')
     return Checkpoint(arrays=arrays, hparams=hparams, vocab=vocab, source=source, task=task,
                       task_labels=outputs, labels=labels)
-
-
-@contextlib.contextmanager
-def atomic_folder(directory, overwrite=False):
-    """Yield a temporary folder beside `directory`; when the block ends without error it
-    replaces `directory` (refused if it exists, unless overwrite); otherwise it is removed."""
-    parent = os.path.dirname(os.path.abspath(directory))
-    os.makedirs(parent, exist_ok=True)
-    temp = tempfile.mkdtemp(dir=parent, prefix='.' + os.path.basename(directory) + '.')
-    try:
-        yield temp
-        replace_path_atomically(temp, directory, overwrite)
-    finally:
-        if os.path.isdir(temp):
-            shutil.rmtree(temp, ignore_errors=True)
-
-
-def write_json(path, data):
-    """Write `data` as indented, key-sorted JSON (inside an atomic folder)."""
-    with open(path, 'w', encoding='utf-8') as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-
-
-def replace_path_atomically(temp_path, final_path, overwrite=False):
-    """Move a fully written temp file or folder into place; refuse to clobber unless asked."""
-    if os.path.lexists(final_path):
-        if not overwrite:
-            raise FileExistsError('{} already exists; pass overwrite=True (--overwrite) to '
-                                  'replace it'.format(final_path))
-        if os.path.isdir(final_path) and not os.path.islink(final_path):
-            aside = final_path + '.old-{}'.format(os.getpid())
-            os.rename(final_path, aside)
-            os.rename(temp_path, final_path)
-            _remove_tree(aside)
-            return
-    os.replace(temp_path, final_path)
-
-
-def _remove_tree(path):
-    shutil.rmtree(path, ignore_errors=True)

@@ -8,7 +8,8 @@ import numpy as np
 
 from ..data.vocab import BERTVocab
 from ..model.attention import interleave_qkv, split_qkv
-from .common import ConversionError, atomic_folder, checkpoint_with_vocab, write_json
+from ..files import atomic_folder, write_json
+from .common import ConversionError, checkpoint_with_vocab
 from .layout import backbone_of, block_to_canonical
 from .safetensors_format import read_safetensors, write_safetensors
 

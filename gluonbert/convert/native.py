@@ -2,15 +2,14 @@
 `gluonbert_config.json` (hyperparameters) and `vocab.txt`."""
 import json
 import os
-import tempfile
 
 import mxnet as mx
 import numpy as np
 
 from ..data.vocab import BERTVocab
 from ..errors import mxnet_message
-from .common import (Checkpoint, ConversionError, atomic_folder, check_vocab_fits,
-                     write_json)
+from ..files import atomic_folder, write_json, write_with
+from .common import Checkpoint, ConversionError, check_vocab_fits
 from .layout import backbone_of, block_to_canonical
 
 CONFIG_NAME = 'gluonbert_config.json'
@@ -35,17 +34,9 @@ def read_params(path):
 
 def save_params(arrays, path):
     """Write {name: numpy array} as an MXNet .params file atomically; returns the path."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path), suffix='.part')
-    os.close(fd)
-    try:
-        mx.nd.save(temp, {name: mx.nd.array(value, dtype=np.asarray(value).dtype)
-                          for name, value in sorted(arrays.items())})
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
-    return path
+    return write_with(path, lambda temp: mx.nd.save(
+        temp, {name: mx.nd.array(value, dtype=np.asarray(value).dtype)
+               for name, value in sorted(arrays.items())}))
 
 
 def save_native_checkpoint(block, vocab, directory, overwrite=False, labels=None):

@@ -9,10 +9,10 @@ The tests check this reader and writer against the `safetensors` package itself.
 import json
 import os
 import struct
-import tempfile
 
 import numpy as np
 
+from ..files import atomic_open
 from .common import ConversionError
 
 _DTYPES = {'F64': '<f8', 'F32': '<f4', 'F16': '<f2', 'I64': '<i8', 'I32': '<i4', 'I16': '<i2',
@@ -101,17 +101,8 @@ def write_safetensors(path, arrays, metadata=None):
     header['__metadata__'] = dict(metadata or {'format': 'pt'})
     text = json.dumps(header, separators=(',', ':')).encode('utf-8')
     text += b' ' * (-len(text) % 8)  # pad so the data section starts 8-byte aligned
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path),
-                                suffix='.part')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(struct.pack('<Q', len(text)))
-            f.write(text)
-            for blob in blobs:
-                f.write(blob)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    with atomic_open(path, 'wb') as f:
+        f.write(struct.pack('<Q', len(text)))
+        f.write(text)
+        for blob in blobs:
+            f.write(blob)

@@ -211,3 +211,13 @@ class NamedTuple:
                                                                  type(sample).__name__))
         return self.container(*[fn([sample[i] for sample in data])
                                 for i, fn in enumerate(self.fns)])
+
+
+def bert_inputs(label_dtype=None):
+    """Batchify for (input_ids, token_types, valid_length[, label]) samples: ids and types
+    padded with 0 to (batch, longest), lengths stacked to (batch,), all int32; a label column
+    of `label_dtype` if given."""
+    fields = [Pad(pad_val=0, dtype='int32'), Pad(pad_val=0, dtype='int32'), Stack('int32')]
+    if label_dtype is not None:
+        fields.append(Stack(label_dtype))
+    return Tuple(*fields)

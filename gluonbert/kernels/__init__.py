@@ -20,6 +20,7 @@ import warnings
 
 import mxnet as mx
 
+from ..files import atomic_path, write_text
 from ..hardware import cpu_flags
 
 LOG = logging.getLogger(__name__)
@@ -75,20 +76,13 @@ def library_path(root=None):
 def build(path):
     """Compile the kernels into `path` (written to a temporary name, then renamed)."""
     include, api_source = _mxnet_files()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    handle, temp = tempfile.mkstemp(suffix='.so', dir=os.path.dirname(path))
-    os.close(handle)
-    command = [_compiler(), '-shared', '-fPIC', '-std=c++17', '-O3', '-march=native',
-               '-fopenmp', '-I' + os.path.join(include, 'mxnet'), '-I' + include,
-               _SOURCE, api_source, '-o', temp]
-    try:
+    with atomic_path(path, suffix='.so') as temp:
+        command = [_compiler(), '-shared', '-fPIC', '-std=c++17', '-O3', '-march=native',
+                   '-fopenmp', '-I' + os.path.join(include, 'mxnet'), '-I' + include,
+                   _SOURCE, api_source, '-o', temp]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise KernelBuildError('compiling {} failed:\n{}'.format(_SOURCE, done.stderr[-2000:]))
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
 
 
 def load(root=None):
@@ -160,12 +154,4 @@ def make_portable_file(symbol_file):
         text = handle.read()
     if LAYER_NORM_OP not in text:
         return
-    folder = os.path.dirname(os.path.abspath(symbol_file))
-    handle, temp = tempfile.mkstemp(suffix='.json', dir=folder)
-    try:
-        with os.fdopen(handle, 'w') as out:
-            out.write(make_portable(text))
-        os.replace(temp, symbol_file)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    write_text(symbol_file, make_portable(text))

@@ -1,7 +1,7 @@
 """Atomic training checkpoints: params + optimizer states + loop state, and the best model.
 
 A checkpoint is a directory written under a temporary name and renamed when complete (the
-same `atomic_folder` as the converters use); the
+same `gluonbert.files.atomic_folder` as every writer uses); the
 `LATEST` pointer file is replaced atomically afterwards, so an interrupted write never leaves a
 checkpoint that looks valid.
 """
@@ -12,20 +12,13 @@ import shutil
 
 import mxnet as mx
 
-from ..convert.common import atomic_folder
+from ..files import atomic_folder, write_text, write_with
 from ..errors import CheckpointMismatchError, DamagedFileError, mxnet_message
 
 MODEL_FILE, STATES_FILE, STATE_FILE = 'model.params', 'trainer.states', 'state.json'
 # state.json's key for what the checkpoint was written by (see describe_model)
 MODEL_RECORD = 'model'
 
-
-def respect_umask(path):
-    """Give a folder made by tempfile.mkdtemp (mode 0700) the mode os.makedirs would: 0777 minus
-    the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o777 & ~umask)
 
 
 def describe_model(net, **extra) -> dict:
@@ -95,15 +88,6 @@ def _without_mxnet_hints(err):
     return text.strip().rstrip('.,') or type(err).__name__
 
 
-def atomic_write_text(path, text):
-    """Write `text` to `path` via a temporary file and rename."""
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
 
 class CheckpointManager:
     """Keeps the last `keep` checkpoints of a run under `<output_dir>/checkpoints/`."""
@@ -136,9 +120,8 @@ class CheckpointManager:
             trainer.save_states(os.path.join(tmp, STATES_FILE))
             if average is not None:
                 average.save(tmp)
-            atomic_write_text(os.path.join(tmp, STATE_FILE), json.dumps(state))
-            respect_umask(tmp)
-        atomic_write_text(os.path.join(self.root, 'LATEST'), os.path.basename(final))
+            write_text(os.path.join(tmp, STATE_FILE), json.dumps(state))
+        write_text(os.path.join(self.root, 'LATEST'), os.path.basename(final))
         for old in sorted(d for d in os.listdir(self.root) if d.startswith('step-'))[:-self.keep]:
             if old != os.path.basename(final):
                 shutil.rmtree(os.path.join(self.root, old), ignore_errors=True)
@@ -175,7 +158,6 @@ class CheckpointManager:
 def save_best(output_dir, net, metrics):
     """Atomically write `best.params` and `best.json` (the metrics that made it best)."""
     path = os.path.join(output_dir, 'best.params')
-    net.save_parameters(path + '.tmp')
-    os.replace(path + '.tmp', path)
-    atomic_write_text(os.path.join(output_dir, 'best.json'), json.dumps(metrics, indent=2))
+    write_with(path, net.save_parameters, suffix='.params')
+    write_text(os.path.join(output_dir, 'best.json'), json.dumps(metrics, indent=2))
     return path

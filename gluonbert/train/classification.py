@@ -61,16 +61,6 @@ def make_features(task, dataset, tokenizer, max_len, labeled=True, window_stride
     return features, report
 
 
-def batchify_inputs(label_dtype=None):
-    """Batchify for (input_ids, token_types, valid_length[, label]) samples: ids and types
-    padded with 0, lengths stacked, all int32; a label column of `label_dtype` if given."""
-    fields = [batchify.Pad(pad_val=0, dtype='int32'), batchify.Pad(pad_val=0, dtype='int32'),
-              batchify.Stack('int32')]
-    if label_dtype is not None:
-        fields.append(batchify.Stack(label_dtype))
-    return batchify.Tuple(*fields)
-
-
 def training_batches(task, features, batch_size, seed=0, num_buckets=10, ratio=0.0,
                      num_shards=1, shard_index=0):
     """-> (epoch -> iterator of (input_ids, token_types, valid_length, label), batches/epoch).
@@ -84,7 +74,7 @@ def training_batches(task, features, batch_size, seed=0, num_buckets=10, ratio=0
         raise ValueError('shard_index={} must be in [0, num_shards={})'.format(shard_index,
                                                                               num_shards))
     lengths = [int(f.valid_length) for f in features]
-    fn = batchify_inputs('float32' if task.is_regression else 'int32')
+    fn = batchify.bert_inputs('float32' if task.is_regression else 'int32')
 
     def sampler(epoch):
         return FixedBucketSampler(lengths, batch_size, num_buckets=num_buckets, ratio=ratio,
@@ -101,8 +91,8 @@ def training_batches(task, features, batch_size, seed=0, num_buckets=10, ratio=0
 def predict(net, features, batch_size=64, ctx=mx.cpu(), progress=True):
     """Outputs (num_features, num_outputs) numpy in feature order; batches are sorted by length
     so little compute goes to padding."""
-    sampler = SortedBucketSampler([int(f.valid_length) for f in features], batch_size)
-    fn = batchify_inputs()
+    sampler = SortedBucketSampler([int(f.valid_length) for f in features], batch_size, mult=None)
+    fn = batchify.bert_inputs()
     outputs = []
     for ids in tqdm(sampler, desc='predicting', disable=not progress, unit='batch'):
         inputs = [a.as_in_context(ctx) for a in fn([features[i][:3] for i in ids])]
@@ -146,7 +136,7 @@ def _predict_sharded(net, features, batch_size, ctx, progress, backend):
     shares into the (num_features, num_outputs) outputs of all of them."""
     mine = list(range(backend.rank, len(features), backend.num_workers))
     # every worker needs the output width for the collective, even with no share (tiny sets)
-    width = net(*[a.as_in_context(ctx) for a in batchify_inputs()([features[0][:3]])]).shape[1]
+    width = net(*[a.as_in_context(ctx) for a in batchify.bert_inputs()([features[0][:3]])]).shape[1]
     outputs = np.zeros((len(features), width), dtype='float32')
     if mine:
         outputs[mine] = predict(net, [features[i] for i in mine], batch_size, ctx,

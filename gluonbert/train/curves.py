@@ -1,5 +1,5 @@
 """Loss and dev-metric curves of a run, saved as a PNG."""
-import os
+from ..files import write_with
 
 
 def save_curves(history, path):
@@ -22,8 +22,6 @@ def save_curves(history, path):
         axes[0][1].set(xlabel='step', title='dev metrics')
         axes[0][1].legend()
     fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=90)
+    write_with(path, lambda temp: fig.savefig(temp, dpi=90), suffix='.png')
     plt.close(fig)
-    os.replace(tmp, path)
     return path

@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from .averaging import AVERAGE_FILE, WeightAverage, check_ema_decay
 from ..errors import RunFailedError
-from .checkpoint import (MODEL_RECORD, CheckpointManager, atomic_write_text, describe_model,
+from ..files import write_text
+from .checkpoint import (MODEL_RECORD, CheckpointManager, describe_model,
                          save_best)
 from .clipping import clip_factor, global_norm
 from .curves import save_curves
@@ -392,7 +393,6 @@ class TrainingLoop:
         return ', loss scale {:g}, {} steps skipped'.format(scale['scale'], scale['skipped'])
 
     def _evaluate_and_checkpoint(self, evaluate, state):
-        cfg = self.config
         # synchronous workers all evaluate (and agree); dist_async workers do not wait for
         # each other, so only rank 0 evaluates there
         self._check_finite_weights(state)
@@ -468,7 +468,7 @@ class TrainingLoop:
             self.average.copy_to_net()
         if not self.output_dir or not self.backend.is_root:
             return
-        atomic_write_text(os.path.join(self.output_dir, 'history.json'),
+        write_text(os.path.join(self.output_dir, 'history.json'),
                           json.dumps(state['history'], indent=1))
         save_curves(state['history'], os.path.join(self.output_dir, 'curves.png'))
 

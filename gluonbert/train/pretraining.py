@@ -108,7 +108,7 @@ def evaluate(net, examples, batch_size=64, ctx=mx.cpu(), progress=True):
     masked tokens, NSP over all examples (losses are mean cross-entropies)."""
     if not examples:
         raise ValueError('no held-out examples to evaluate')
-    sampler = SortedBucketSampler([int(e.valid_length) for e in examples], batch_size)
+    sampler = SortedBucketSampler([int(e.valid_length) for e in examples], batch_size, mult=None)
     mlm_correct = mlm_total = nsp_correct = 0
     mlm_ce = nsp_ce = 0.0
     for ids in tqdm(sampler, desc='evaluating', disable=not progress, unit='batch'):

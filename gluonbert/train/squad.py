@@ -73,7 +73,7 @@ def predict_logits(net, features, batch_size=64, ctx=mx.cpu(), progress=True):
     float32 arrays (valid_length,) each (logits beyond a window's length are padding)."""
     if not features:
         return [], []
-    sampler = SortedBucketSampler([int(f.valid_length) for f in features], batch_size)
+    sampler = SortedBucketSampler([int(f.valid_length) for f in features], batch_size, mult=None)
     starts, ends = [None] * len(features), [None] * len(features)
     for ids in tqdm(sampler, desc='predicting', disable=not progress, unit='batch'):
         inputs = [a.as_in_context(ctx) for a in batch_inputs([features[i] for i in ids])]

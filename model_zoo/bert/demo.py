@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import finetune_classifier  # noqa: E402  pylint: disable=wrong-import-position
 from gluonbert.errors import run_main  # noqa: E402  pylint: disable=wrong-import-position
 from gluonbert.inference import SentenceClassifier  # noqa: E402  pylint: disable=wrong-import-position
-from gluonbert.train.checkpoint import atomic_write_text  # noqa: E402  pylint: disable=wrong-import-position
+from gluonbert.files import write_text  # noqa: E402  pylint: disable=wrong-import-position
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SENTENCES = ['this movie is so great', 'a dull , lifeless and overlong mess',
@@ -49,7 +49,7 @@ def main(argv=None):
                                       classifier.predict_proba(SENTENCES)):
         print('  {:<9} ({:.3f})  {}'.format(names[label], probs.max(), sentence))
     print('total {:.0f} s'.format(time.time() - start))
-    atomic_write_text(os.path.join(args.output_dir, 'demo.json'),
+    write_text(os.path.join(args.output_dir, 'demo.json'),
                       json.dumps(dict(results, total_seconds=round(time.time() - start, 1)),
                                  indent=2))
     return results

@@ -26,13 +26,12 @@ import mxnet as mx
 import gluonbert
 from gluonbert.data import (BERTTokenizer, Task, get_task, read_csv, read_jsonl, read_tsv,
                             train_test_split)
-from gluonbert.convert.common import atomic_folder, write_json
+from gluonbert.files import atomic_folder, atomic_open, write_json, write_text
 from gluonbert.train import TrainingLoop
 from gluonbert.train import classification as cls
 from gluonbert.train import distributed
 from gluonbert.errors import CheckpointMismatchError, run_main
-from gluonbert.train.checkpoint import (atomic_write_text, load_parameters_file,
-                                        respect_umask)
+from gluonbert.train.checkpoint import load_parameters_file
 from gluonbert.train.losses import balanced_class_weights
 from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, check_dtype,
                                          contexts, describe_run, existing_dir, existing_file,
@@ -228,7 +227,7 @@ def main(argv=None):
     if test_set is not None:
         results['test_predictions'] = _predict_test(net, task, test_set, tokenizer, args, ctx)
     results['export'] = _export(net, vocab, task, args, dev)
-    atomic_write_text(os.path.join(args.output_dir, 'dev_metrics.json'),
+    write_text(os.path.join(args.output_dir, 'dev_metrics.json'),
                       json.dumps(results, indent=2))
     return results
 
@@ -277,27 +276,25 @@ def _predict_test(net, task, test_set, tokenizer, args, ctx):
     outputs, _ = cls.aggregate_windows(cls.predict(net, features, args.batch_size * 2, ctx[0],
                                                    not args.no_progress), features)
     out = os.path.join(args.output_dir, 'test_predictions.tsv')
-    with open(out + '.tmp', 'w', encoding='utf-8') as f:
+    with atomic_open(out) as f:
         f.write('index\tprediction\n')
         for i, row in enumerate(outputs):
             value = '{:.6f}'.format(row[0]) if task.is_regression else \
                 task.labels[int(row.argmax())]
             f.write('{}\t{}\n'.format(i, value))
-    os.replace(out + '.tmp', out)
     return out
 
 
 def _export(net, vocab, task, args, dev):
     """Export the (best) model as a hybridized symbol with what `predict.py` needs beside it."""
     folder = os.path.join(args.output_dir, 'export')
-    sample = cls.batchify_inputs()([f[:3] for f in dev[:2]])
+    sample = gluonbert.data.batchify.bert_inputs()([f[:3] for f in dev[:2]])
     with atomic_folder(folder, overwrite=True) as tmp:
         gluonbert.export_model(net, os.path.join(tmp, 'model'), sample)
         vocab.to_file(os.path.join(tmp, 'vocab.txt'))
         write_json(os.path.join(tmp, 'meta.json'),
                    dict(task=task.name, labels=task.labels, regression=task.is_regression,
                         max_len=args.max_len, lower=not args.cased, model=args.model))
-        respect_umask(tmp)
     return folder
 
 

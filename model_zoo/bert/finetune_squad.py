@@ -25,12 +25,12 @@ import sys
 import time
 
 import gluonbert
-from gluonbert.convert.common import atomic_folder, write_json
+from gluonbert.files import atomic_folder, write_json, write_text
 from gluonbert.data import BERTTokenizer, SquadTransform, read_squad
 from gluonbert.train import TrainingLoop
 from gluonbert.train import distributed, squad
 from gluonbert.errors import run_main
-from gluonbert.train.checkpoint import atomic_write_text, load_parameters_file, respect_umask
+from gluonbert.train.checkpoint import load_parameters_file
 from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, check_dtype,
                                          contexts, describe_run, existing_file,
                                          parse_script_args, positive_int, require_rows,
@@ -166,10 +166,10 @@ def main(argv=None):
     LOG.info('dev (%d questions): exact_match %.2f, f1 %.2f', len(dev_examples),
              dev_metrics['exact_match'], dev_metrics['f1'])
     results['predictions'] = os.path.join(args.output_dir, 'predictions.json')
-    atomic_write_text(results['predictions'], json.dumps(predictions, indent=1,
+    write_text(results['predictions'], json.dumps(predictions, indent=1,
                                                          ensure_ascii=False))
     results['export'] = _export(net, vocab, args, dev)
-    atomic_write_text(os.path.join(args.output_dir, 'dev_metrics.json'),
+    write_text(os.path.join(args.output_dir, 'dev_metrics.json'),
                       json.dumps(results, indent=2))
     return results
 
@@ -186,7 +186,6 @@ def _export(net, vocab, args, dev):
                         max_query_length=args.max_query_length, n_best_size=args.n_best_size,
                         max_answer_length=args.max_answer_length,
                         outputs=['start_logits', 'end_logits']))
-        respect_umask(tmp)
     return folder
 
 

@@ -18,7 +18,7 @@ import sys
 
 from gluonbert.data import SST2, read_squad
 from gluonbert.errors import run_main
-from gluonbert.train.checkpoint import atomic_write_text
+from gluonbert.files import write_text
 
 SENTENCE_END = re.compile(r'(?<=[.!?])\s+(?=["A-Z0-9])')
 
@@ -66,7 +66,7 @@ def main(argv=None):
     if args.sst2:
         documents += sst2_documents(args.sst2, args.sentences_per_document)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    atomic_write_text(args.output, corpus_text(documents))
+    write_text(args.output, corpus_text(documents))
     sentences = sum(len(d) for d in documents)
     print('{}: {} SQuAD paragraphs, {} documents, {} sentences'.format(
         args.output, paragraphs, len(documents), sentences))

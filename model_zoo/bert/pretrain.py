@@ -27,14 +27,14 @@ import sys
 import time
 
 import gluonbert
-from gluonbert.convert.common import atomic_folder
+from gluonbert.files import atomic_folder, write_text
 from gluonbert.convert.native import save_native_checkpoint
 from gluonbert.data import BERTTokenizer, PretrainingExampleBuilder, read_documents
 from gluonbert.data import train_test_split
 from gluonbert.train import TrainingLoop
 from gluonbert.train import distributed, pretraining
 from gluonbert.errors import UsageError, run_main
-from gluonbert.train.checkpoint import atomic_write_text, load_parameters_file, respect_umask
+from gluonbert.train.checkpoint import load_parameters_file
 from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, check_dtype,
                                          contexts, describe_run, fraction, parse_script_args,
                                          positive_float, positive_int, start_worker,
@@ -195,7 +195,7 @@ def main(argv=None):
     results['checkpoint'] = os.path.join(args.output_dir, 'model')
     save_native_checkpoint(net, vocab, results['checkpoint'], overwrite=True)
     results['export'] = _export(net, held_out, args.output_dir)
-    atomic_write_text(os.path.join(args.output_dir, 'pretrain_metrics.json'),
+    write_text(os.path.join(args.output_dir, 'pretrain_metrics.json'),
                       json.dumps(results, indent=2))
     return results
 
@@ -217,7 +217,6 @@ def _export(net, examples, output_dir):
     with atomic_folder(folder, overwrite=True) as tmp:
         gluonbert.export_model(net, os.path.join(tmp, 'model'),
                                pretraining.batch_examples(examples[:2])[:4])
-        respect_umask(tmp)
     return folder
 
 
