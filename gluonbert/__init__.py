@@ -4,6 +4,7 @@ from .convert import ConversionError, load_checkpoint
 from .store import list_pretrained, register_pretrained
 from .data import BERTSentenceTransform, BERTTokenizer, BERTVocab
 from .export import export_model, import_model, optimize_for_cpu
+from .onnx_export import export_onnx
 from .precision import UnsupportedPrecisionError, to_bfloat16
 from .quantization import quantize
 from .model import (BERTClassifier, BERTEncoder, BERTForMultipleChoice, BERTForQA,
