@@ -8,10 +8,10 @@ axis: masks must be right-padded, 1s then 0s, as HF tokenizers make them). This 
 only one that knows about ONNX; onnx (and onnxruntime for int8=True) are imported lazily.
 """
 import contextlib
+import importlib.util
 import json
 import os
 import tempfile
-from typing import Optional
 
 import mxnet as mx
 import numpy as np
@@ -66,7 +66,7 @@ def input_dims(block) -> tuple:
 
 
 def export_onnx(block, path: str, seq_len: int = 128, batch_size: int = 1,
-                opset: Optional[int] = None, dynamic: bool = True, int8: bool = False,
+                opset: int | None = None, dynamic: bool = True, int8: bool = False,
                 num_choices: int = 2) -> str:
     """Write `block` (BERTModel or a task head) to the ONNX file `path`; returns `path`.
 
@@ -76,8 +76,8 @@ def export_onnx(block, path: str, seq_len: int = 128, batch_size: int = 1,
     logits, start_logits/end_logits). dynamic=True leaves batch, sequence length (and
     num_choices) free; dynamic=False fixes them to batch_size, seq_len (and num_choices).
     opset: 12 or 13 (default 13). int8=True stores onnxruntime's dynamic int8 quantization
-    (per-channel int8 weights of MatMul/Gemm/Gather, activations quantized at run time). The file is written under a temporary name
-    and renamed when complete.
+    (per-channel int8 weights of MatMul/Gemm/Gather, activations quantized at run time).
+    The file is written under a temporary name and renamed when complete.
     """
     import onnx  # pylint: disable=import-outside-toplevel
     spec = output_spec(block)
@@ -120,12 +120,20 @@ def _float32_params(block, shape):
     for param in block.collect_params().values():
         if np.dtype(param.dtype) != np.float32:
             raise ValueError(f'parameter {param.name} is {np.dtype(param.dtype).name}: ONNX '
-                             f'export needs float32 weights; call block.cast("float32") first '
-                             f'(pass int8=True for a quantized file)')
-    ids = mx.nd.ones(shape)
-    lengths = mx.nd.full(shape[:-1], shape[-1])
+                             f'export needs float32 weights; call block.cast("float32") first')
+    contexts = []
+    for param in block.collect_params().values():
+        try:
+            contexts.append(param.list_ctx()[0])
+        except RuntimeError as err:  # never initialized (deferred ones have contexts)
+            raise ValueError(f'{type(block).__name__} has uninitialized parameters '
+                             f'({param.name}): load or initialize its weights before '
+                             f'exporting (task heads: initialize_head())') from err
+    ctx = contexts[0]
+    ids = mx.nd.ones(shape, ctx=ctx)
+    lengths = mx.nd.full(shape[:-1], shape[-1], ctx=ctx)
     with mx.autograd.predict_mode():
-        block(ids, mx.nd.zeros(shape), lengths)
+        block(ids, mx.nd.zeros(shape, ctx=ctx), lengths)
     return {param.name: param.data(param.list_ctx()[0]).as_in_context(mx.cpu())
             for param in block.collect_params().values()}
 
@@ -183,7 +191,8 @@ def _convert(symbol, params, shape, opset):
     # declares the installed onnx's newest opset (22 for onnx 1.17) while translating operators
     # with their opset-13 definitions: ReduceMean with an `axes` attribute (LayerNorm, mean
     # pooling) is then invalid and onnx's checker refuses the graph.
-    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
     inputs = [name for name in symbol.list_inputs() if name not in params]
     if sorted(inputs) != sorted(INPUT_NAMES):
         raise RuntimeError(f'unexpected free inputs in the graph: {inputs}')
@@ -206,7 +215,8 @@ def _checker_at_opset(opset):
     from onnx import checker  # pylint: disable=import-outside-toplevel
     original = checker.check_graph
 
-    def check_graph_at_opset(graph, ctx=None, lexical_scope_ctx=None):  # pylint: disable=unused-argument
+    # pylint: disable-next=unused-argument
+    def check_graph_at_opset(graph, ctx=None, lexical_scope_ctx=None):
         context = checker.C.CheckerContext()
         context.ir_version = checker.IR_VERSION
         context.opset_imports = {'': opset}
@@ -338,11 +348,9 @@ def prune_initializers(graph) -> int:
 
 
 def _require_onnxruntime():
-    try:
-        import onnxruntime  # pylint: disable=import-outside-toplevel,unused-import
-    except ImportError as err:
+    if importlib.util.find_spec('onnxruntime') is None:
         raise ImportError('int8=True quantizes with onnxruntime, which is not installed: '
-                          'pip install onnxruntime') from err
+                          'pip install onnxruntime')
 
 
 def _write_atomically(model, path, int8):
@@ -383,4 +391,4 @@ def describe(path: str) -> dict:
             'outputs': {v.name: dims(v) for v in model.graph.output}, 'opset': opset}
 
 
-__all__ = ['export_onnx', 'describe', 'INPUT_NAMES', 'SUPPORTED_OPSETS', 'DEFAULT_OPSET']
+__all__ = ['DEFAULT_OPSET', 'INPUT_NAMES', 'SUPPORTED_OPSETS', 'describe', 'export_onnx']

@@ -193,6 +193,8 @@ def test_bad_arguments_fail_clearly(tmp_path):
         export_onnx(backbone(), path, seq_len=25)
     with pytest.raises(ValueError, match='batch_size must be a positive integer'):
         export_onnx(backbone(), path, batch_size=0)
+    with pytest.raises(ValueError, match='uninitialized parameters.*initialize_head'):
+        export_onnx(BERTClassifier(backbone()), path, seq_len=8)  # initialize_head() forgotten
     half = backbone()
     half.cast('float16')
     with pytest.raises(ValueError, match='float16.*cast\\("float32"\\)'):
@@ -225,7 +227,7 @@ def test_reshapes_are_plain(tmp_path):
     block, _ = build('choice')
     model = onnx.load(export_onnx(block, str(tmp_path / 'm.onnx'), seq_len=8))
     facts = reshape_facts(onnx_input_symbol(block, output_spec(block)), (1, 2, 8))
-    assert sorted(set(target for target, _, _ in facts.values())) == [
+    assert sorted({target for target, _, _ in facts.values()}) == [
         (-3, 0), (-1,), (-1, 1), (0, -1), (1, -1)]
     constants = {i.name for i in model.graph.initializer}
     nodes = {n.name: n for n in model.graph.node}
@@ -303,6 +305,7 @@ def sentence_batch(vocab, texts, seq_len):
     return mx.nd.array(ids), mx.nd.zeros((len(rows), seq_len)), mx.nd.array(lengths)
 
 
+@pytest.mark.slow
 def test_minilm_matches_gluonbert_at_two_lengths_and_batch_sizes(minilm):
     bert, vocab, fp32, _ = minilm
     assert describe(fp32)['outputs'] == {'last_hidden_state': ['batch_size', 'sequence_length',
@@ -317,6 +320,7 @@ def test_minilm_matches_gluonbert_at_two_lengths_and_batch_sizes(minilm):
             np.testing.assert_allclose(out, ref, rtol=0, atol=ATOL)
 
 
+@pytest.mark.slow
 def test_minilm_int8_agrees_loosely_and_is_smaller(minilm):
     bert, vocab, fp32, folder = minilm
     int8 = export_onnx(bert, str(folder / 'minilm-int8.onnx'), int8=True)
