@@ -65,6 +65,8 @@ def _embed(args):
 def _export(args):
     from .export import export_model, sample_inputs  # pylint: disable=import-outside-toplevel
     from .registry import get_model  # pylint: disable=import-outside-toplevel
+    if args.format != 'onnx' and (args.int8 or args.opset is not None or args.static):
+        raise SystemExit('--int8, --opset and --static apply to --format onnx only')
     if args.dataset_name is None and args.pretrained is None:
         print('note: no --dataset-name or --pretrained: exporting random weights',
               file=sys.stderr)
@@ -77,8 +79,6 @@ def _export(args):
                            opset=args.opset, dynamic=not args.static, int8=args.int8)
         print(f'wrote {path}')
         return [path]
-    if args.int8 or args.opset is not None or args.static:
-        raise SystemExit('--int8, --opset and --static apply to --format onnx only')
     files = export_model(bert, args.output, sample_inputs(bert.config['vocab_size'],
                                                           args.batch_size, args.seq_len))
     print(f'wrote {files[0]} and {files[1]}')
