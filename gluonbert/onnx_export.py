@@ -99,7 +99,9 @@ def export_onnx(block, path: str, seq_len: int = 128, batch_size: int = 1,
     _rename_outputs(model, spec)
     _name_axes(model, input_dims(block), spec, shape, dynamic)
     _order_inputs(model)
-    simplify_reshapes(model.graph, reshape_facts(symbol, shape))
+    facts = node_facts(symbol, shape)
+    simplify_reshapes(model.graph, facts)
+    simplify_shape_like(model.graph, facts)
     prune_dead_nodes(model.graph)
     prune_initializers(model.graph)
     onnx.checker.check_model(model)
@@ -262,29 +264,35 @@ def _order_inputs(model):
     model.graph.input.extend(ordered)
 
 
-def reshape_facts(symbol, shape) -> dict:
-    """{MXNet Reshape node name: (target shape, reverse, input rank)} of `symbol`, its inputs
-    all of `shape` (the ranks come from MXNet's shape inference on the sample)."""
+SIMPLIFIED_OPS = ('Reshape', 'slice_like', 'broadcast_like')
+
+
+def node_facts(symbol, shape) -> dict:
+    """{MXNet node name: (op, attrs, [rank of each input])} for the nodes of `symbol` that
+    `simplify_reshapes` and `simplify_shape_like` rewrite, with every input of `shape` (the
+    ranks come from MXNet's shape inference on the sample)."""
     internals = symbol.get_internals()
     _, shapes, _ = internals.infer_shape(**{name: shape for name in INPUT_NAMES})
     shape_of = dict(zip(internals.list_outputs(), shapes))
     nodes = json.loads(symbol.tojson())['nodes']
-    facts = {}
-    for node in nodes:
-        if node['op'] != 'Reshape':
-            continue
-        source, index = node['inputs'][0][:2]
-        parent = nodes[source]
+
+    def rank(entry):
+        parent = nodes[entry[0]]
         if parent['op'] == 'null':
-            key = parent['name']
-        else:
-            outputs = [n for n in shape_of if n.startswith(f"{parent['name']}_output")]
-            key = f"{parent['name']}_output" + (str(index) if len(outputs) > 1 else '')
-        attrs = node.get('attrs', {})
-        target = tuple(int(d) for d in attrs['shape'].strip('()[] ').split(',') if d.strip())
-        facts[node['name']] = (target, attrs.get('reverse', 'False') == 'True',
-                               len(shape_of[key]))
-    return facts
+            return len(shape_of[parent['name']])
+        outputs = [n for n in shape_of if n.startswith(f"{parent['name']}_output")]
+        suffix = str(entry[1]) if len(outputs) > 1 else ''
+        return len(shape_of[f"{parent['name']}_output{suffix}"])
+    return {node['name']: (node['op'], node.get('attrs', {}), [rank(e) for e in node['inputs']])
+            for node in nodes if node['op'] in SIMPLIFIED_OPS}
+
+
+def _int_tuple(text):
+    """MXNet's '(1, -1)' / '[0]' / 'None' attribute -> tuple of ints, or None."""
+    text = text.strip('()[] ')
+    if text in ('', 'None'):
+        return None
+    return tuple(int(d) for d in text.split(',') if d.strip())
 
 
 def simplify_reshapes(graph, facts) -> int:
@@ -302,9 +310,12 @@ def simplify_reshapes(graph, facts) -> int:
     from onnx import helper, numpy_helper  # pylint: disable=import-outside-toplevel
     replaced = 0
     for i, node in enumerate(graph.node):
-        if node.op_type != 'Reshape' or node.name not in facts:
+        if node.op_type != 'Reshape' or facts.get(node.name, ('',))[0] != 'Reshape':
             continue
-        target, reverse, rank = facts[node.name]
+        _, attrs, (rank,) = facts[node.name]
+        target, reverse = _int_tuple(attrs.get('shape', 'None')), attrs.get('reverse') == 'True'
+        if target is None:
+            continue
         if not reverse and all(d >= -1 for d in target):
             constant = numpy_helper.from_array(np.array(target, dtype=np.int64),
                                                name=f'{node.name}_plain_shape')
@@ -317,6 +328,74 @@ def simplify_reshapes(graph, facts) -> int:
             graph.node.insert(i, flatten)
         else:
             continue
+        replaced += 1
+    return replaced
+
+
+def simplify_shape_like(graph, facts) -> int:
+    """Replace mx2onnx's slice_like / broadcast_like translations (with axes) by plain ones;
+    returns how many.
+
+    mx2onnx computes their target shape with GatherND + ScatterND on shape tensors. OpenVINO
+    cannot infer shapes through ScatterND, so with static input shapes the position-embedding
+    slice and the attention bias get undefined shapes and the CPU plugin refuses the model
+    ("Can not create StaticMemory object"). The plain forms: Slice(data, 0, Shape(like)[axes],
+    axes) and Expand(lhs, shape with rhs's sizes at lhs_axes and 1 elsewhere)."""
+    from onnx import helper, numpy_helper  # pylint: disable=import-outside-toplevel
+    producers = {out: node for node in graph.node for out in node.output}
+    replaced = 0
+
+    def constant(name, values):
+        graph.initializer.append(numpy_helper.from_array(np.array(values, dtype=np.int64),
+                                                         name=name))
+        return name
+
+    for name, (op, attrs, ranks) in facts.items():
+        final = producers.get(name)
+        if op == 'slice_like':
+            axes = _int_tuple(attrs.get('axes', 'None'))
+            shape_node = producers.get(f'{name}_shape_1')
+            if axes is None or final is None or final.op_type != 'Slice' or shape_node is None:
+                continue
+            axes = [a + ranks[0] if a < 0 else a for a in axes]
+            new = [helper.make_node('Shape', [shape_node.input[0]], [f'{name}_plain_like']),
+                   helper.make_node('Gather', [f'{name}_plain_like',
+                                               constant(f'{name}_plain_axes', axes)],
+                                    [f'{name}_plain_ends'], axis=0),
+                   helper.make_node('Slice', [final.input[0],
+                                              constant(f'{name}_plain_starts', [0] * len(axes)),
+                                              f'{name}_plain_ends', f'{name}_plain_axes'],
+                                    [name], name=name)]
+        elif op == 'broadcast_like':
+            lhs_axes = _int_tuple(attrs.get('lhs_axes', 'None'))
+            rhs_axes = _int_tuple(attrs.get('rhs_axes', 'None'))
+            shape_node = producers.get(f'{name}_rhs_shape')
+            if (lhs_axes is None or rhs_axes is None or final is None
+                    or final.op_type != 'Expand' or shape_node is None):
+                continue
+            lhs_axes = [a + ranks[0] if a < 0 else a for a in lhs_axes]
+            rhs_axes = [a + ranks[1] if a < 0 else a for a in rhs_axes]
+            new = [helper.make_node('Shape', [shape_node.input[0]], [f'{name}_plain_rhs'])]
+            pieces = []
+            for axis in range(ranks[0]):
+                if axis in lhs_axes:
+                    source = rhs_axes[lhs_axes.index(axis)]
+                    new.append(helper.make_node(
+                        'Gather', [f'{name}_plain_rhs', constant(f'{name}_plain_{axis}',
+                                                                 [source])],
+                        [f'{name}_plain_dim{axis}'], axis=0))
+                    pieces.append(f'{name}_plain_dim{axis}')
+                else:  # Expand broadcasts a 1 to the input's own size
+                    pieces.append(constant(f'{name}_plain_{axis}', [1]))
+            new += [helper.make_node('Concat', pieces, [f'{name}_plain_shape'], axis=0),
+                    helper.make_node('Expand', [final.input[0], f'{name}_plain_shape'],
+                                     [name], name=name)]
+        else:
+            continue
+        position = list(graph.node).index(final)
+        graph.node.remove(final)
+        for offset, node in enumerate(new):
+            graph.node.insert(position + offset, node)
         replaced += 1
     return replaced
 

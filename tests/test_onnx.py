@@ -12,8 +12,8 @@ from gluonbert.cli import main
 from gluonbert.data import BERTTokenizer
 from gluonbert.model import (BERTClassifier, BERTForMultipleChoice, BERTForQA,
                              BERTForTokenClassification, BERTRegression)
-from gluonbert.onnx_export import (INPUT_NAMES, describe, onnx_input_symbol, output_spec,
-                                   reshape_facts)
+from gluonbert.onnx_export import (INPUT_NAMES, describe, node_facts, onnx_input_symbol,
+                                   output_spec)
 from conftest import TINY, as_list, random_batch, tiny_model
 
 try:
@@ -220,24 +220,30 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatc
     assert os.listdir(tmp_path) == ['m.onnx'] and path.stat().st_size > 10000
 
 
-def test_reshapes_are_plain(tmp_path):
+def test_reshapes_and_shape_likes_are_plain(tmp_path):
     """`simplify_reshapes`: every MXNet Reshape became a Reshape to a constant shape or, for
     (-3, 0), Flatten(axis=2), without mx2onnx's shape computation (which OpenVINO cannot
-    compile)."""
+    compile). `simplify_shape_like`: slice_like / broadcast_like have no ScatterND (through
+    which OpenVINO cannot infer static shapes)."""
     block, _ = build('choice')
     model = onnx.load(export_onnx(block, str(tmp_path / 'm.onnx'), seq_len=8))
-    facts = reshape_facts(onnx_input_symbol(block, output_spec(block)), (1, 2, 8))
-    assert sorted({target for target, _, _ in facts.values()}) == [
-        (-3, 0), (-1,), (-1, 1), (0, -1), (1, -1)]
+    facts = node_facts(onnx_input_symbol(block, output_spec(block)), (1, 2, 8))
+    reshapes = {name: attrs['shape'] for name, (op, attrs, _) in facts.items() if op == 'Reshape'}
+    assert set(reshapes.values()) == {'(-3, 0)', '(-1,)', '(-1, 1)', '(0, -1)', '(1, -1)'}
     constants = {i.name for i in model.graph.initializer}
     nodes = {n.name: n for n in model.graph.node}
-    for name, (target, _, _) in facts.items():
+    for name, target in reshapes.items():
         node = nodes[name]
-        if target == (-3, 0):  # the attention bias and the (batch, choices, seq) inputs
+        if target == '(-3, 0)':  # the attention bias and the (batch, choices, seq) inputs
             assert node.op_type == 'Flatten' and node.attribute[0].i == 2
         else:
             assert node.op_type == 'Reshape' and node.input[1] in constants
-    assert not [n for n in model.graph.node if n.op_type == 'Pad']
+    ops = {op for op, _, _ in facts.values()}
+    assert ops == {'Reshape', 'slice_like', 'broadcast_like'}
+    for name, (op, _, _) in facts.items():
+        if op != 'Reshape':
+            assert nodes[name].op_type == {'slice_like': 'Slice', 'broadcast_like': 'Expand'}[op]
+    assert not {n.op_type for n in model.graph.node} & {'Pad', 'ScatterND', 'GatherND'}
 
 
 @pytest.mark.parametrize('kind', ['classifier', 'choice'])
@@ -252,24 +258,22 @@ def test_openvino_compiles_the_dynamic_export_and_agrees(kind, tmp_path):
         np.testing.assert_allclose(got, block(*inputs).asnumpy(), rtol=0, atol=ATOL)
 
 
-def test_openvino_static_export_after_onnxruntime_folding(tmp_path):
-    """The documented workaround: OpenVINO's CPU plugin does not compile a static export
-    as written; onnxruntime's basic (hardware-independent) optimizer folds its shape
-    computations, after which it does."""
+def test_openvino_compiles_static_shapes(tmp_path):
+    """A static export, and a dynamic one made static in OpenVINO (`Model.reshape`): OpenVINO's
+    CPU plugin refused both before `simplify_shape_like` ("Can not create StaticMemory")."""
     openvino = pytest.importorskip('openvino')
     block, _ = build('classifier')
-    path = export_onnx(block, str(tmp_path / 'm.onnx'), seq_len=10, batch_size=2, dynamic=False)
-    with pytest.raises(RuntimeError, match='StaticMemory'):  # if this passes, drop the recipe
-        openvino.Core().compile_model(path, 'CPU')
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    options.optimized_model_filepath = str(tmp_path / 'folded.onnx')
-    ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-    compiled = openvino.Core().compile_model(str(tmp_path / 'folded.onnx'), 'CPU',
-                                             {'INFERENCE_PRECISION_HINT': 'f32'})
+    static = export_onnx(block, str(tmp_path / 'static.onnx'), seq_len=10, batch_size=2,
+                         dynamic=False)
+    dynamic = openvino.Core().read_model(export_onnx(block, str(tmp_path / 'dynamic.onnx'),
+                                                     seq_len=8))
+    dynamic.reshape({name: [2, 10] for name in INPUT_NAMES})
     inputs = padded_batch('classifier', 2, 10)
-    got = compiled(hf_inputs(*inputs))[compiled.output(0)]
-    np.testing.assert_allclose(got, block(*inputs).asnumpy(), rtol=0, atol=ATOL)
+    for model in (static, dynamic):
+        compiled = openvino.Core().compile_model(model, 'CPU',
+                                                 {'INFERENCE_PRECISION_HINT': 'f32'})
+        got = compiled(hf_inputs(*inputs))[compiled.output(0)]
+        np.testing.assert_allclose(got, block(*inputs).asnumpy(), rtol=0, atol=ATOL)
 
 
 # ---- the real MiniLM (embedded weights, no network) ----
