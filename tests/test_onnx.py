@@ -181,6 +181,19 @@ def test_attention_mask_becomes_valid_length(tmp_path):
     assert np.abs(first[:, :3]).min() > 0
 
 
+def test_onnxruntime_refuses_bad_ids_and_long_sequences(tmp_path):
+    """No checks inside the graph, but onnxruntime itself errors (see docs/onnx.md)."""
+    block, _ = build('bert_encoder')
+    sess = session(export_onnx(block, str(tmp_path / 'm.onnx'), seq_len=8))
+    feed = hf_inputs(*padded_batch('bert_encoder', 2, 10))
+    feed['input_ids'][0, 0] = TINY['vocab_size']
+    with pytest.raises(Exception, match='Gather'):
+        sess.run(None, feed)
+    too_long = TINY['max_length'] + 1
+    with pytest.raises(Exception, match=f'{TINY["max_length"]} by {too_long}'):
+        sess.run(None, hf_inputs(*padded_batch('bert_encoder', 2, too_long)))
+
+
 def test_bad_arguments_fail_clearly(tmp_path):
     path = str(tmp_path / 'm.onnx')
     with pytest.raises(TypeError, match='get_model\\(\\) returns \\(model, vocab\\)'):
