@@ -355,7 +355,8 @@ def simplify_shape_like(graph, facts) -> int:
         if op == 'slice_like':
             axes = _int_tuple(attrs.get('axes', 'None'))
             shape_node = producers.get(f'{name}_shape_1')
-            if axes is None or final is None or final.op_type != 'Slice' or shape_node is None:
+            if (axes is None or final is None or final.op_type != 'Slice' or shape_node is None
+                    or (ranks[0] != ranks[1] and min(axes) < 0)):  # negative: of which rank?
                 continue
             axes = [a + ranks[0] if a < 0 else a for a in axes]
             new = [helper.make_node('Shape', [shape_node.input[0]], [f'{name}_plain_like']),
