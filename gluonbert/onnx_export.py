@@ -453,10 +453,17 @@ def _write_atomically(model, path, int8):
                              reduce_range=True)
         else:
             onnx.save(model, temp)
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp's 0600 would make the file private
         os.replace(temp, path)
     finally:
         if os.path.exists(temp):
             os.remove(temp)
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def describe(path: str) -> dict:

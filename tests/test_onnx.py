@@ -231,6 +231,9 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatc
     monkeypatch.undo()
     export_onnx(backbone(), str(path), seq_len=8)  # a complete write replaces it
     assert os.listdir(tmp_path) == ['m.onnx'] and path.stat().st_size > 10000
+    plain = tmp_path / 'plain'
+    plain.write_bytes(b'')
+    assert path.stat().st_mode == plain.stat().st_mode  # not the temporary file's 0600
 
 
 def test_reshapes_and_shape_likes_are_plain(tmp_path):
