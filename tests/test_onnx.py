@@ -359,7 +359,8 @@ def cosines(a, b):
 
 @pytest.mark.slow
 def test_minilm_int8_agrees_loosely_and_is_smaller(minilm, minilm_int8):
-    _, vocab, fp32, _ = minilm
+    _, vocab, fp32, folder = minilm
+    assert sorted(os.listdir(folder)) == ['minilm-int8.onnx', 'minilm.onnx']  # no temporaries
     assert os.path.getsize(minilm_int8) < 0.4 * os.path.getsize(fp32)
     assert describe(minilm_int8)['inputs'] == describe(fp32)['inputs']
     feed = hf_inputs(*sentence_batch(vocab, SENTENCES, 32))
