@@ -8,6 +8,7 @@ from .export import export_model, import_model, optimize_for_cpu
 from .model import (BERTClassifier, BERTEncoder, BERTForMultipleChoice, BERTForQA,
                     BERTForTokenClassification, BERTModel, BERTRegression, MLMDecoder,
                     NSClassifier, Pooler)
+from .onnx_export import export_onnx
 from .precision import UnsupportedPrecisionError, to_bfloat16
 from .pretrained import PretrainedInfo, from_pretrained, save_pretrained
 from .quantization import quantize

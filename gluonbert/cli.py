@@ -8,7 +8,8 @@ import warnings
 import mxnet as mx
 
 from .errors import add_debug_flag, run_main
-from .train.script_args import existing_dir, existing_file, existing_path, positive_int
+from .train.script_args import (check_weights_source, existing_dir, existing_file,
+                                 existing_path, positive_int)
 
 
 @contextlib.contextmanager
@@ -86,8 +87,29 @@ def _embed(args):
     return vectors
 
 
+def _export(args):
+    from .export import export_model, sample_inputs  # pylint: disable=import-outside-toplevel
+    from .registry import get_model  # pylint: disable=import-outside-toplevel
+    if args.format != 'onnx' and (args.int8 or args.opset is not None or args.static):
+        raise SystemExit('--int8, --opset and --static apply to --format onnx only')
+    check_weights_source(args.parser, args)
+    bert, _ = get_model(args.model, dataset_name=args.dataset_name,
+                        pretrained=args.pretrained or args.dataset_name is not None,
+                        use_decoder=False, use_classifier=False, for_training=False)
+    if args.format == 'onnx':
+        from .onnx_export import export_onnx  # pylint: disable=import-outside-toplevel
+        path = export_onnx(bert, args.output, seq_len=args.seq_len, batch_size=args.batch_size,
+                           opset=args.opset, dynamic=not args.static, int8=args.int8)
+        print(f'wrote {path}')
+        return [path]
+    files = export_model(bert, args.output, sample_inputs(bert.config['vocab_size'],
+                                                          args.batch_size, args.seq_len))
+    print(f'wrote {files[0]} and {files[1]}')
+    return list(files)
+
+
 def build_parser():
-    """argparse parser with the subcommands predict, quantize, embed, convert, launch."""
+    """argparse parser with the subcommands predict, quantize, embed, export, convert, launch."""
     parser = argparse.ArgumentParser(prog='gluonbert', description=__doc__)
     sub = parser.add_subparsers(dest='command', required=True)
     predict = sub.add_parser('predict', help='classify sentences with an exported model folder')
@@ -124,7 +146,27 @@ def build_parser():
     emb.add_argument('--heatmap', help='save a cosine-similarity heatmap PNG')
     emb.add_argument('texts', nargs='*', help='sentences (default: one per stdin line)')
     emb.set_defaults(run=_embed)
-    for command in (predict, quant, emb):
+    exp = sub.add_parser('export', help='export a model\'s encoder (and pooler) for deployment:'
+                                        ' MXNet symbol + params (default) or ONNX')
+    exp.add_argument('--model', default='bert_6_384_12')
+    exp.add_argument('--dataset-name', help='pretrained weights from the store')
+    exp.add_argument('--pretrained', type=existing_path,
+                     help='checkpoint path instead of --dataset-name')
+    exp.add_argument('--from-scratch', action='store_true',
+                     help='export random weights (a deployment dry run)')
+    exp.add_argument('--output', required=True,
+                     help='path prefix (mxnet: PREFIX-symbol.json, PREFIX-0000.params) or '
+                          '.onnx file (onnx)')
+    exp.add_argument('--format', default='mxnet', choices=['mxnet', 'onnx'])
+    exp.add_argument('--seq-len', type=positive_int, default=128, help='sample sequence length')
+    exp.add_argument('--batch-size', type=positive_int, default=1, help='sample batch size')
+    exp.add_argument('--opset', type=int, help='onnx: ONNX opset, 12 or 13 (default 13)')
+    exp.add_argument('--static', action='store_true',
+                     help='onnx: fix batch size and sequence length to the sample\'s')
+    exp.add_argument('--int8', action='store_true',
+                     help='onnx: int8 weights (onnxruntime dynamic quantization)')
+    exp.set_defaults(run=_export, parser=exp)
+    for command in (predict, quant, emb, exp):
         add_debug_flag(command)
     conv = sub.add_parser('convert', help='convert a checkpoint (see scripts/convert_checkpoint.py'
                                           ' --help)', add_help=False)
