@@ -1,8 +1,9 @@
 """gluonbert: a BERT model zoo for Apache MXNet Gluon."""
-from . import convert, data, metrics, model, store
+from . import convert, data, metrics, model, optimizer, store, vocab
 from .convert import ConversionError, load_checkpoint
 from .store import list_pretrained, register_pretrained
 from .data import BERTSentenceTransform, BERTTokenizer, BERTVocab
+from .vocab import Vocab
 from .export import export_model, import_model, optimize_for_cpu
 from .precision import UnsupportedPrecisionError, to_bfloat16
 from .quantization import quantize

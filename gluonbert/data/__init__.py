@@ -1,5 +1,5 @@
 """Input side of BERT: vocabulary, tokenizer, transforms, batching, samplers and datasets."""
-from . import batchify
+from . import batchify, utils
 from .pretraining import PretrainingExample, PretrainingExampleBuilder, read_documents
 from .readers import (ReaderError, TextDataset, read_csv, read_jsonl, read_table, read_text,
                       read_tsv, train_test_split)
@@ -7,10 +7,11 @@ from .sampler import FixedBucketSampler, SortedBucketSampler
 from .squad import (SquadExample, SquadFeatures, SquadTransform, gold_answers, predict_answers,
                     read_squad)
 from .tasks import COLA, IMDB, MRPC, SNLI, SST2, STSB, TASKS, Task, get_task
-from .tokenizer import BERTTokenizer, TokenizedText
+from .tokenizer import BERTBasicTokenizer, BERTTokenizer, TokenizedText
 from .transforms import (BERTSentenceTransform, ClassificationTransform, RegressionTransform,
                          SentenceFeatures, TruncationCounter, truncate_pair_lengths)
-from .vocab import BERTVocab, bundled_vocab_path
+from .utils import Counter, count_tokens
+from .vocab import BERTVocab, Vocab, as_vocab, bundled_vocab_path
 
 __all__ = ['BERTVocab', 'bundled_vocab_path', 'BERTTokenizer', 'TokenizedText',
            'BERTSentenceTransform', 'SentenceFeatures', 'ClassificationTransform',
@@ -19,4 +20,6 @@ __all__ = ['BERTVocab', 'bundled_vocab_path', 'BERTTokenizer', 'TokenizedText',
            'read_text', 'read_table', 'read_tsv', 'read_csv', 'read_jsonl', 'train_test_split',
            'Task', 'TASKS', 'get_task', 'SST2', 'MRPC', 'COLA', 'STSB', 'SNLI', 'IMDB',
            'SquadExample', 'SquadFeatures', 'SquadTransform', 'read_squad', 'predict_answers',
-           'gold_answers', 'PretrainingExample', 'PretrainingExampleBuilder', 'read_documents']
+           'gold_answers', 'PretrainingExample', 'PretrainingExampleBuilder', 'read_documents',
+           'Vocab', 'as_vocab', 'BERTBasicTokenizer', 'Counter', 'count_tokens', 'utils',
+           'transforms']
