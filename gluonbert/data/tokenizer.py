@@ -186,7 +186,7 @@ class BERTTokenizer:
 
     def _cache_words(self, words):
         cache = self._word_ids
-        if len(cache) >= self.cache_size:
+        if len(cache) >= self.cache_size + len(_ASCII_CONTROL_CODES):  # control entries stay
             self._reset_word_cache()
         for word in words:
             if word not in cache:
