@@ -123,22 +123,26 @@ class BERTAdam(AdamW):
 
     def update(self, index, weight, grad, state):
         """One step for one parameter, or for lists of them (indices, weights, grads, states)."""
-        if isinstance(index, (list, tuple)):
-            return self._update_many(index, weight, grad, state, multi_precision=False)
-        return super().update(index, weight, grad, state)
+        if not isinstance(index, (list, tuple)):
+            index, weight, grad, state = [index], [weight], [grad], [state]
+        return self._update_many(index, weight, grad, state, multi_precision=False)
 
     def update_multi_precision(self, index, weight, grad, state):
         """Like update, with fp32 master copies for fp16 weights under multi_precision."""
-        if isinstance(index, (list, tuple)):
-            multi = bool(self.multi_precision) and weight[0].dtype == np.float16
-            return self._update_many(index, weight, grad, state, multi_precision=multi)
-        return super().update_multi_precision(index, weight, grad, state)
+        if not isinstance(index, (list, tuple)):
+            index, weight, grad, state = [index], [weight], [grad], [state]
+        multi = bool(self.multi_precision) and weight[0].dtype == np.float16
+        return self._update_many(index, weight, grad, state, multi_precision=multi)
 
     def _update_many(self, indices, weights, grads, states, multi_precision):
-        """Aggregated update: aggregate_num parameters per multi-tensor kernel call."""
+        """aggregate_num parameters per multi-tensor kernel call; as GluonNLP, a single parameter
+        also takes that kernel unless aggregation is off (its rounding differs from adamw's)."""
         dense = all(w.stype == 'default' and g.stype == 'default'
                     for w, g in zip(weights, grads))
-        if self.aggregate_num <= 1 or not dense:
+        # float16 weights without an fp32 master copy: GluonNLP's multi-tensor call crashed (a
+        # float32 rescale_grad) and the kernel in float16 gives NaNs, so they go one by one
+        half = not multi_precision and weights[0].dtype == np.float16
+        if self.aggregate_num <= 1 or not dense or half:
             single = super().update_multi_precision if multi_precision else super().update
             for args in zip(indices, weights, grads, states):
                 single(*args)
