@@ -265,9 +265,10 @@ def test_bad_inputs_are_clear_errors(tokenizer, vocab):
         BERTTokenizer(vocab, lru_cache_size=0)
 
 
-BASIC_TEXTS = [' \tHeLLo!how  \n Are yoU?  ', 'H\u00e9llo', 'ah\u535a\u63a8zz', 'ab\u0005cd e\u00a0f',
-               'Caf\u00e9 na\u00efve \u2014 \u201cquoted\u201d $5.00 `x` ^_^',
-               'don\'t re-use co-op; \u00bfQu\u00e9? \u00a1S\u00ed!', '\u0645\u0631\u062d\u0628\u0627 \u4f60\u597d\u4e16\u754c', '']
+BASIC_TEXTS = [' \tHeLLo!how  \n Are yoU?  ', 'H\u00e9llo', 'ah\u535a\u63a8zz',
+               'ab\u0005cd e\u00a0f', 'Caf\u00e9 na\u00efve \u2014 \u201cquoted\u201d $5.00 `x` ^_^',
+               'don\'t re-use co-op; \u00bfQu\u00e9? \u00a1S\u00ed!',
+               '\u0645\u0631\u062d\u0628\u0627 \u4f60\u597d\u4e16\u754c', '']
 
 
 @pytest.mark.parametrize('lower', [True, False])

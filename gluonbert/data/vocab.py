@@ -10,11 +10,9 @@ import collections.abc
 import json
 import numbers
 import os
-from typing import Hashable, Iterable, List, Mapping, Optional
+from typing import Iterable, List, Mapping, Optional
 
 import numpy as np
-
-from .utils import count_tokens
 
 UNKNOWN_TOKEN = '[UNK]'
 PADDING_TOKEN = '[PAD]'
@@ -368,7 +366,8 @@ class BERTVocab(Vocab):
 
     @classmethod
     def from_sentencepiece(cls, path: str, mask_token: str = MASK_TOKEN,
-                           sep_token: str = SEP_TOKEN, cls_token: str = CLS_TOKEN, unknown_token: Optional[str] = None,
+                           sep_token: str = SEP_TOKEN, cls_token: str = CLS_TOKEN,
+                           unknown_token: Optional[str] = None,
                            padding_token: Optional[str] = None, bos_token: Optional[str] = None,
                            eos_token: Optional[str] = None,
                            reserved_tokens: Optional[List[str]] = None) -> 'BERTVocab':
@@ -436,5 +435,5 @@ def bundled_vocab_path(name: str = 'en_uncased') -> str:
     return path
 
 
-__all__ = ['Vocab', 'BERTVocab', 'as_vocab', 'bundled_vocab_path', 'count_tokens',
-           'is_token_counter']
+__all__ = ['Vocab', 'BERTVocab', 'as_vocab', 'bundled_vocab_path', 'is_token_counter',
+           'UNKNOWN_TOKEN', 'PADDING_TOKEN', 'CLS_TOKEN', 'SEP_TOKEN', 'MASK_TOKEN']
