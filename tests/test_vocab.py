@@ -214,6 +214,7 @@ def test_token_list_and_counter_constructors_are_told_apart():
     assert counted.idx_to_token == ['[UNK]', '[CLS]', '[SEP]', '[MASK]', '[PAD]', 'a', 'b']
     assert BERTVocab({'a': 2, 'b': 5}).idx_to_token[5:] == ['b', 'a']  # a dict of counts
     assert BERTVocab().idx_to_token == ['[UNK]', '[CLS]', '[SEP]', '[MASK]', '[PAD]']
+    assert BERTVocab({}) == BERTVocab()  # an empty mapping is an empty count
     with pytest.raises(ValueError, match='apply to a Counter'):
         BERTVocab(listed.idx_to_token, max_size=3)
     with pytest.raises(TypeError, match='BERTVocab.from_file'):
@@ -247,6 +248,7 @@ def test_count_tokens_and_counter_discard_match_gluonnlp():
     ours = Counter(tokens).discard(2, '<unk>')
     assert ours == gluonnlp.data.utils.Counter(tokens).discard(2, '<unk>')
     assert ours == {'a': 2, '<unk>': 5} and isinstance(ours, Counter)
+    assert list(Counter(a=3).discard(2, '<unk>').items()) == [('a', 3), ('<unk>', 0)]
 
 
 def test_gluonnlp_module_names():

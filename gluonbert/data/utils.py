@@ -8,7 +8,7 @@ class Counter(collections.Counter):  # pylint: disable=abstract-method
 
     def discard(self, min_freq: int, unknown_token: Hashable) -> 'Counter':
         """A new Counter without keys seen fewer than min_freq times; their counts go to
-        `unknown_token`."""
+        `unknown_token` (which is always a key of the result, as in GluonNLP)."""
         if min_freq < 1:
             raise ValueError(f'min_freq must be >= 1; got {min_freq}')
         kept = self.__class__()
@@ -18,8 +18,7 @@ class Counter(collections.Counter):  # pylint: disable=abstract-method
                 kept[token] += freq
             else:
                 dropped += freq
-        if dropped:
-            kept[unknown_token] += dropped
+        kept[unknown_token] += dropped
         return kept
 
 

@@ -31,7 +31,7 @@ def is_token_counter(obj) -> bool:
     """True for None or a mapping of token -> count (a Counter); False for tokens in id order."""
     if obj is None or isinstance(obj, collections.Counter):
         return True
-    if not isinstance(obj, collections.abc.Mapping) or not obj:
+    if not isinstance(obj, collections.abc.Mapping):
         return False
     return all(isinstance(v, numbers.Number) and not isinstance(v, bool) for v in obj.values())
 
