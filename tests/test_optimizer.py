@@ -165,3 +165,20 @@ def test_bad_arguments_and_fp16_advice():
     with pytest.warns(UserWarning, match='pass multi_precision=True'):
         BERTAdam().create_state_multi_precision(0, mx.nd.zeros((2,), dtype=np.float16))
     assert AdamW().aggregate_num == 0  # AdamW's callers keep one update per parameter
+
+
+@pytest.mark.parametrize('scale', [float('nan'), float('inf'), 0.0])
+def test_bad_grad_scale_skips_the_aggregated_step(scale):
+    """As AdamW's: a non-finite or zero grad_scale leaves weights and moments untouched."""
+    weights, grads = random_problem(np.float32, seed=4)
+    optimizer = BERTAdam(learning_rate=0.1, wd=0.01)
+    optimizer.grad_scale = mx.nd.array([scale])
+    after, states = train(optimizer, weights, grads, aggregated=True)
+    for a, b in zip(after, weights):
+        np.testing.assert_array_equal(a, b)
+    assert not any(s.any() for s in states)
+    optimizer.grad_scale = mx.nd.array([0.5])  # a good factor: the step happens, halved grads
+    halved, _ = train(optimizer, weights, grads, aggregated=True)
+    half_grads = [[g * 0.5 for g in step] for step in grads]
+    for mine, ref in zip(halved, reference(weights, half_grads, learning_rate=0.1, wd=0.01)):
+        np.testing.assert_allclose(mine, ref, rtol=1e-4, atol=1e-5)
