@@ -1,9 +1,10 @@
 """gluonbert: a BERT model zoo for Apache MXNet Gluon."""
 __version__ = '0.1.0'  # the only place the version is written (pyproject.toml reads it)
 
-from . import convert, data, metrics, model, store, utils
+from . import convert, data, metrics, model, optimizer, store, utils, vocab
 from .convert import ConversionError, load_checkpoint
 from .data import BERTSentenceTransform, BERTTokenizer, BERTVocab
+from .vocab import Vocab
 from .export import export_model, import_model, optimize_for_cpu
 from .model import (BERTClassifier, BERTEncoder, BERTForMultipleChoice, BERTForQA,
                     BERTForTokenClassification, BERTModel, BERTRegression, MLMDecoder,

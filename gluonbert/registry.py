@@ -7,7 +7,7 @@ import mxnet as mx
 from . import store
 from .convert import ConversionError, detect_format, load_checkpoint
 from .convert.layout import canonical_to_block, load_into, resolve_heads
-from .data.vocab import BERTVocab, bundled_vocab_path
+from .data.vocab import BERTVocab, as_vocab, bundled_vocab_path
 from .model.bert import BERTModel
 from .model.encoder import BERTEncoder
 
@@ -110,6 +110,7 @@ def get_model(name, dataset_name=None, vocab=None, pretrained=True, ctx=mx.cpu()
     'null'): BERT-base takes about 420 MB less. Such a model cannot be trained.
     """
     _check_overrides(name, overrides, hparam_allow_override)
+    vocab = None if vocab is None else as_vocab(vocab)  # GluonNLP vocab objects too
     # Validate the overrides before any download; num_heads is needed to read GluonNLP files.
     num_heads = get_hparams(name, **{k: v for k, v in overrides.items()
                                      if k != 'vocab_size'})['num_heads']

@@ -169,3 +169,14 @@ def test_inference_only_models_allocate_no_gradients_and_refuse_training():
     from gluonbert.train import TrainingLoop  # pylint: disable=import-outside-toplevel
     with pytest.raises(ValueError, match='no trainable parameters.*for_training=False'):
         TrainingLoop(frozen, lambda net, *batch: None, mx.cpu())
+
+
+def test_a_gluonnlp_vocab_object_is_accepted():
+    """GluonNLP users pass their nlp.vocab.BERTVocab: it is converted with the same ids."""
+    gluonnlp = pytest.importorskip('gluonnlp')
+    theirs = gluonnlp.vocab.BERTVocab(gluonnlp.data.count_tokens(['hello', 'world', 'world']))
+    model, vocab = get_model('bert_2_128_2', pretrained=False, vocab=theirs,
+                             use_decoder=False, use_classifier=False)
+    assert isinstance(vocab, gluonbert.BERTVocab)
+    assert vocab.idx_to_token == theirs.idx_to_token
+    assert model.config['vocab_size'] == len(theirs)

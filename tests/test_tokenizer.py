@@ -10,7 +10,9 @@ import gluonnlp
 import pytest
 import transformers
 
-from gluonbert.data import BERTTokenizer, BERTVocab, bundled_vocab_path
+from gluonbert.data import (BERTBasicTokenizer, BERTTokenizer, BERTVocab, Vocab,
+                            bundled_vocab_path, count_tokens)
+from gluonbert.data.transforms import BERTTokenizer as TransformsBERTTokenizer
 
 from conftest import REPO, SHARED, SLICE, shared_path  # noqa: E402,F401
 
@@ -255,5 +257,74 @@ def test_bad_inputs_are_clear_errors(tokenizer, vocab):
         tokenizer(b'bytes')
     with pytest.raises(TypeError, match='text 1 is a NoneType'):
         tokenizer.encode_batch_ids(['ok', None])
-    with pytest.raises(TypeError, match='needs a gluonbert BERTVocab'):
-        BERTTokenizer(gluonnlp.vocab.BERTVocab.from_json(vocab.to_json()))
+    with pytest.raises(TypeError, match='expected a vocabulary .* got str'):
+        BERTTokenizer(bundled_vocab_path())
+    with pytest.raises(ValueError, match='needs a vocabulary with an unknown_token'):
+        BERTTokenizer(Vocab(count_tokens(['a']), unknown_token=None))
+    with pytest.raises(ValueError, match='lru_cache_size must be None or an integer >= 1'):
+        BERTTokenizer(vocab, lru_cache_size=0)
+
+
+BASIC_TEXTS = [' \tHeLLo!how  \n Are yoU?  ', 'H\u00e9llo', 'ah\u535a\u63a8zz',
+               'ab\u0005cd e\u00a0f', 'Caf\u00e9 na\u00efve \u2014 \u201cquoted\u201d $5.00 `x` ^_^',
+               'don\'t re-use co-op; \u00bfQu\u00e9? \u00a1S\u00ed!',
+               '\u0645\u0631\u062d\u0628\u0627 \u4f60\u597d\u4e16\u754c', '']
+
+
+@pytest.mark.parametrize('lower', [True, False])
+def test_basic_tokenizer_is_googles(lower):
+    """Referee: HF's Python port of Google's BasicTokenizer; GluonNLP 0.10 where it agrees."""
+    ours = BERTBasicTokenizer(lower=lower)
+    google = transformers.BasicTokenizer(do_lower_case=lower)
+    for text in BASIC_TEXTS:
+        assert ours(text) == google.tokenize(text), text
+    if lower:  # GluonNLP's cased basic tokenizer strips accents too; Google's keeps them
+        theirs = gluonnlp.data.BERTBasicTokenizer(lower=True)
+        assert [ours(t) for t in BASIC_TEXTS] == [theirs(t) for t in BASIC_TEXTS]
+    assert BERTBasicTokenizer(lower=True)(' \tHeLLo!how ') == ['hello', '!', 'how']
+    assert BERTBasicTokenizer(lower=False)('H\u00e9llo, yoU') == ['H\u00e9llo', ',', 'yoU']
+
+
+def test_basic_tokenizer_character_classes_are_googles():
+    from transformers import tokenization_python as google  # pylint: disable=C0415
+    ours, theirs = BERTBasicTokenizer(), gluonnlp.data.BERTBasicTokenizer()
+    chars = [chr(c) for c in range(0x3000)] + ['\u3000', '\u300c', '\ufeff', '\U0001f600']
+    for name in ('_is_whitespace', '_is_control', '_is_punctuation'):
+        diff = [c for c in chars if getattr(ours, name)(c) != getattr(google, name)(c)]
+        assert not diff, (name, diff[:10])
+    for name in ('_is_whitespace', '_is_punctuation'):  # GluonNLP's control test skips Cn/Co
+        diff = [c for c in chars if getattr(ours, name)(c) != getattr(theirs, name)(c)]
+        assert not diff, (name, diff[:10])
+    assert ours._is_punctuation('$') and ours._is_punctuation('`') and not ours._is_punctuation('A')
+    assert ours._is_whitespace('\u00a0') and not ours._is_whitespace('-')
+    assert ours._is_control('\u0005') and not ours._is_control('\t')
+
+
+def test_tokenizer_on_a_plain_vocab_matches_gluonnlp():
+    pieces = ['[CLS]', '[SEP]', 'want', '##want', '##ed', 'wa', 'un', 'runn', '##ing', ',']
+    options = dict(reserved_tokens=['[CLS]', '[SEP]'], unknown_token='[UNK]', padding_token=None,
+                   bos_token=None, eos_token=None)
+    ours = BERTTokenizer(Vocab(count_tokens(pieces), **options))
+    theirs = gluonnlp.data.BERTTokenizer(gluonnlp.Vocab(gluonnlp.data.count_tokens(pieces),
+                                                        **options))
+    for text in ['UNwant\u00e9d,running', 'unwantedX running', 'wa wawa want,un']:
+        assert ours(text) == theirs(text), text
+        assert ours.encode_ids(text) == theirs.vocab[theirs(text)], text
+    assert ours('UNwant\u00e9d,running') == ['un', '##want', '##ed', ',', 'runn', '##ing']
+    assert ours('unwantedX running') == ['[UNK]', 'runn', '##ing']
+    assert TransformsBERTTokenizer is BERTTokenizer
+
+
+def test_gluonnlp_vocab_is_converted(tokenizer, vocab):
+    theirs = gluonnlp.vocab.BERTVocab(gluonnlp.data.count_tokens(vocab.idx_to_token[1000:3000]))
+    ours = BERTTokenizer(theirs)
+    assert isinstance(ours.vocab, BERTVocab) and ours.vocab.idx_to_token == theirs.idx_to_token
+    text = 'The quick brown fox jumps over the lazy dog.'
+    assert ours.encode_ids(text) == theirs[gluonnlp.data.BERTTokenizer(theirs)(text)]
+
+
+def test_small_word_cache_gives_the_same_ids(tokenizer, vocab):
+    small = BERTTokenizer(vocab, lru_cache_size=2)
+    texts = ['the unaffable cafe owner', 'a b c d e f g', 'the unaffable cafe owner again']
+    assert [small.encode_ids(t) for t in texts] == [tokenizer.encode_ids(t) for t in texts]
+    assert len(small._word_ids) < 40  # the cache was emptied instead of growing

@@ -9,8 +9,8 @@ import pytest
 import transformers
 
 from gluonbert.data import (BERTSentenceTransform, BERTTokenizer, BERTVocab,
-                            ClassificationTransform, RegressionTransform, bundled_vocab_path,
-                            truncate_pair_lengths)
+                            ClassificationTransform, RegressionTransform, Vocab,
+                            bundled_vocab_path, count_tokens, truncate_pair_lengths)
 
 # Truncation warns once per transform; test_truncation_warns_once_and_reports checks that.
 pytestmark = pytest.mark.filterwarnings('ignore:texts longer than max_seq_length')
@@ -154,6 +154,40 @@ def test_another_vocab_remaps_tokens(tokenizer, vocab):
     assert features.input_ids[0] == other['[CLS]'] != vocab['[CLS]']
     batch = transform.batch([('hello world',)])
     np.testing.assert_array_equal(batch.input_ids[0], features.input_ids)
+
+
+def test_a_gluonnlp_vocab_object_is_converted(tokenizer, vocab):
+    gluonnlp_order = gluonnlp.vocab.BERTVocab(gluonnlp.data.count_tokens(vocab.idx_to_token))
+    transform = BERTSentenceTransform(tokenizer, 6, vocab=gluonnlp_order, pair=False)
+    assert isinstance(transform.vocab, BERTVocab)
+    ids = transform('hello world').input_ids.tolist()
+    assert ids == gluonnlp_order[['[CLS]', 'hello', 'world', '[SEP]', '[PAD]', '[PAD]']]
+
+
+def test_counter_built_vocab_matches_gluonnlp():
+    pieces = ['is', 'this', 'jack', '##son', '##ville', '?', 'no', 'it', 'is', 'not']
+    ours = BERTSentenceTransform(BERTTokenizer(BERTVocab(count_tokens(pieces))), 15)
+    nlp_vocab = gluonnlp.vocab.BERTVocab(gluonnlp.data.count_tokens(pieces))
+    theirs = gluonnlp.data.BERTSentenceTransform(gluonnlp.data.BERTTokenizer(nlp_vocab), 15)
+    pair = ('is this jacksonville ?', 'no it is not')
+    mine, ref = ours(pair), theirs(pair)
+    for a, b in zip(mine, ref):
+        np.testing.assert_array_equal(a, b)
+    # [UNK] [CLS] [SEP] [MASK] [PAD], then "is" (counted twice) = 5, then the rest by token
+    assert mine.input_ids.tolist() == [1, 5, 13, 10, 6, 7, 8, 2, 11, 9, 5, 12, 2, 4, 4]
+    assert mine.valid_length == 13
+    assert mine.segment_ids.tolist() == [0] * 8 + [1] * 5 + [0] * 2
+
+
+def test_missing_tokenizer_or_bert_tokens_are_clear_errors():
+    with pytest.raises(TypeError, match=r'tokenizer=\.\.\.\) needs a gluonbert BERTTokenizer, '
+                                        r'e\.g\. BERTTokenizer\(BERTVocab\.from_file\(path\)\); '
+                                        r'got NoneType'):
+        BERTSentenceTransform(None, 16)
+    plain = BERTTokenizer(Vocab(count_tokens(['a', 'b']), unknown_token='[UNK]'))
+    with pytest.raises(ValueError, match='needs a vocabulary with cls_token, sep_token; use a '
+                                         'BERTVocab'):
+        BERTSentenceTransform(plain, 16)
 
 
 @pytest.mark.parametrize('line, error, message', [

@@ -6,6 +6,7 @@ checkpoints), `gluonnlp` (GluonNLP 0.10 `.params`) and `native` (gluonbert's own
 """
 import os
 
+from ..data.vocab import as_vocab
 from .common import Checkpoint, ConversionError, assign_parameters
 from .layout import load_into, model_from_checkpoint
 
@@ -41,6 +42,7 @@ def load_checkpoint(path, vocab=None, num_heads=None, hparams=None, fmt=None):
     """
     fmt = fmt or detect_format(path)
     path = str(path)
+    vocab = None if vocab is None else as_vocab(vocab)  # GluonNLP vocab objects too
     if fmt == 'hf':
         from .hf import read_hf_checkpoint  # pylint: disable=import-outside-toplevel
         return read_hf_checkpoint(path, vocab)

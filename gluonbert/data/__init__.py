@@ -1,5 +1,5 @@
 """Input side of BERT: vocabulary, tokenizer, transforms, batching, samplers and datasets."""
-from . import batchify
+from . import batchify, utils
 from .dataset import Splitter, TSVDataset
 from .pretraining import PretrainingExample, PretrainingExampleBuilder, read_documents
 from .readers import (ReaderError, TextDataset, read_csv, read_jsonl, read_table, read_text,
@@ -11,10 +11,11 @@ from .sampler import (ConstWidthBucket, ExpWidthBucket, LinearWidthBucket, Sorte
 from .squad import (SquadExample, SquadFeatures, SquadTransform, gold_answers, predict_answers,
                     read_squad)
 from .tasks import COLA, IMDB, MRPC, SNLI, SST2, STSB, TASKS, Task, get_task
-from .tokenizer import BERTTokenizer, TokenizedText
+from .tokenizer import BERTBasicTokenizer, BERTTokenizer, TokenizedText
 from .transforms import (BERTSentenceTransform, ClassificationTransform, RegressionTransform,
                          SentenceFeatures, TruncationCounter, truncate_pair_lengths)
-from .vocab import BERTVocab, bundled_vocab_path
+from .utils import Counter, count_tokens
+from .vocab import BERTVocab, Vocab, as_vocab, bundled_vocab_path
 
 __all__ = ['Splitter', 'TSVDataset', 'BERTVocab', 'bundled_vocab_path', 'BERTTokenizer', 'TokenizedText',
            'BERTSentenceTransform', 'SentenceFeatures', 'ClassificationTransform',
@@ -23,6 +24,8 @@ __all__ = ['Splitter', 'TSVDataset', 'BERTVocab', 'bundled_vocab_path', 'BERTTok
            'read_text', 'read_table', 'read_tsv', 'read_csv', 'read_jsonl', 'train_test_split',
            'Task', 'TASKS', 'get_task', 'SST2', 'MRPC', 'COLA', 'STSB', 'SNLI', 'IMDB',
            'SquadExample', 'SquadFeatures', 'SquadTransform', 'read_squad', 'predict_answers',
-           'gold_answers', 'PretrainingExample', 'PretrainingExampleBuilder', 'read_documents']
+           'gold_answers', 'PretrainingExample', 'PretrainingExampleBuilder', 'read_documents',
+           'Vocab', 'as_vocab', 'BERTBasicTokenizer', 'Counter', 'count_tokens', 'utils',
+           'transforms']
 __all__ += ['bert', 'sampler', 'SortedSampler', 'SplitSampler', 'ConstWidthBucket',
             'LinearWidthBucket', 'ExpWidthBucket']

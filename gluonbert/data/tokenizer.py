@@ -1,4 +1,5 @@
-"""BERTTokenizer: Google's BERT basic tokenization + greedy longest-match WordPiece, with offsets.
+"""BERTTokenizer: Google's BERT basic tokenization + greedy longest-match WordPiece, with offsets;
+BERTBasicTokenizer: the basic tokenization alone (whitespace, punctuation, CJK split).
 
 The work is done by HuggingFace `tokenizers` (Rust): BertNormalizer (control characters dropped,
 whitespace unified, CJK characters split, lowercasing, accents stripped only when lowercasing
@@ -8,12 +9,14 @@ cache of the engine's WordPiece output (the engine's per-call cost dominates sho
 """
 import collections
 import re
+import unicodedata
 import warnings
+from typing import List, Optional
 
 from tokenizers import Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
-from .vocab import BERTVocab
+from .vocab import as_vocab
 
 SUBWORD_PREFIX = '##'
 
@@ -24,10 +27,56 @@ SUBWORD_PREFIX = '##'
 _ASCII_WORDS = re.compile(r'[A-Za-z0-9]+|[^A-Za-z0-9 \t\n\r]')
 _ASCII_CONTROL_CODES = list(range(0x00, 0x09)) + list(range(0x0b, 0x20)) + [0x7f]
 _WORD_CACHE_SIZE = 1 << 20
+_ASCII_PUNCTUATION = frozenset(chr(c) for c in range(33, 127) if not chr(c).isalnum())
 
 TokenizedText = collections.namedtuple('TokenizedText', ['tokens', 'ids', 'offsets'])
 TokenizedText.__doc__ = ('One tokenized text: word pieces, their ids, and (start, end) character '
                          'offsets of each piece in the original string.')
+
+
+def _basic_normalizer(lower, strip_accents=None, tokenize_chinese_chars=True):
+    """Google's basic-tokenizer text cleanup: control characters dropped, whitespace unified,
+    CJK characters spaced out, optional lowercasing and accent stripping."""
+    return normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=tokenize_chinese_chars,
+        strip_accents=lower if strip_accents is None else strip_accents, lowercase=lower)
+
+
+class BERTBasicTokenizer:
+    """Google BERT's basic tokenization (no WordPiece): `tokenizer(text)` -> list of words and
+    punctuation marks. lower: lowercase and strip accents (uncased models)."""
+
+    def __init__(self, lower: bool = True):
+        self.lower = bool(lower)
+        self._normalizer = _basic_normalizer(self.lower)
+        self._pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+
+    def __call__(self, text: str) -> List[str]:
+        """str -> list of tokens."""
+        if not isinstance(text, str):
+            raise TypeError(f'BERTBasicTokenizer tokenizes str; got {type(text).__name__}')
+        normalized = self._normalizer.normalize_str(text)
+        return [word for word, _ in self._pre_tokenizer.pre_tokenize_str(normalized)]
+
+    tokenize = __call__
+
+    @staticmethod
+    def _is_whitespace(char: str) -> bool:
+        """Space, tab, newline, carriage return or a Unicode space separator (Zs)."""
+        return char in ' \t\n\r' or unicodedata.category(char) == 'Zs'
+
+    @staticmethod
+    def _is_control(char: str) -> bool:
+        """A Unicode control/format character (C*), except tab, newline and carriage return."""
+        return char not in '\t\n\r' and unicodedata.category(char).startswith('C')
+
+    @staticmethod
+    def _is_punctuation(char: str) -> bool:
+        """Unicode punctuation (P*) or any printable non-alphanumeric ASCII character ($, `, ^)."""
+        return char in _ASCII_PUNCTUATION or unicodedata.category(char).startswith('P')
+
+    def __repr__(self):
+        return f'BERTBasicTokenizer(lower={self.lower})'
 
 
 class BERTTokenizer:
@@ -37,14 +86,24 @@ class BERTTokenizer:
     rule: accents are stripped for uncased models only). Words longer than
     max_input_chars_per_word characters, and words no piece sequence can cover, become [UNK].
     Text is always plain text: a literal "[SEP]" in it is tokenized, never a special token.
+    vocab: any vocabulary with an unknown token (BERTVocab, Vocab, or a GluonNLP one, converted).
+    lru_cache_size: how many distinct words the id cache holds (None: about a million).
     """
 
-    def __init__(self, vocab, lower=True, strip_accents=None, tokenize_chinese_chars=True,
-                 max_input_chars_per_word=200):
-        if not isinstance(vocab, BERTVocab):
-            raise TypeError('BERTTokenizer needs a gluonbert BERTVocab (BERTVocab.from_file or '
-                            '.from_json); got {}'.format(type(vocab).__name__))
+    def __init__(self, vocab, lower: bool = True, max_input_chars_per_word: int = 200,
+                 lru_cache_size: Optional[int] = None, *, strip_accents: Optional[bool] = None,
+                 tokenize_chinese_chars: bool = True):
+        vocab = as_vocab(vocab)
+        if vocab.unknown_token is None:
+            raise ValueError('BERTTokenizer needs a vocabulary with an unknown_token (WordPiece '
+                             'maps words it cannot split to it); build the vocabulary with '
+                             'unknown_token="[UNK]"')
+        if lru_cache_size is not None and (not isinstance(lru_cache_size, int) or
+                                           lru_cache_size < 1):
+            raise ValueError(f'lru_cache_size must be None or an integer >= 1; got '
+                             f'{lru_cache_size!r}')
         self.vocab = vocab
+        self.cache_size = _WORD_CACHE_SIZE if lru_cache_size is None else lru_cache_size
         self.lower = bool(lower)
         self.strip_accents = self.lower if strip_accents is None else bool(strip_accents)
         self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
@@ -58,9 +117,8 @@ class BERTTokenizer:
                                      unk_token=self.vocab.unknown_token,
                                      continuing_subword_prefix=SUBWORD_PREFIX,
                                      max_input_chars_per_word=self.max_input_chars_per_word))
-        engine.normalizer = normalizers.BertNormalizer(
-            clean_text=True, handle_chinese_chars=self.tokenize_chinese_chars,
-            strip_accents=self.strip_accents, lowercase=self.lower)
+        engine.normalizer = _basic_normalizer(self.lower, self.strip_accents,
+                                              self.tokenize_chinese_chars)
         engine.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         return engine
 
@@ -128,7 +186,7 @@ class BERTTokenizer:
 
     def _cache_words(self, words):
         cache = self._word_ids
-        if len(cache) >= _WORD_CACHE_SIZE:
+        if len(cache) >= self.cache_size + len(_ASCII_CONTROL_CODES):  # control entries stay
             self._reset_word_cache()
         for word in words:
             if word not in cache:
@@ -191,6 +249,7 @@ class BERTTokenizer:
         return state
 
     def __setstate__(self, state):
+        state.setdefault('cache_size', _WORD_CACHE_SIZE)  # pickled before lru_cache_size existed
         self.__dict__.update(state)
         self._engine = self._build_engine()
         self._reset_word_cache()

@@ -12,7 +12,13 @@ import warnings
 import numpy as np
 
 from .bert.glue import truncate_lengths_equal
-from .tokenizer import BERTTokenizer
+from .tokenizer import BERTBasicTokenizer, BERTTokenizer
+from .vocab import as_vocab
+
+# GluonNLP 0.10 users reach the tokenizers as `nlp.data.transforms.BERTTokenizer`.
+__all__ = ['BERTBasicTokenizer', 'BERTTokenizer', 'BERTSentenceTransform', 'SentenceFeatures',
+           'ClassificationTransform', 'RegressionTransform', 'TruncationCounter',
+           'truncate_pair_lengths']
 
 
 class SentenceFeatures(collections.namedtuple('SentenceFeatures',
@@ -108,8 +114,9 @@ class BERTSentenceTransform:
 
     def __init__(self, tokenizer, max_seq_length, vocab=None, pad=True, pair=True):
         if not isinstance(tokenizer, BERTTokenizer):
-            raise TypeError('BERTSentenceTransform needs a gluonbert BERTTokenizer; got {}'.format(
-                type(tokenizer).__name__))
+            raise TypeError(f'BERTSentenceTransform(tokenizer=...) needs a gluonbert '
+                            f'BERTTokenizer, e.g. BERTTokenizer(BERTVocab.from_file(path)); got '
+                            f'{type(tokenizer).__name__}')
         min_length = 3 if pair else 2
         if not isinstance(max_seq_length, numbers.Integral) or max_seq_length < min_length:
             raise ValueError('max_seq_length must be an integer >= {} to hold the special tokens '
@@ -119,7 +126,12 @@ class BERTSentenceTransform:
         self.max_seq_length = int(max_seq_length)
         self.pad = pad
         self.pair = pair
-        self.vocab = tokenizer.vocab if vocab is None else vocab
+        self.vocab = tokenizer.vocab if vocab is None else as_vocab(vocab)
+        missing = [name for name in ('cls_token', 'sep_token', 'padding_token')
+                   if getattr(self.vocab, name, None) is None]
+        if missing:
+            raise ValueError(f'BERTSentenceTransform needs a vocabulary with {", ".join(missing)}; '
+                             f'use a BERTVocab (or pass vocab=BERTVocab(...))')
         # Another vocabulary re-maps the tokenizer's tokens; the same one lets ids pass through.
         self._remap = vocab is not None and vocab != tokenizer.vocab
         self.cls_id = self.vocab[self.vocab.cls_token]

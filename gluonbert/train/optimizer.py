@@ -1,12 +1,16 @@
-"""AdamW with decoupled weight decay on MXNet's fused `contrib.adamw_update` kernel.
+"""AdamW and BERTAdam: decoupled weight decay on MXNet's fused `contrib.adamw_update` kernel.
 
 `correct_bias=True` (default) is torch.optim.AdamW's update; False is Google BERT's
 AdamWeightDecay (and GluonNLP's BERTAdam), which has no bias correction. The gradient is scaled
 by `rescale_grad * grad_scale`, where `grad_scale` is an optional NDArray (e.g. the global-norm
 clipping factor) so clipping needs no host sync; a non-finite or zero factor makes the fused
 kernel skip the update, so one bad batch cannot corrupt the weights or the moments.
+BERTAdam is GluonNLP 0.10's optimizer of that name: AdamW(correct_bias=False) that also updates
+several parameters in one multi-tensor kernel call (MXNET_OPTIMIZER_AGGREGATION_SIZE at a time).
 """
 import math
+import os
+import warnings
 
 import mxnet as mx
 import numpy as np
@@ -85,6 +89,86 @@ class AdamW(Optimizer):
         nd.contrib.mp_adamw_update(weight, grad, mean, var, master,
                                    self._rescale(weight.context), out=weight,
                                    **self._step_args(index))
+        return None
+
+
+@mx.optimizer.register
+class BERTAdam(AdamW):
+    """Google BERT's Adam as GluonNLP 0.10's `BERTAdam`: no bias correction, decoupled decay.
+
+    m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2; w -= lr * (m / (sqrt(v) + eps) + wd * w), where
+    g = clip(grad * rescale_grad, clip_gradient). Registered as 'bertadam' for gluon.Trainer.
+    """
+
+    def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-6, **kwargs):
+        if 'correct_bias' in kwargs:
+            raise TypeError('BERTAdam never corrects the bias; for bias correction use '
+                            "AdamW(correct_bias=True) ('adamw')")
+        super().__init__(learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon,
+                         correct_bias=False, **kwargs)
+        size = os.getenv('MXNET_OPTIMIZER_AGGREGATION_SIZE', '4')
+        try:
+            self.aggregate_num = max(1, min(50, int(size)))
+        except ValueError:
+            raise ValueError(f'MXNET_OPTIMIZER_AGGREGATION_SIZE must be an integer; got {size!r}'
+                             ) from None
+
+    def create_state_multi_precision(self, index, weight):
+        """(mean, variance), with an fp32 master copy for fp16 weights under multi_precision."""
+        if weight.dtype == np.float16 and not self.multi_precision:
+            warnings.warn('BERTAdam on float16 weights without multi_precision=True accumulates '
+                          'the moments in float16: expect poor accuracy or slow convergence; '
+                          'pass multi_precision=True', stacklevel=2)
+        return super().create_state_multi_precision(index, weight)
+
+    def update(self, index, weight, grad, state):
+        """One step for one parameter, or for lists of them (indices, weights, grads, states)."""
+        if not isinstance(index, (list, tuple)):
+            index, weight, grad, state = [index], [weight], [grad], [state]
+        return self._update_many(index, weight, grad, state, multi_precision=False)
+
+    def update_multi_precision(self, index, weight, grad, state):
+        """Like update, with fp32 master copies for fp16 weights under multi_precision."""
+        if not isinstance(index, (list, tuple)):
+            index, weight, grad, state = [index], [weight], [grad], [state]
+        multi = bool(self.multi_precision) and weight[0].dtype == np.float16
+        return self._update_many(index, weight, grad, state, multi_precision=multi)
+
+    def _update_many(self, indices, weights, grads, states, multi_precision):
+        """aggregate_num parameters per multi-tensor kernel call; as GluonNLP, a single parameter
+        also takes that kernel unless aggregation is off (its rounding differs from adamw's)."""
+        dense = all(w.stype == 'default' and g.stype == 'default'
+                    for w, g in zip(weights, grads))
+        # float16 weights without an fp32 master copy: GluonNLP's multi-tensor call crashed (a
+        # float32 rescale_grad) and the kernel in float16 gives NaNs, so they go one by one
+        half = not multi_precision and weights[0].dtype == np.float16
+        if self.aggregate_num <= 1 or not dense or half:
+            single = super().update_multi_precision if multi_precision else super().update
+            for args in zip(indices, weights, grads, states):
+                single(*args)
+            return None
+        indices = list(indices)
+        self._update_count(indices)
+        lrs, wds = self._get_lrs(indices), self._get_wds(indices)
+        rescale = self._rescale(weights[0].context)
+        options = dict(beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon)
+        if self.clip_gradient:
+            options['clip_gradient'] = self.clip_gradient
+        for start in range(0, len(indices), self.aggregate_num):
+            part = slice(start, start + self.aggregate_num)
+            outs, count = list(weights[part]), len(indices[part])
+            # lrs=1 and etas=lr: the schedule's rate scales the step and the decay alike
+            options.update(out=outs, size=count, lrs=[1.0] * count, wds=wds[part],
+                           etas=lrs[part])
+            if multi_precision:
+                moments, masters = zip(*states[part])
+                means, variances = zip(*moments)
+                nd.contrib.multi_mp_adamw_update(outs, grads[part], means, variances, masters,
+                                                 rescale, **options)
+            else:
+                means, variances = zip(*states[part])
+                nd.contrib.multi_adamw_update(outs, grads[part], means, variances, rescale,
+                                              **options)
         return None
 
 
