@@ -103,8 +103,8 @@ class SentenceClassifier:
 
     def __init__(self, folder, ctx=mx.cpu(), precision='float32'):
         if precision not in PRECISIONS:
-            raise ValueError('precision must be one of {}; got {!r} (int8: load float32, then '
-                             'call quantize)'.format(PRECISIONS, precision))
+            raise ValueError(f'precision must be one of {PRECISIONS}; got {precision!r} (int8: '
+                             'load float32, then call quantize)')
         folder = export_folder_of(os.fspath(folder))
         with open(os.path.join(folder, 'meta.json'), encoding='utf-8') as f:
             self.meta = json.load(f)
@@ -306,7 +306,7 @@ def split_tsv_lines(lines, pair=None, source='standard input') -> list:
 
 def predict_sentiment(net, tokenizer, sentence, max_len=128, labels=('negative', 'positive'),
                       ctx=mx.cpu()):
-    """GluonNLP tutorial style: one sentence -> its label, from a classifier net (or SymbolBlock)."""
+    """GluonNLP tutorial style: one sentence -> its label, from a classifier net or SymbolBlock."""
     transform = BERTSentenceTransform(tokenizer, max_len, pad=False, pair=False)
     logits = net(*_inputs(transform, [sentence], ctx))
     return labels[int(logits.argmax(axis=1).asscalar())]

@@ -15,7 +15,7 @@ from gluonbert.data.batchify import bert_inputs
 from gluonbert.files import write_json
 from gluonbert.inference import (SentenceClassifier, embed, plot_similarity, shorten,
                                  similarity_figure, similarity_table)
-from gluonbert.model import BERTClassifier, BERTForQA
+from gluonbert.model import BERTClassifier, BERTForQA, BERTForTokenClassification
 from conftest import TINY, tiny_model
 
 WORDS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'the', 'a', 'movie', 'film', 'was', 'is',
@@ -228,6 +228,12 @@ def test_question_answering_folders_are_refused_clearly(vocab, capsys, monkeypat
         assert code == 2 and err.count('\n') == 1, err
         assert 'question-answering (SQuAD) model, not a sentence classifier' in err
         assert 'finetune_squad.py --only-inference' in err and 'KeyError' not in err
+    tagger = BERTForTokenClassification(tiny_model(use_pooler=False, use_decoder=False,
+                                                   use_classifier=False), num_classes=3)
+    tagger.initialize_head()
+    folder = save_pretrained(tagger, str(tmp_path / 'ner'), vocab, labels=['O', 'B', 'I'])
+    code, _, err = run_cli(['predict', '--model-dir', folder, 'a b'], capsys, monkeypatch)
+    assert code == 2 and 'holds a BERTForTokenClassification, not a sentence classifier' in err
 
 
 def test_quantize_finds_mrpc_columns_and_the_int8_folder_keeps_pairs(pair_model, capsys,
