@@ -15,7 +15,8 @@ from gluonbert.data.batchify import bert_inputs
 from gluonbert.files import write_json
 from gluonbert.inference import (SentenceClassifier, embed, plot_similarity, shorten,
                                  similarity_figure, similarity_table)
-from gluonbert.model import BERTClassifier, BERTForQA, BERTForTokenClassification
+from gluonbert.model import (BERTClassifier, BERTForQA, BERTForTokenClassification,
+                             BERTRegression)
 from conftest import TINY, tiny_model
 
 WORDS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'the', 'a', 'movie', 'film', 'was', 'is',
@@ -46,11 +47,16 @@ def classifier(vocab, texts, pair):
 
 
 def _random_classifier(seed, num_classes=2):
-    """A tiny BERTClassifier with N(0, 0.3) weights (LayerNorm scales around 1)."""
+    """A tiny BERTClassifier with random weights (see randomize)."""
     mx.random.seed(seed)
     block = BERTClassifier(tiny_model(use_decoder=False, use_classifier=False),
                            num_classes=num_classes)
     block.initialize_head()
+    return randomize(block)
+
+
+def randomize(block):
+    """N(0, 0.3) weights everywhere (LayerNorm scales around 1): inputs get different answers."""
     for name, param in block._collect_params_with_prefix().items():  # pylint: disable=protected-access
         noise = mx.nd.random.normal(0, 0.3, shape=param.shape)
         param.set_data(noise + 1 if name.endswith('gamma') else noise)
@@ -171,6 +177,29 @@ def test_single_model_prints_glue_names_and_json_without_pair(single_model, caps
     records = [json.loads(line) for line in lines]
     assert [set(r) for r in records] == [{'label', 'score', 'text'}] * len(SINGLES)
     assert [r['text'] for r in records] == SINGLES
+
+
+def test_regression_pairs_from_a_headerless_tsv_print_their_score(vocab, capsys, monkeypatch,
+                                                                  tmp_path):
+    block = BERTRegression(tiny_model(use_decoder=False, use_classifier=False))
+    block.initialize_head()
+    randomize(block)
+    folder = save_pretrained(block, str(tmp_path / 'sts'), vocab, labels=['similarity'],
+                             task='STS-B')
+    expected = block(*encode(vocab, PAIRS, pair=True)).asnumpy()[:, 0]
+    assert np.ptp(expected) > 1e-3
+    path = tmp_path / 'pairs.tsv'
+    path.write_text(''.join(f'{a}\t{b}\n' for a, b in PAIRS), encoding='utf-8')
+    code, lines, _ = run_cli(['predict', '--model-dir', folder, '--input-file', str(path)],
+                             capsys, monkeypatch)
+    assert code == 0 and len(lines) == len(PAIRS)  # no header: the first row is data
+    for line, value, (a, b) in zip(lines, expected, PAIRS):
+        name, score, *texts = line.split('\t')
+        assert name == 'similarity' and texts == [a, b]
+        assert abs(float(score) - value) < 1e-4
+    code, _, err = run_cli(['predict', '--model-dir', folder, '--top-k', '2', '--input-file',
+                            str(path)], capsys, monkeypatch)
+    assert code == 2 and '--top-k and --all-scores apply to classifiers' in err
 
 
 def test_unnamed_labels_print_as_numbers_with_a_note(single_model, capsys, monkeypatch,
