@@ -206,7 +206,8 @@ def build_parser():
                               'pair tasks such as MRPC)')
     predict.add_argument('--text', action='append', help='a sentence (repeatable)')
     predict.add_argument('--text-pair', action='append',
-                         help='the second sentence of the pair started by the --text before it')
+                         help='the second sentence of a pair: the Nth --text-pair goes with '
+                              'the Nth --text (repeatable)')
     predict.add_argument('--input-file', type=existing_file,
                          help='.tsv or .csv of inputs (format from the extension)')
     predict.add_argument('--text-columns',
