@@ -2,12 +2,14 @@
 checkpoints, launch multi-worker training."""
 import argparse
 import contextlib
+import json
 import sys
 import warnings
 
 import mxnet as mx
+import numpy as np
 
-from .errors import add_debug_flag, run_main
+from .errors import UsageError, add_debug_flag, run_main
 from .train.script_args import (check_weights_source, existing_dir, existing_file,
                                  existing_path, positive_int)
 
@@ -29,40 +31,112 @@ def _truncation_noted(fix):
                                    warning.lineno)
 
 
+def _predict_inputs(args, classifier):
+    """The texts (or (text, text_pair) tuples) to predict, from the arguments, --input-file or
+    standard input, checked against the model's kind (pair or single sentences)."""
+    from .inference import read_text_table, split_tsv_lines  # pylint: disable=import-outside-toplevel
+    pair = True if args.pair or args.text_pair else classifier.pair
+    sources = [name for name, given in (('sentences as arguments', args.texts),
+                                        ('--text', args.text), ('--input-file', args.input_file))
+               if given]
+    if len(sources) > 1:
+        raise UsageError(f'give the inputs one way, not {" and ".join(sources)}')
+    if args.text_pair and len(args.text_pair) != len(args.text or []):
+        raise UsageError(f'{len(args.text or [])} --text but {len(args.text_pair)} --text-pair: '
+                         'give one --text-pair after each --text')
+    if args.text_columns and not args.input_file:
+        raise UsageError('--text-columns names columns of --input-file')
+    if args.input_file:
+        names = args.text_columns.split(',') if args.text_columns else None
+        texts = read_text_table(args.input_file, pair, names, classifier.meta.get('task'),
+                                headerless_ok=True)
+    elif args.text or args.texts:
+        singles = args.text or args.texts
+        texts = list(zip(singles, args.text_pair)) if args.text_pair else list(singles)
+        if pair and not args.text_pair:
+            raise UsageError(f'{classifier.folder} reads sentence pairs '
+                             f'({classifier.meta.get("task") or "--pair"}): give --text A '
+                             '--text-pair B, two tab-separated columns on standard input, or '
+                             '--input-file x.tsv|x.csv with two text columns')
+    else:
+        texts = split_tsv_lines(sys.stdin, pair)
+    if not texts:
+        raise UsageError('no sentences: pass them as arguments, on standard input (one per line;'
+                         ' pairs tab-separated) or with --input-file')
+    if args.pair and texts and not isinstance(texts[0], tuple):
+        raise UsageError('--pair needs two text columns: --text A --text-pair B, two '
+                         'tab-separated columns on standard input, or --input-file with two '
+                         'text columns')
+    if args.pair and classifier.pair is False:
+        raise UsageError(f'--pair, but {classifier.folder} is a single-sentence model '
+                         f'({classifier.meta.get("task")}): give single sentences')
+    classifier.check_inputs(texts)
+    return texts
+
+
+def _ranked(names, row, top_k):
+    """[(label, score)] of one probability row, best first, the first `top_k`."""
+    order = np.argsort(-row, kind='stable')[:top_k]
+    return [(names[i], float(row[i])) for i in order]
+
+
 def _predict(args):
     from .inference import SentenceClassifier  # pylint: disable=import-outside-toplevel
     classifier = SentenceClassifier(args.model_dir, precision=args.precision)
-    texts = args.texts or [line.rstrip('\n') for line in sys.stdin if line.strip()]
-    if not texts:
-        raise SystemExit('no sentences: pass them as arguments or on standard input')
+    regression = classifier.meta['regression']
+    if regression and (args.top_k or args.all_scores):
+        raise UsageError('--top-k and --all-scores apply to classifiers; this model is a '
+                         'regression (one score per input)')
+    texts = _predict_inputs(args, classifier)
     with _truncation_noted('the model was trained with this max_seq_length; split long texts'):
         probs = classifier.predict_proba(texts)
-    labels = classifier.labels_of(probs)
-    for text, label, p in zip(texts, labels, probs):
-        score = '{:.4f}'.format(float(p)) if classifier.meta['regression'] else \
-            '{:.3f}'.format(float(p.max()))
-        print('{}\t{}\t{}'.format(label, score, text))
-    return labels
+    names = classifier.label_names
+    if not regression and not classifier.has_label_names:
+        print(f'gluonbert: note: the model\'s labels have no names, so they print as '
+              f'{", ".join(names)}: name them in {classifier.folder}/meta.json ("labels": '
+              '["name0", ...]) or with save_pretrained(model, folder, labels=[...])',
+              file=sys.stderr)
+    top_k = len(names) if args.all_scores else (args.top_k or 1)
+    results = []
+    for text, row in zip(texts, probs):
+        if regression:
+            ranked = [(names[0] if classifier.has_label_names else 'score', float(row))]
+        else:
+            ranked = _ranked(names, row, top_k)
+        pair = text if isinstance(text, tuple) else (text,)
+        results.append(ranked[0][0])
+        if args.json:
+            record = dict(label=ranked[0][0], score=ranked[0][1], text=pair[0])
+            if len(pair) == 2:
+                record['text_pair'] = pair[1]
+            if top_k > 1:
+                record['scores'] = [dict(label=label, score=score) for label, score in ranked]
+            print(json.dumps(record, ensure_ascii=False))
+        else:
+            places = 4 if regression else 3
+            scores = '\t'.join(f'{label}\t{score:.{places}f}' for label, score in ranked)
+            print('\t'.join([scores, *pair]))
+    return results
 
 
 def _quantize(args):
-    from .data import read_table  # pylint: disable=import-outside-toplevel
-    from .inference import SentenceClassifier  # pylint: disable=import-outside-toplevel
+    from .inference import SentenceClassifier, read_text_table  # pylint: disable=import-outside-toplevel
     classifier = SentenceClassifier(args.model_dir)
-    delimiter = ',' if args.calib_file.endswith('.csv') else '\t'
-    rows = read_table(args.calib_file, args.text_columns.split(','), delimiter=delimiter)
-    texts = [row[0] if len(row) == 1 else tuple(row) for row in rows][:args.calib_samples]
-    classifier.quantize(texts)
+    names = args.text_columns.split(',') if args.text_columns else None
+    texts = read_text_table(args.calib_file, classifier.pair, names,
+                            classifier.meta.get('task'))[:args.calib_samples]
+    with _truncation_noted('calibration reads the first max_seq_length tokens of each text'):
+        classifier.quantize(texts)
     classifier.save(args.output, overwrite=args.overwrite)
-    print('int8 model calibrated on {} sentences of {} written to {}'.format(
-        len(texts), args.calib_file, args.output))
+    kind = 'sentence pairs' if texts and isinstance(texts[0], tuple) else 'sentences'
+    print(f'int8 model calibrated on {len(texts)} {kind} of {args.calib_file} written to '
+          f'{args.output}')
     return args.output
 
 
 def _embed(args):
-    import numpy as np  # pylint: disable=import-outside-toplevel
     from .data import BERTTokenizer  # pylint: disable=import-outside-toplevel
-    from .inference import embed, plot_similarity  # pylint: disable=import-outside-toplevel
+    from .inference import embed, plot_similarity, similarity_table  # pylint: disable=import-outside-toplevel
     from .registry import get_model  # pylint: disable=import-outside-toplevel
     texts = args.texts or [line.rstrip('\n') for line in sys.stdin if line.strip()]
     if not texts:
@@ -78,12 +152,13 @@ def _embed(args):
         vectors = embed(bert, BERTTokenizer(vocab, lower=not args.cased), texts, args.max_len)
     if args.output:
         np.save(args.output, vectors)
-        print('wrote {} embeddings of size {} to {}'.format(*vectors.shape, args.output))
+        print(f'wrote {vectors.shape[0]} embeddings of size {vectors.shape[1]} to {args.output}')
     if args.heatmap:
-        sims = plot_similarity(texts, vectors, args.heatmap)
-        print('wrote the similarity heatmap to {}'.format(args.heatmap))
-        for text, row in zip(texts, sims):
-            print('  '.join('{:.2f}'.format(v) for v in row), ' ', text[:60])
+        plot_similarity(texts, vectors, args.heatmap)
+        print(f'wrote the similarity heatmap to {args.heatmap}')
+    if args.heatmap or not args.output:  # a file of embeddings alone may be large: no matrix
+        print('cosine similarity:')
+        print(similarity_table(texts, np.inner(vectors, vectors)))
     return vectors
 
 
@@ -112,29 +187,58 @@ def build_parser():
     """argparse parser with the subcommands predict, quantize, embed, export, convert, launch."""
     parser = argparse.ArgumentParser(prog='gluonbert', description=__doc__)
     sub = parser.add_subparsers(dest='command', required=True)
-    predict = sub.add_parser('predict', help='classify sentences with an exported model folder')
+    predict = sub.add_parser(
+        'predict', help='classify sentences or sentence pairs with an exported model folder',
+        description='Classify sentences (or pairs) with a classifier folder. Inputs: sentences '
+                    'as arguments; --text A --text-pair B (repeatable); --input-file x.tsv|x.csv'
+                    ' (text columns found from the header, or --text-columns; a file of just the'
+                    ' text column(s) needs no header); else standard input, one sentence per '
+                    'line, a pair as two tab-separated columns. Output: label, score, text(s), '
+                    'tab-separated, or --json.')
     predict.add_argument('--model-dir', required=True, type=existing_dir,
-                         help='the export/ folder written by finetune_classifier.py')
+                         help='the export/ folder written by finetune_classifier.py, or a '
+                              'save_pretrained folder (its export/ is used)')
     predict.add_argument('--precision', default='float32', choices=['float32', 'bfloat16'],
                          help='compute precision (bfloat16 needs an AVX-512 CPU; for int8 '
                               'write an int8 folder with `gluonbert quantize`)')
-    predict.add_argument('texts', nargs='*', help='sentences (default: one per stdin line)')
+    predict.add_argument('--pair', action='store_true',
+                         help='the inputs are sentence pairs (found from the folder for known '
+                              'pair tasks such as MRPC)')
+    predict.add_argument('--text', action='append', help='a sentence (repeatable)')
+    predict.add_argument('--text-pair', action='append',
+                         help='the second sentence of a pair: the Nth --text-pair goes with '
+                              'the Nth --text (repeatable)')
+    predict.add_argument('--input-file', type=existing_file,
+                         help='.tsv or .csv of inputs (format from the extension)')
+    predict.add_argument('--text-columns',
+                         help='comma-separated text column name(s) of --input-file')
+    predict.add_argument('--json', action='store_true',
+                         help='one JSON object per input: label, score, text[, text_pair]')
+    scores = predict.add_mutually_exclusive_group()
+    scores.add_argument('--top-k', type=positive_int,
+                        help='also show the K best labels with their scores')
+    scores.add_argument('--all-scores', action='store_true',
+                        help='show every label with its score')
+    predict.add_argument('texts', nargs='*',
+                         help='single sentences (default: standard input, see above)')
     predict.set_defaults(run=_predict)
     quant = sub.add_parser('quantize', help='calibrate an exported classifier on real '
                                             'sentences and write its int8 version')
     quant.add_argument('--model-dir', required=True, type=existing_dir,
-                       help='the float32 export/ folder')
+                       help='the float32 export/ folder (or a save_pretrained folder)')
     quant.add_argument('--calib-file', required=True, type=existing_file,
-                       help='TSV (or .csv) with a header, e.g. the task\'s dev.tsv')
-    quant.add_argument('--text-columns', default='sentence',
-                       help='comma-separated text column(s) of --calib-file (default sentence)')
+                       help='TSV (or .csv) with a header, e.g. the task\'s train.tsv or dev.tsv')
+    quant.add_argument('--text-columns',
+                       help='comma-separated text column(s) of --calib-file (default: found '
+                            'from the header: the task\'s columns, #1 String,#2 String, '
+                            'sentence1,sentence2, sentence, text, ...)')
     quant.add_argument('--calib-samples', type=positive_int, default=512,
                        help='calibrate on the first N rows (default 512)')
     quant.add_argument('--output', required=True, help='folder for the int8 export')
     quant.add_argument('--overwrite', action='store_true', help='replace --output if it exists')
     quant.set_defaults(run=_quantize)
-    emb = sub.add_parser('embed', help='mean-pooled sentence embeddings and a similarity '
-                                       'heatmap')
+    emb = sub.add_parser('embed', help='mean-pooled sentence embeddings: prints their cosine'
+                                       '-similarity matrix; .npy and heatmap PNG on request')
     emb.add_argument('--model', default='bert_6_384_12')
     emb.add_argument('--dataset-name', help='pretrained weights from the store (default: '
                                             'all_minilm_l6_v2 unless --pretrained is given)')
