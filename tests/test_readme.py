@@ -1,5 +1,6 @@
 """Every example in README.md runs: the Python blocks as written, the command lines with their
 data shrunk (fewer sentences, one short epoch) so the suite stays fast."""
+import json
 import os
 import re
 import shlex
@@ -58,7 +59,11 @@ def test_readme_command_lines_run(tmp_path):
                              timeout=600)
         assert run.returncode == 0, f'{line}\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}'
         ran.append((argv, run.stdout))
-    assert len(ran) >= 6
+    assert len(ran) >= 7
+    predictions = [json.loads(line) for argv, out in ran if '--json' in argv
+                   for line in out.splitlines()]
+    assert len(predictions) == 408  # MRPC dev, every pair labelled with the task's names
+    assert {p['label'] for p in predictions} <= {'equivalent', 'not_equivalent'}
     assert (tmp_path / 'sim.png').stat().st_size > 0
     assert (tmp_path / 'minilm.onnx').stat().st_size > 1_000_000
     assert os.path.isdir(tmp_path / 'out' / 'mrpc' / 'int8')
