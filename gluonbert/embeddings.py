@@ -40,25 +40,29 @@ class SentencePooler(HybridBlock):
             raise ValueError("pooling='pooler' needs a backbone with a pooler (get_model(..., "
                              "use_pooler=True)); or use pooling='mean' or 'cls'")
         self.pooling = pooling
-        self.bert = bert  # shares the backbone's parameters
+        self.units = int(bert.config['units'])
+        # Only the parts that run are children: no "parameter not used" warnings, no stale
+        # parameters in an export.
+        self.encoder = bert.encoder
+        self.pooler = bert.pooler if pooling == 'pooler' else None
 
     def __call__(self, input_ids, token_types=None, valid_length=None):
         # pylint: disable=arguments-differ
-        self.bert.encoder.check_inputs(input_ids, token_types, valid_length)
-        if not self.bert.encoder.use_token_type_embed:
+        self.encoder.check_inputs(input_ids, token_types, valid_length)
+        if not self.encoder.use_token_type_embed:
             token_types = None
         return super().__call__(input_ids, token_types, valid_length)
 
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
         # pylint: disable=arguments-differ
         """-> (batch, units), or (batch, seq_len, units) for pooling=None."""
-        sequence = self.bert.encoder(input_ids, token_types, valid_length)
+        sequence = self.encoder(input_ids, token_types, valid_length)
         if self.pooling == 'mean':
             return mean_over_valid(F, sequence, valid_length)
         if self.pooling == 'cls':
             return F.squeeze(F.slice_axis(sequence, axis=1, begin=0, end=1), axis=1)
         if self.pooling == 'pooler':
-            return self.bert.pooler(sequence)
+            return self.pooler(sequence)
         return sequence
 
 
@@ -117,7 +121,7 @@ class SentenceEncoder:
     @property
     def units(self) -> int:
         """Width of the vectors."""
-        return int(self.net.bert.config['units'])
+        return self.net.units
 
     def encode(self, sentences, batch_size: int = 32, normalize: bool = False,
                progress: bool | None = None, convert_to_numpy: bool = True):
