@@ -3,7 +3,7 @@ block; inputs sorted by length into batches; a progress bar on long runs; result
 input order."""
 import os
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import mxnet as mx
 import numpy as np

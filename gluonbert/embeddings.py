@@ -12,7 +12,7 @@ vector, pooling='pooler' the backbone's pooler output. Sentences are tokenized, 
 length into batches (little padding computed) and returned in input order;
 `gluonbert.inference.embed` runs through the same `encode_texts`.
 """
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import mxnet as mx
 import numpy as np
@@ -29,8 +29,8 @@ __all__ = ['SentenceEncoder', 'SentencePooler', 'cos_sim', 'encode_texts', 'sema
 
 
 class SentencePooler(HybridBlock):
-    """A BERT backbone's encoder plus pooling: (batch, seq_len) ids, types, (batch,) lengths ->
-    (batch, units) sentence vectors; pooling=None gives the token vectors (batch, seq_len, units)."""
+    """A BERT backbone's encoder plus pooling: (batch, seq_len) ids, types, (batch,) lengths
+    -> (batch, units) sentence vectors; pooling=None: token vectors (batch, seq_len, units)."""
 
     def __init__(self, bert, pooling: str | None = 'mean', **kwargs):
         super().__init__(**kwargs)

@@ -197,8 +197,8 @@ def best_spans(features, start_logits, end_logits, n_best_size=20, max_answer_le
     context, start at a max-context token, and span at most max_answer_length tokens.
     """
     if not len(features) == len(start_logits) == len(end_logits):
-        raise ValueError('{} features but {} start and {} end logits'.format(
-            len(features), len(start_logits), len(end_logits)))
+        raise ValueError(f'{len(features)} features but {len(start_logits)} start and '
+                         f'{len(end_logits)} end logits')
     best = {}
     for feature, starts, ends in zip(features, start_logits, end_logits):
         starts, ends = np.asarray(starts), np.asarray(ends)
