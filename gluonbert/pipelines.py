@@ -19,7 +19,7 @@ import numpy as np
 
 from .batched import (backbone, check_block, load_model, prepare_for_inference, run_batched)
 from .data.squad import SquadExample, SquadTransform, best_spans
-from .data.transforms import BERTSentenceTransform
+from .data.transforms import BERTSentenceTransform, TruncationCounter
 from .embeddings import SentencePooler
 from .model.task_heads import BERTClassifier, BERTForQA, BERTForTokenClassification, BERTRegression
 
@@ -185,6 +185,7 @@ class TokenClassificationPipeline(Pipeline):
         self.ignore_labels = ignore_labels
         vocab = self.info.vocab
         self._cls, self._sep = vocab[vocab.cls_token], vocab[vocab.sep_token]
+        self.truncation = TruncationCounter(self.max_length)  # warns on the first cut text
         self._options()  # validate the defaults now
 
     def _options(self, aggregation_strategy=None, ignore_labels=None):
@@ -200,6 +201,7 @@ class TokenClassificationPipeline(Pipeline):
             raise TypeError(f'token-classification takes str texts; got {type(item).__name__}')
         encoded = self.tokenizer.encode(item)
         keep = self.max_length - 2
+        self.truncation.add(len(encoded.ids), min(len(encoded.ids), keep))
         ids = [self._cls] + list(encoded.ids[:keep]) + [self._sep]
         row = (np.array(ids, dtype=np.int32), np.zeros(len(ids), dtype=np.int32),
                np.int32(len(ids)))

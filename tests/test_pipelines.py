@@ -108,6 +108,10 @@ def test_token_classification_matches_hf(tmp_path, vocab, strategy):
             assert abs(a['score'] - float(b['score'])) <= 1e-5
     everything = pipeline('ner', model=folder, ignore_labels=[])(texts[0])
     assert len(everything) == len(vocab_tokens(vocab, texts[0]))
+    tagger = pipeline('ner', model=folder, ignore_labels=[])
+    with pytest.warns(UserWarning, match='longer than max_seq_length=24 are being truncated'):
+        cut = tagger(' '.join(['paris'] * 30))
+    assert len(cut) == 22 and tagger.truncation.truncated == 1
 
 
 def vocab_tokens(vocab, text):
