@@ -1,6 +1,7 @@
 """What pipelines and sentence embeddings share: a model from a folder, a dataset name or a
 block; inputs sorted by length into batches; a progress bar on long runs; results back in
 input order."""
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -25,21 +26,29 @@ def load_model(model, vocab=None, ctx=None, lower=None, max_length=None):
     get_model's (block, vocab) -> (block, PretrainedInfo, loaded_here).
 
     loaded_here is True when this call built the block (so it may be hybridized and have its
-    gradients switched off); a block you pass is used as it is.
+    gradients switched off); a block you pass is used as it is. max_length overrides the
+    length the folder records (at most the position table's).
     """
-    ctx = ctx or mx.cpu()
+    block, info, loaded_here = _load(model, vocab, ctx or mx.cpu(), lower)
+    if max_length is not None:
+        limit = backbone_of(block).config['max_length']
+        if not isinstance(max_length, int) or not 2 <= max_length <= limit:
+            raise ValueError(f'max_length must be an integer between 2 and the position '
+                             f'table\'s {limit}; got {max_length!r}')
+        info = dataclasses.replace(info, max_length=max_length)
+    return block, info, loaded_here
+
+
+def _load(model, vocab, ctx, lower):
     if isinstance(model, tuple) and len(model) == 2 and isinstance(model[1], BERTVocab):
         model, vocab = model[0], model[1] if vocab is None else vocab
     if isinstance(model, (str, os.PathLike)):
         name = os.fspath(model)
         if os.path.exists(name):
             block = from_pretrained(name, vocab=vocab, ctx=ctx, lower=lower)
-            info = block.pretrained_info
-            if max_length is not None:
-                info.max_length = int(max_length)
-            return block, info, True
+            return block, block.pretrained_info, True
         block, vocab = _from_dataset_name(name, vocab, ctx)
-        return block, _info(block, vocab, lower, max_length), True
+        return block, _info(block, vocab, lower), True
     if isinstance(model, mx.gluon.Block):
         info = getattr(model, 'pretrained_info', None)
         if info is not None and vocab is None:
@@ -48,7 +57,7 @@ def load_model(model, vocab=None, ctx=None, lower=None, max_length=None):
             raise TypeError(f'a {type(model).__name__} block needs its vocabulary: pass '
                             'vocab=BERTVocab(...) (get_model returns it: model, vocab = '
                             'get_model(...))')
-        return model, _info(model, vocab, lower, max_length), False
+        return model, _info(model, vocab, lower), False
     raise TypeError(f'model must be a folder path, a pretrained dataset name or a gluonbert '
                     f'block; got {type(model).__name__}')
 
@@ -68,13 +77,12 @@ def _from_dataset_name(name, vocab, ctx):
                      use_decoder=False, use_classifier=False, dropout=0.0)
 
 
-def _info(block, vocab, lower, max_length):
+def _info(block, vocab, lower):
     """PretrainedInfo for a block that came without one."""
-    config = backbone_of(block).config
     if lower is None:
         lower = not vocab_looks_cased(vocab)
     return PretrainedInfo(vocab=vocab, lower=bool(lower),
-                          max_length=int(max_length or config['max_length']))
+                          max_length=int(backbone_of(block).config['max_length']))
 
 
 def prepare_for_inference(block, loaded_here: bool, hybridize: bool = True):

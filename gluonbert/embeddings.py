@@ -12,6 +12,9 @@ vector, pooling='pooler' the backbone's pooler output. Sentences are tokenized, 
 length into batches (little padding computed) and returned in input order;
 `gluonbert.inference.embed` runs through the same `encode_texts`.
 """
+import dataclasses
+import json
+import os
 from collections.abc import Callable, Sequence
 
 import mxnet as mx
@@ -98,23 +101,85 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+# What sentence-transformers' own folders say (sentence_bert_config.json, 1_Pooling/,
+# 2_Normalize) for the pretrained datasets gluonbert embeds, so encode() answers as theirs does.
+SENTENCE_MODEL_SETTINGS = {
+    'all_minilm_l6_v2': dict(max_length=256, pooling='mean', normalize=True),
+}
+_ST_POOLING_MODES = {'pooling_mode_mean_tokens': 'mean', 'pooling_mode_cls_token': 'cls'}
+
+
+def sentence_transformers_settings(folder: str) -> dict:
+    """max_length / pooling / normalize from a sentence-transformers folder's
+    sentence_bert_config.json, 1_Pooling/config.json and modules.json ({} for other folders)."""
+    settings = {}
+    config = _read_json(os.path.join(folder, 'sentence_bert_config.json'))
+    if config.get('max_seq_length'):
+        settings['max_length'] = int(config['max_seq_length'])
+    for module in _read_json(os.path.join(folder, 'modules.json')) or []:
+        kind = module.get('type', '')
+        if kind.endswith('.Normalize'):
+            settings['normalize'] = True
+        if kind.endswith('.Pooling'):
+            pooling = _read_json(os.path.join(folder, module.get('path', ''), 'config.json'))
+            modes = [mode for mode, on in pooling.items() if mode.startswith('pooling_mode')
+                     and on]
+            if len(modes) != 1 or modes[0] not in _ST_POOLING_MODES:
+                raise ValueError(f'{folder}: sentence-transformers pooling {modes} is not '
+                                 f'supported (only {", ".join(_ST_POOLING_MODES)}); pass '
+                                 "pooling='mean' or 'cls' to choose one")
+            settings['pooling'] = _ST_POOLING_MODES[modes[0]]
+    return settings
+
+
+def _read_json(path):
+    """A JSON file's content, {} when absent."""
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)
+
+
+def _settings_of(model) -> dict:
+    """Settings a model name or folder carries (see SENTENCE_MODEL_SETTINGS)."""
+    if not isinstance(model, (str, os.PathLike)):
+        return {}
+    name = os.fspath(model)
+    if os.path.isdir(name):
+        return sentence_transformers_settings(name)
+    return dict(SENTENCE_MODEL_SETTINGS.get(name, {}))
+
+
 class SentenceEncoder:
     """Sentence embeddings from a BERT (sentence-transformers' SentenceTransformer API).
 
-    model: a folder written by save_pretrained (or a transformers BERT folder), a pretrained
-    dataset name such as 'all_minilm_l6_v2', a BERTModel / task head with vocab=, or
-    get_model's (model, vocab) pair. pooling: 'mean' (default), 'cls' or 'pooler'.
-    max_length: tokens per sentence (default the folder's, else the position table's).
+    model: a folder written by save_pretrained (or a transformers / sentence-transformers BERT
+    folder), a pretrained dataset name such as 'all_minilm_l6_v2', a BERTModel / task head with
+    vocab=, or get_model's (model, vocab) pair.
+    pooling: 'mean', 'cls' or 'pooler'; max_length: tokens per sentence; normalize: whether
+    encode() returns unit vectors by default. None takes what the model says: a
+    sentence-transformers folder's (or dataset's, e.g. all_minilm_l6_v2: mean, 256 tokens,
+    normalized, as sentence-transformers answers), else mean pooling, the folder's max length
+    (else the position table's) and no normalization.
     A model this class loads is hybridized once and keeps no gradient buffers; a block you
     pass is hybridized (hybridize=False leaves it alone) and otherwise untouched.
     """
 
-    def __init__(self, model, vocab=None, pooling: str = 'mean', max_length: int | None = None,
-                 ctx=None, lower: bool | None = None, hybridize: bool = True):
+    def __init__(self, model, vocab=None, pooling: str | None = None,
+                 max_length: int | None = None, normalize: bool | None = None, ctx=None,
+                 lower: bool | None = None, hybridize: bool = True):
         self.ctx = ctx or mx.cpu()
+        settings = _settings_of(model)
         block, self.info, loaded_here = load_model(model, vocab, self.ctx, lower, max_length)
-        self.net = prepare_for_inference(SentencePooler(backbone(block), pooling), loaded_here,
-                                         hybridize)
+        if max_length is None and 'max_length' in settings:
+            limit = backbone(block).config['max_length']
+            self.info = dataclasses.replace(self.info,
+                                            max_length=min(settings['max_length'], limit))
+        self.normalize = bool(settings.get('normalize', False) if normalize is None
+                              else normalize)
+        self.net = prepare_for_inference(
+            SentencePooler(backbone(block), pooling or settings.get('pooling', 'mean')),
+            loaded_here, hybridize)
         self.tokenizer = self.info.tokenizer()
         self.max_length = int(self.info.max_length)
 
@@ -123,17 +188,19 @@ class SentenceEncoder:
         """Width of the vectors."""
         return self.net.units
 
-    def encode(self, sentences, batch_size: int = 32, normalize: bool = False,
+    def encode(self, sentences, batch_size: int = 32, normalize: bool | None = None,
                progress: bool | None = None, convert_to_numpy: bool = True):
         """Sentences -> (n, units) vectors in input order (one str -> (units,)).
 
-        normalize: unit L2 norm (then a dot product is the cosine). progress: None shows a tqdm
+        normalize: unit L2 norm (then a dot product is the cosine); None: the encoder's
+        `normalize` (see the class). progress: None shows a tqdm
         bar for many sentences when stderr is a terminal. convert_to_numpy=False returns an
         mx.nd.NDArray instead.
         """
         single = isinstance(sentences, str)
         vectors = encode_texts(self.net, self.tokenizer, [sentences] if single else sentences,
-                               self.max_length, batch_size, self.ctx, normalize, progress)
+                               self.max_length, batch_size, self.ctx,
+                               self.normalize if normalize is None else normalize, progress)
         if vectors.size == 0:
             vectors = np.zeros((0, self.units), dtype=np.float32)
         vectors = vectors[0] if single else vectors
@@ -141,7 +208,7 @@ class SentenceEncoder:
 
     def __repr__(self):
         return (f'SentenceEncoder(units={self.units}, pooling={self.net.pooling!r}, '
-                f'max_length={self.max_length})')
+                f'max_length={self.max_length}, normalize={self.normalize})')
 
 
 def _as_matrix(x, name):

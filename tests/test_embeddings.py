@@ -2,6 +2,7 @@
 mean pooling; batches sorted by length against one sentence at a time; cos_sim and
 semantic_search against numpy; inference.embed is the same mechanism."""
 import importlib.util
+import json
 import os
 
 import mxnet as mx
@@ -11,7 +12,7 @@ import pytest
 import gluonbert
 from gluonbert import SentenceEncoder, cos_sim, get_model, save_pretrained, semantic_search
 from gluonbert.data import BERTTokenizer, BERTVocab
-from gluonbert.embeddings import SentencePooler
+from gluonbert.embeddings import SentencePooler, sentence_transformers_settings
 from gluonbert.inference import embed
 from gluonbert.store import facts
 from conftest import tiny_model
@@ -95,15 +96,38 @@ def test_minilm_by_dataset_name(minilm, sentences, monkeypatch):
     (model, vocab), root = minilm
     monkeypatch.setattr(gluonbert.batched, 'get_model',
                         lambda *args, **kwargs: get_model(*args, root=root, **kwargs))
-    encoder = SentenceEncoder('all_minilm_l6_v2', max_length=128)
+    encoder = SentenceEncoder('all_minilm_l6_v2')  # sentence-transformers' settings
+    assert (encoder.max_length, encoder.net.pooling, encoder.normalize) == (256, 'mean', True)
     assert encoder.units == 384 and encoder.tokenizer.vocab == vocab
-    expected = SentenceEncoder((model, vocab), max_length=128).encode(sentences[:4])
+    expected = SentenceEncoder((model, vocab), max_length=128).encode(sentences[:4],
+                                                                      normalize=True)
     assert np.abs(encoder.encode(sentences[:4]) - expected).max() <= 1e-5
+    unit = encoder.encode(sentences[:4], normalize=False)
+    assert np.abs(np.linalg.norm(unit, axis=1) - 1).max() > 0.1  # normalize=False is obeyed
     query = encoder.encode(['a great and moving film'], normalize=True)
     corpus = encoder.encode(sentences, normalize=True)
     hits = semantic_search(query, corpus, top_k=3)[0]
     scores = (corpus @ query[0])
     assert [h['corpus_id'] for h in hits] == list(np.argsort(-scores)[:3])
+
+
+@needs_minilm
+def test_a_sentence_transformers_folder_answers_as_sentence_transformers(sentences, tmp_path):
+    package_model = os.path.join(list(SPEC.submodule_search_locations)[0], 'model')
+    encoder = SentenceEncoder(package_model)  # its own config.json, vocab, 1_Pooling, 2_Normalize
+    assert (encoder.max_length, encoder.net.pooling, encoder.normalize) == (256, 'mean', True)
+    expected = reference_embeddings(sentences)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    assert np.abs(encoder.encode(sentences, batch_size=8) - expected).max() <= 1e-5
+    assert sentence_transformers_settings(str(tmp_path)) == {}
+    (tmp_path / '1_Pooling').mkdir()
+    (tmp_path / '1_Pooling' / 'config.json').write_text(json.dumps(
+        {'pooling_mode_max_tokens': True, 'pooling_mode_mean_tokens': False}))
+    (tmp_path / 'modules.json').write_text(json.dumps(
+        [{'path': '1_Pooling', 'type': 'sentence_transformers.models.Pooling'}]))
+    with pytest.raises(ValueError, match=r"pooling \['pooling_mode_max_tokens'\] is not "
+                                         'supported'):
+        sentence_transformers_settings(str(tmp_path))
 
 
 def test_tiny_encoder_pooling_and_order(tmp_path):

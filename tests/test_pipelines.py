@@ -201,6 +201,13 @@ def test_a_block_with_its_vocab_and_clear_errors(tmp_path, vocab):
         pipeline('text-classification', model=folder)(TEXTS, top_k=0)
     with pytest.raises(ValueError, match="a dict input needs 'text'"):
         pipeline('text-classification', model=folder)({'sentence': 'a'})
+    with pytest.raises(ValueError, match="between 2 and the position table's 24; got 30"):
+        pipeline('text-classification', model=folder, max_length=30)
+    short = pipeline('text-classification', model=folder, max_length=4, top_k=None)
+    with pytest.warns(UserWarning, match='longer than max_seq_length=4'):
+        cut = short(TEXTS[0])  # [CLS] this movie [SEP]
+    np.testing.assert_allclose([r['score'] for r in cut],
+                               [r['score'] for r in short('this movie')], atol=1e-6)
     with pytest.raises(ValueError, match='neither an existing folder nor a pretrained'):
         pipeline('text-classification', model=str(tmp_path / 'missing'))
 
