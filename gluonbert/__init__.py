@@ -12,6 +12,8 @@ from .model import (BERTClassifier, BERTEncoder, BERTForMultipleChoice, BERTForQ
 from .onnx_export import export_onnx
 from .precision import UnsupportedPrecisionError, to_bfloat16
 from .pretrained import PretrainedInfo, from_pretrained, save_pretrained
+from .embeddings import SentenceEncoder, cos_sim, semantic_search
+from .pipelines import pipeline
 from .quantization import quantize
 from .registry import get_model, list_models, register_model
 from .store import list_pretrained, register_pretrained

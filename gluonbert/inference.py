@@ -13,6 +13,7 @@ from .data.readers import read_table, read_text
 from .data.tasks import TASKS
 from .data.transforms import BERTSentenceTransform
 from .data.vocab import BERTVocab
+from .embeddings import encode_texts
 from .files import atomic_folder, write_json, write_with
 from .export import export_model, import_model
 from .errors import UsageError
@@ -312,20 +313,18 @@ def predict_sentiment(net, tokenizer, sentence, max_len=128, labels=('negative',
     return labels[int(logits.argmax(axis=1).asscalar())]
 
 
-def embed(bert, tokenizer, sentences, max_len=128, batch_size=32, ctx=mx.cpu(), normalize=True):
+def embed(bert, tokenizer, sentences, max_len=128, batch_size=32, ctx=mx.cpu(), normalize=True,
+          progress=None):
     """Mean-pooled sentence embeddings (N, units) over valid tokens ([CLS]/[SEP] included, as
-    sentence-transformers does); L2-normalized by default."""
-    transform = BERTSentenceTransform(tokenizer, max_len, pad=False, pair=False)
-    out = []
-    for start in range(0, len(sentences), batch_size):
-        ids, types, lengths = _inputs(transform, sentences[start:start + batch_size], ctx)
+    sentence-transformers does); L2-normalized by default. `bert` is any block returning the
+    hidden states (batch, seq_len, units) first; batching, sorting by length and the progress
+    bar are gluonbert.embeddings.encode_texts' (SentenceEncoder.encode runs the same)."""
+    def forward(ids, types, lengths):
         outputs = bert(ids, types, lengths)
         sequence = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-        out.append(mean_over_valid(mx.nd, sequence, lengths).asnumpy())
-    vectors = np.concatenate(out)
-    if normalize:
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors
+        return mean_over_valid(mx.nd, sequence, lengths)
+    return encode_texts(forward, tokenizer, sentences, max_len, batch_size, ctx, normalize,
+                        progress)
 
 
 def shorten(text: str, width: int = 60) -> str:

@@ -23,6 +23,7 @@ LAYERS = {
     # 4: building and running models
     'registry': 4, 'export': 4, 'precision': 4, 'quantization': 4, 'summary': 4,
     'onnx_export': 4, 'pretrained': 4, 'inference': 4, 'pipelines': 4,
+    'embeddings': 4, 'batched': 4,
     # 5: training
     'train': 5, 'optimizer': 5, 'utils': 5,
     # 6: user-facing entry points

@@ -189,20 +189,20 @@ def _max_context_windows(windows, num_context):
     return best
 
 
-def predict_answers(examples, features, start_logits, end_logits, n_best_size=20,
-                    max_answer_length=30):
-    """Best span per question -> {qas_id: answer text sliced from the original context}.
+def best_spans(features, start_logits, end_logits, n_best_size=20, max_answer_length=30):
+    """Best span per question -> {example_index: (score, feature, start, end)}: token positions
+    in that feature's window, score the sum of their start and end logits.
 
     features[i] pairs with start_logits[i] / end_logits[i] (each (L,)); a span must lie in the
     context, start at a max-context token, and span at most max_answer_length tokens.
     """
     if not len(features) == len(start_logits) == len(end_logits):
-        raise ValueError('{} features but {} start and {} end logits'.format(
-            len(features), len(start_logits), len(end_logits)))
+        raise ValueError(f'{len(features)} features but {len(start_logits)} start and '
+                         f'{len(end_logits)} end logits')
     best = {}
     for feature, starts, ends in zip(features, start_logits, end_logits):
         starts, ends = np.asarray(starts), np.asarray(ends)
-        in_context = feature.offsets[:, 0] >= 0
+        in_context = feature.offsets[:len(starts), 0] >= 0
         top_starts = [i for i in np.argsort(-starts, kind='stable')[:n_best_size]
                       if in_context[i] and feature.is_max_context[i]]
         top_ends = [i for i in np.argsort(-ends, kind='stable')[:n_best_size] if in_context[i]]
@@ -213,6 +213,17 @@ def predict_answers(examples, features, start_logits, end_logits, n_best_size=20
                 score = float(starts[s] + ends[e])
                 if feature.example_index not in best or score > best[feature.example_index][0]:
                     best[feature.example_index] = (score, feature, s, e)
+    return best
+
+
+def predict_answers(examples, features, start_logits, end_logits, n_best_size=20,
+                    max_answer_length=30):
+    """Best span per question -> {qas_id: answer text sliced from the original context}.
+
+    features[i] pairs with start_logits[i] / end_logits[i] (each (L,)); a span must lie in the
+    context, start at a max-context token, and span at most max_answer_length tokens.
+    """
+    best = best_spans(features, start_logits, end_logits, n_best_size, max_answer_length)
     predictions = {}
     for index, example in enumerate(examples):
         if index not in best:
