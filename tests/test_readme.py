@@ -67,3 +67,15 @@ def test_readme_command_lines_run(tmp_path):
     assert (tmp_path / 'sim.png').stat().st_size > 0
     assert (tmp_path / 'minilm.onnx').stat().st_size > 1_000_000
     assert os.path.isdir(tmp_path / 'out' / 'mrpc' / 'int8')
+
+
+def test_readme_mapping_for_sentence_transformers_users_runs():
+    """The sentence-transformers row of the README's mapping, as written there."""
+    import gluonbert  # pylint: disable=import-outside-toplevel
+    sentences = ['A man plays a guitar.', 'Someone plays an instrument.', 'The sky is blue.']
+    embeddings = gluonbert.SentenceEncoder('all_minilm_l6_v2').encode(sentences)
+    assert embeddings.shape == (3, 384)
+    scores = gluonbert.cos_sim(embeddings[:1], embeddings)
+    hits = gluonbert.semantic_search(embeddings[:1], embeddings, top_k=2)
+    assert [hit['corpus_id'] for hit in hits[0]] == [0, 1]  # itself, then the guitar paraphrase
+    assert abs(float(scores[0][0]) - 1) < 1e-5
