@@ -89,7 +89,7 @@ def prepare_for_inference(block, loaded_here: bool, hybridize: bool = True):
     """Hybridize `block` once and, for a block this module loaded, drop its gradient buffers."""
     if loaded_here:
         block.collect_params().setattr('grad_req', 'null')
-    if hybridize and not block._active:  # pylint: disable=protected-access
+    if hybridize and not block._active:
         block.hybridize(static_alloc=True)
     return block
 
@@ -121,7 +121,7 @@ def run_batched(forward: Callable, rows: Sequence, batch_size: int, ctx=None,
     pad = batchify.bert_inputs()
     bar = None
     if show_progress(len(rows), progress):
-        from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+        from tqdm import tqdm
         bar = tqdm(total=len(rows), desc=desc, unit='text', file=sys.stderr)
     try:
         for batch in batches:

@@ -34,7 +34,7 @@ def _truncation_noted(fix):
 def _predict_inputs(args, classifier):
     """The texts (or (text, text_pair) tuples) to predict, from the arguments, --input-file or
     standard input, checked against the model's kind (pair or single sentences)."""
-    from .inference import read_text_table, split_tsv_lines  # pylint: disable=import-outside-toplevel
+    from .inference import read_text_table, split_tsv_lines
     pair = True if args.pair or args.text_pair else classifier.pair
     sources = [name for name, given in (('sentences as arguments', args.texts),
                                         ('--text', args.text), ('--input-file', args.input_file))
@@ -81,7 +81,7 @@ def _ranked(names, row, top_k):
 
 
 def _predict(args):
-    from .inference import SentenceClassifier  # pylint: disable=import-outside-toplevel
+    from .inference import SentenceClassifier
     classifier = SentenceClassifier(args.model_dir, precision=args.precision)
     regression = classifier.meta['regression']
     if regression and (args.top_k or args.all_scores):
@@ -120,7 +120,7 @@ def _predict(args):
 
 
 def _quantize(args):
-    from .inference import SentenceClassifier, read_text_table  # pylint: disable=import-outside-toplevel
+    from .inference import SentenceClassifier, read_text_table
     classifier = SentenceClassifier(args.model_dir)
     names = args.text_columns.split(',') if args.text_columns else None
     texts = read_text_table(args.calib_file, classifier.pair, names,
@@ -135,9 +135,9 @@ def _quantize(args):
 
 
 def _embed(args):
-    from .data import BERTTokenizer  # pylint: disable=import-outside-toplevel
-    from .inference import embed, plot_similarity, similarity_table  # pylint: disable=import-outside-toplevel
-    from .registry import get_model  # pylint: disable=import-outside-toplevel
+    from .data import BERTTokenizer
+    from .inference import embed, plot_similarity, similarity_table
+    from .registry import get_model
     texts = args.texts or [line.rstrip('\n') for line in sys.stdin if line.strip()]
     if not texts:
         raise SystemExit('no sentences: pass them as arguments or on standard input')
@@ -163,8 +163,8 @@ def _embed(args):
 
 
 def _export(args):
-    from .export import export_model, sample_inputs  # pylint: disable=import-outside-toplevel
-    from .registry import get_model  # pylint: disable=import-outside-toplevel
+    from .export import export_model, sample_inputs
+    from .registry import get_model
     if args.format != 'onnx' and (args.int8 or args.opset is not None or args.static):
         raise SystemExit('--int8, --opset and --static apply to --format onnx only')
     check_weights_source(args.parser, args)
@@ -172,7 +172,7 @@ def _export(args):
                         pretrained=args.pretrained or args.dataset_name is not None,
                         use_decoder=False, use_classifier=False, for_training=False)
     if args.format == 'onnx':
-        from .onnx_export import export_onnx  # pylint: disable=import-outside-toplevel
+        from .onnx_export import export_onnx
         path = export_onnx(bert, args.output, seq_len=args.seq_len, batch_size=args.batch_size,
                            opset=args.opset, dynamic=not args.static, int8=args.int8)
         print(f'wrote {path}')
@@ -291,10 +291,10 @@ def run(argv=None):
     """Run one `gluonbert` command; its errors are raised (`main` turns them into one line)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ['convert']:
-        from .convert_command import main as convert_main  # pylint: disable=import-outside-toplevel
+        from .convert_command import main as convert_main
         return convert_main(argv[1:])
     if argv[:1] == ['launch']:
-        from .launcher import main as launch_main  # pylint: disable=import-outside-toplevel
+        from .launcher import main as launch_main
         return launch_main(argv[1:])
     args = build_parser().parse_args(argv)
     mx.random.seed(0)

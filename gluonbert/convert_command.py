@@ -55,7 +55,7 @@ def convert(args):
     checkpoint = load_checkpoint(args.source, vocab=vocab, num_heads=num_heads, hparams=hparams,
                                  fmt=args.source_format)
     if checkpoint.vocab is None:
-        raise ConversionError('{} ships no vocabulary; give --vocab'.format(args.source))
+        raise ConversionError(f'{args.source} ships no vocabulary; give --vocab')
     if not checkpoint.hparams.get('vocab_size'):
         checkpoint.hparams['vocab_size'] = len(checkpoint.vocab)
     block = block_from_checkpoint(checkpoint, args.allow_missing, args.allow_unexpected)
@@ -77,7 +77,7 @@ def main(argv=None):
     try:
         print(convert(args))
     except (ConversionError, FileNotFoundError, FileExistsError, ValueError) as err:
-        print('error: {}'.format(err), file=sys.stderr)
+        print(f'error: {err}', file=sys.stderr)
         return 1
     return 0
 

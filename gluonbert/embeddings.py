@@ -50,14 +50,12 @@ class SentencePooler(HybridBlock):
         self.pooler = bert.pooler if pooling == 'pooler' else None
 
     def __call__(self, input_ids, token_types=None, valid_length=None):
-        # pylint: disable=arguments-differ
         self.encoder.check_inputs(input_ids, token_types, valid_length)
         if not self.encoder.use_token_type_embed:
             token_types = None
         return super().__call__(input_ids, token_types, valid_length)
 
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
-        # pylint: disable=arguments-differ
         """-> (batch, units), or (batch, seq_len, units) for pooling=None."""
         sequence = self.encoder(input_ids, token_types, valid_length)
         if self.pooling == 'mean':

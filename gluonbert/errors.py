@@ -106,7 +106,7 @@ def run_main(main, argv=None, prog=None) -> int:
             raise
         print(f'{prog}: error: {err.code}', file=sys.stderr)
         return EXIT_USAGE
-    except BaseException as err:  # pylint: disable=broad-except
+    except BaseException as err:
         if debug:
             raise
         code, line = exit_code_and_line(err, prog)

@@ -25,7 +25,7 @@ class CheckedSymbolBlock(SymbolBlock):
         super().__init__(outputs, inputs, params)
         self.config = None  # {'vocab_size', 'token_type_vocab_size', 'max_length'} once known
 
-    def forward(self, x, *args):  # pylint: disable=arguments-differ
+    def forward(self, x, *args):
         """Check (batch, seq_len) NDArray inputs, then run the symbol."""
         if self.config is not None and isinstance(x, mx.nd.NDArray) and x.ndim == 2:
             check_inputs(self.config, x, *args[:2])  # the same checks as BERTEncoder's
@@ -59,10 +59,10 @@ def export_model(block, path_prefix, sample_inputs, epoch=0, portable=True):
         block.hybridize(static_alloc=True)
     block(*sample_inputs)
     HybridBlock.export(block, path_prefix, epoch=epoch)  # not a subclass's portable export
-    symbol_file = '{}-symbol.json'.format(path_prefix)
+    symbol_file = f'{path_prefix}-symbol.json'
     if portable:
         make_portable_file(symbol_file)  # MXNet's own LayerNorm: loads without gluonbert
-    return symbol_file, '{}-{:04d}.params'.format(path_prefix, epoch)
+    return symbol_file, f'{path_prefix}-{epoch:04d}.params'
 
 
 def import_model(path_prefix, num_inputs=3, epoch=0, ctx=mx.cpu(), for_training=True):
@@ -70,12 +70,12 @@ def import_model(path_prefix, num_inputs=3, epoch=0, ctx=mx.cpu(), for_training=
     inputs are checked as BERTModel checks them (CheckedSymbolBlock).
 
     for_training=False allocates no gradient buffers (inference only, about half the memory)."""
-    symbol_file = '{}-symbol.json'.format(path_prefix)
-    params_file = '{}-{:04d}.params'.format(path_prefix, epoch)
+    symbol_file = f'{path_prefix}-symbol.json'
+    params_file = f'{path_prefix}-{epoch:04d}.params'
     for path in (symbol_file, params_file):
         if not os.path.isfile(path):
-            raise FileNotFoundError('exported model file not found: {}'.format(path))
-    names = ['data{}'.format(i) for i in range(num_inputs)]
+            raise FileNotFoundError(f'exported model file not found: {path}')
+    names = [f'data{i}' for i in range(num_inputs)]
     with warnings.catch_warnings():
         # MXNet warns that it cannot infer the inputs' dtype before the first call; harmless.
         warnings.filterwarnings('ignore', message='Cannot decide type')
@@ -105,7 +105,7 @@ def optimize_for_cpu(block, sample_inputs):
     """A float32 inference copy of `block` with oneDNN's fused subgraphs (Dense + bias + GELU,
     the interleaved self-attention matmuls): same outputs, ~7% faster for MiniLM-size models
     on this project's AVX2 CPUs, ~1.5% for BERT-base. Not trainable; exportable."""
-    import tempfile  # pylint: disable=import-outside-toplevel
+    import tempfile
     if isinstance(block, tuple):
         raise TypeError('optimize_for_cpu got a tuple; get_model() returns (model, vocab): '
                         'pass the model')

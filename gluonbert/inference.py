@@ -356,7 +356,7 @@ def plot_similarity(labels, embeddings, path, title='Semantic textual similarity
     like TF Hub's plot_similarity: numbered cells, the numbered sentences beside, a labelled
     colour bar; returns the (N, N) similarity matrix."""
     fig, sims = similarity_figure(labels, embeddings, title)
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    import matplotlib.pyplot as plt
     write_with(path, lambda temp: fig.savefig(temp, dpi=90), suffix='.png')
     plt.close(fig)
     return sims
@@ -364,9 +364,9 @@ def plot_similarity(labels, embeddings, path, title='Semantic textual similarity
 
 def similarity_figure(labels, embeddings, title='Semantic textual similarity'):
     """(matplotlib Figure, (N, N) similarities) of plot_similarity, not yet saved."""
-    import matplotlib  # pylint: disable=import-outside-toplevel
+    import matplotlib
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    import matplotlib.pyplot as plt
     sims = np.inner(embeddings, embeddings)
     n = len(labels)
     side = max(4.0, 0.6 * n + 2)

@@ -81,7 +81,7 @@ def parse_hosts(hosts=None, hostfile=None):
         entry = entry.replace(' slots=', ':')
         host, _, slots = entry.partition(':')
         if slots and not slots.isdigit():
-            raise ValueError('bad host entry {!r}: expected host[:slots]'.format(entry))
+            raise ValueError(f'bad host entry {entry!r}: expected host[:slots]')
         parsed.append((host, int(slots) if slots else 1))
     return parsed
 
@@ -92,7 +92,7 @@ def place_workers(hosts, num_workers):
     if num_workers > len(slots):
         raise ValueError('{} workers but the hosts offer {} slots ({}); add slots as host:N'
                          .format(num_workers, len(slots), ', '.join(
-                             '{}:{}'.format(h, c) for h, c in hosts)))
+                             f'{h}:{c}' for h, c in hosts)))
     return slots[:num_workers]
 
 
@@ -126,13 +126,13 @@ def kvstore_cluster(command, num_workers, num_servers=1, hosts=None, port=None,
     specs = [spec('scheduler', 'scheduler', root, [python] + SERVER_COMMAND, '1')]
     for index in range(num_servers):
         host = hosts[index % len(hosts)][0]
-        specs.append(spec('server {}'.format(index), 'server', host, [python] + SERVER_COMMAND,
+        specs.append(spec(f'server {index}', 'server', host, [python] + SERVER_COMMAND,
                           '1'))
     for index, host in enumerate(worker_hosts):
         # this machine: share its cores among its workers; other hosts: only an explicit value
         threads = os.environ.get('OMP_NUM_THREADS') or (
             _default_threads(worker_hosts.count(host)) if local else None)
-        specs.append(spec('worker {}'.format(index), 'worker', host, list(command), threads))
+        specs.append(spec(f'worker {index}', 'worker', host, list(command), threads))
     return specs
 
 
@@ -141,14 +141,14 @@ class HorovodRendezvous:
 
     def __init__(self, num_workers, interface='lo'):
         try:
-            # pylint: disable=import-outside-toplevel
             from horovod.runner.common.util.hosts import get_host_assignments, parse_hosts \
                 as hvd_hosts
             from horovod.runner.http.http_server import RendezvousHandler, RendezvousHTTPServer
         except ImportError as err:
-            raise SystemExit('launch --backend horovod: horovod is not installed ({}); build it '
-                             'with: {}'.format(err, HOROVOD_INSTALL)) from None
-        self.slots = get_host_assignments(hvd_hosts('localhost:{}'.format(num_workers)),
+            raise SystemExit(f'launch --backend horovod: horovod is not installed ({err}); build '
+                             f'it '
+                             f'with: {HOROVOD_INSTALL}') from None
+        self.slots = get_host_assignments(hvd_hosts(f'localhost:{num_workers}'),
                                           num_workers)
         # horovod's own RendezvousServer listens on every interface; this one on loopback only
         self.httpd = RendezvousHTTPServer(('127.0.0.1', 0), RendezvousHandler, 0)
@@ -172,7 +172,7 @@ class HorovodRendezvous:
                        HOROVOD_CROSS_SIZE=str(slot.cross_size),
                        OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS') or
                        _default_threads(len(self.slots)))
-            specs.append(ProcessSpec('worker {}'.format(slot.rank), list(command), env))
+            specs.append(ProcessSpec(f'worker {slot.rank}', list(command), env))
         return specs
 
     def stop(self):
@@ -185,7 +185,7 @@ class HorovodRendezvous:
 def horovodrun_command(command, num_workers, hosts, interface=None):
     """`horovodrun --gloo` for several hosts (it starts the ranks over ssh)."""
     argv = ['horovodrun', '--gloo', '-np', str(num_workers), '-H',
-            ','.join('{}:{}'.format(h, c) for h, c in hosts)]
+            ','.join(f'{h}:{c}' for h, c in hosts)]
     if interface:
         argv += ['--network-interface', interface]
     return argv + list(command)
@@ -200,8 +200,8 @@ def child_environment(extra):
 
 def remote_command(spec, cwd):
     """The shell command that runs `spec` on its host (cd, environment, exec)."""
-    env = ' '.join('{}={}'.format(k, shlex.quote(v)) for k, v in sorted(spec.env.items()))
-    return 'cd {} && exec env {} {}'.format(shlex.quote(cwd), env, shlex.join(spec.argv))
+    env = ' '.join(f'{k}={shlex.quote(v)}' for k, v in sorted(spec.env.items()))
+    return f'cd {shlex.quote(cwd)} && exec env {env} {shlex.join(spec.argv)}'
 
 
 def ssh_spec(spec, cwd):
@@ -216,7 +216,7 @@ def print_commands(specs, cwd, out=None):
     out = out or sys.stdout
     for host in dict.fromkeys(s.host for s in specs):
         names = ', '.join(s.name for s in specs if s.host == host)
-        print('# on {}: {}'.format(host, names), file=out)
+        print(f'# on {host}: {names}', file=out)
         for spec in specs:
             if spec.host == host:
                 print(remote_command(spec, cwd) + ' &', file=out)
@@ -235,10 +235,10 @@ def describe_exit(code):
     """A process's return code in words."""
     if code < 0:
         try:
-            return 'was killed by {}'.format(signal.Signals(-code).name)
+            return f'was killed by {signal.Signals(-code).name}'
         except ValueError:
-            return 'was killed by signal {}'.format(-code)
-    return 'exited with code {}'.format(code)
+            return f'was killed by signal {-code}'
+    return f'exited with code {code}'
 
 
 class Supervisor:
@@ -261,8 +261,7 @@ class Supervisor:
             proc = subprocess.Popen(spec.argv, env=child_environment(spec.env),
                                     start_new_session=True, preexec_fn=_die_with_parent)
             self.procs.append((spec, proc))
-            self._say('started {} (pid {}): {}'.format(spec.name, proc.pid,
-                                                        shlex.join(spec.argv)))
+            self._say(f'started {spec.name} (pid {proc.pid}): {shlex.join(spec.argv)}')
 
     def run(self, timeout=None):
         """Start, watch and stop the cluster -> exit code (0 when every worker succeeded)."""
@@ -272,7 +271,7 @@ class Supervisor:
             self.start()
             return self._watch(timeout)
         except Stop as stop:
-            self._say('{}; stopping {} processes'.format(stop.reason, len(self._running())))
+            self._say(f'{stop.reason}; stopping {len(self._running())} processes')
             return stop.code
         finally:
             for sig in previous:  # a second Ctrl-C must not interrupt the clean-up
@@ -284,7 +283,7 @@ class Supervisor:
     @staticmethod
     def _on_signal(signum, _frame):
         code = EXIT_SIGINT if signum == signal.SIGINT else 128 + signum
-        raise Stop(code, 'received {}'.format(signal.Signals(signum).name))
+        raise Stop(code, f'received {signal.Signals(signum).name}')
 
     def _running(self):
         return [(spec, proc) for spec, proc in self.procs if proc.poll() is None]
@@ -305,10 +304,10 @@ class Supervisor:
                     continue
                 others = len(self._running())
                 why = describe_exit(code) if code else \
-                    'exited while the workers kept running for {:.0f} s'.format(self.linger)
-                then = 'stopping the other {} processes'.format(others) if others else \
+                    f'exited while the workers kept running for {self.linger:.0f} s'
+                then = f'stopping the other {others} processes' if others else \
                     'no other process is left'
-                self._say('{} (pid {}) {}; {}'.format(spec.name, proc.pid, why, then))
+                self._say(f'{spec.name} (pid {proc.pid}) {why}; {then}')
                 return code if code > 0 else (128 - code if code < 0 else 1)
             running = self._running()
             if workers_done_at is None and not any(s.is_worker for s, _ in running):
@@ -322,8 +321,7 @@ class Supervisor:
                                              self.linger))
                     return 0
             if deadline is not None and time.monotonic() > deadline:
-                self._say('timeout after {:.0f} s; stopping {} processes'.format(
-                    timeout, len(running)))
+                self._say(f'timeout after {timeout:.0f} s; stopping {len(running)} processes')
                 return EXIT_TIMEOUT
             time.sleep(0.1)
 
@@ -342,7 +340,7 @@ class Supervisor:
             while self._running() and time.monotonic() < end:
                 time.sleep(0.05)
         for spec, proc in self._running():
-            self._say('{} (pid {}) did not stop'.format(spec.name, proc.pid))
+            self._say(f'{spec.name} (pid {proc.pid}) did not stop')
 
 
 # the zoo scripts, which train on their own unless told --comm-backend
@@ -407,7 +405,7 @@ def main(argv=None):
     hosts = parse_hosts(args.hosts, args.hostfile) or None
     mode = args.launcher or ('ssh' if hosts else 'local')
     if mode != 'local' and not hosts:
-        raise SystemExit('launch: --launcher {} needs --hosts or --hostfile'.format(mode))
+        raise SystemExit(f'launch: --launcher {mode} needs --hosts or --hostfile')
     cwd = os.getcwd()
     if args.backend == 'horovod':
         return _launch_horovod(args, command, hosts, mode)

@@ -23,7 +23,7 @@ def _class_ids(preds):
         return preds.argmax(axis=1)
     if preds.ndim != 1:
         raise ValueError('predictions must be class scores (N, C) or class ids (N,); got shape '
-                         '{}'.format(preds.shape))
+                         f'{preds.shape}')
     return preds
 
 
@@ -31,7 +31,7 @@ def _pair(labels, preds, classify=True):
     labels = _to_numpy(labels).reshape(-1)
     preds = _class_ids(preds) if classify else _to_numpy(preds).reshape(-1)
     if labels.shape != preds.shape:
-        raise ValueError('{} labels but {} predictions'.format(labels.size, preds.size))
+        raise ValueError(f'{labels.size} labels but {preds.size} predictions')
     if labels.size == 0:
         raise ValueError('no labels to score')
     return labels, preds
@@ -213,7 +213,7 @@ def create_metric(names):
     names = [names] if isinstance(names, str) else list(names)
     unknown = [n for n in names if n not in METRICS]
     if unknown:
-        raise ValueError('unknown metric(s) {}; known: {}'.format(unknown, sorted(METRICS)))
+        raise ValueError(f'unknown metric(s) {unknown}; known: {sorted(METRICS)}')
     return MetricGroup(METRICS[n]() for n in names)
 
 
@@ -257,7 +257,7 @@ def squad_evaluate(answers, predictions):
     exact = f1 = 0.0
     for qas_id, golds in answers.items():
         if not golds:
-            raise ValueError('question {} has no gold answer'.format(qas_id))
+            raise ValueError(f'question {qas_id} has no gold answer')
         if qas_id not in predictions:
             continue
         prediction = predictions[qas_id]

@@ -79,7 +79,7 @@ def export_onnx(block, path: str, seq_len: int = 128, batch_size: int = 1,
     (per-channel int8 weights of MatMul/Gemm/Gather, activations quantized at run time).
     The file is written under a temporary name and renamed when complete.
     """
-    import onnx  # pylint: disable=import-outside-toplevel
+    import onnx
     spec = output_spec(block)
     opset = DEFAULT_OPSET if opset is None else opset
     if opset not in SUPPORTED_OPSETS:
@@ -188,7 +188,7 @@ def _rename_outputs(model, spec):
 
 def _convert(symbol, params, shape, opset):
     """mx2onnx's graph of `symbol` as an ONNX ModelProto declaring `opset`."""
-    from onnx import TensorProto, helper  # pylint: disable=import-outside-toplevel
+    from onnx import TensorProto, helper
     # The graph builder is called directly rather than mxnet.onnx.export_model, which always
     # declares the installed onnx's newest opset (22 for onnx 1.17) while translating operators
     # with their opset-13 definitions: ReduceMean with an `axes` attribute (LayerNorm, mean
@@ -214,7 +214,7 @@ def _checker_at_opset(opset):
     mx2onnx ends its graph builder with `checker.check_graph(graph)`, whose default context is
     the installed onnx's newest opset (22), which rejects valid opset-13 nodes (see `_convert`).
     The whole model is checked at its declared opset by `onnx.checker.check_model` afterwards."""
-    from onnx import checker  # pylint: disable=import-outside-toplevel
+    from onnx import checker
     original = checker.check_graph
 
     # pylint: disable-next=unused-argument
@@ -307,7 +307,7 @@ def simplify_reshapes(graph, facts) -> int:
     - (-3, 0) on a rank-3 input (merge the first two axes: the attention bias, multiple-choice
       inputs): ONNX Flatten(axis=2).
     Anything else keeps mx2onnx's translation. The dead shape computation is pruned after."""
-    from onnx import helper, numpy_helper  # pylint: disable=import-outside-toplevel
+    from onnx import helper, numpy_helper
     replaced = 0
     for i, node in enumerate(graph.node):
         if node.op_type != 'Reshape' or facts.get(node.name, ('',))[0] != 'Reshape':
@@ -341,7 +341,7 @@ def simplify_shape_like(graph, facts) -> int:
     slice and the attention bias get undefined shapes and the CPU plugin refuses the model
     ("Can not create StaticMemory object"). The plain forms: Slice(data, 0, Shape(like)[axes],
     axes) and Expand(lhs, shape with rhs's sizes at lhs_axes and 1 elsewhere)."""
-    from onnx import helper, numpy_helper  # pylint: disable=import-outside-toplevel
+    from onnx import helper, numpy_helper
     producers = {out: node for node in graph.node for out in node.output}
     replaced = 0
 
@@ -436,7 +436,7 @@ def _require_onnxruntime():
 def _write_atomically(model, path, int8):
     """Save `model` (quantized to int8 when asked) to `path` through a temporary file in the
     same folder, so `path` is either the old file or the complete new one."""
-    import onnx  # pylint: disable=import-outside-toplevel
+    import onnx
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp',
@@ -444,7 +444,7 @@ def _write_atomically(model, path, int8):
     os.close(handle)
     try:
         if int8:
-            from onnxruntime.quantization import (  # pylint: disable=import-outside-toplevel
+            from onnxruntime.quantization import (
                 QuantType, quantize_dynamic)
             # Per-channel scales: per-tensor ones gave MiniLM sentence embeddings a cosine of
             # 0.83-0.97 to float32, per-channel 0.97-0.99. Reduced range (7-bit weights) avoids
@@ -468,7 +468,7 @@ def _umask():
 
 def describe(path: str) -> dict:
     """{'inputs': {name: dims}, 'outputs': {name: dims}, 'opset': int} of an ONNX file."""
-    import onnx  # pylint: disable=import-outside-toplevel
+    import onnx
     model = onnx.load(path, load_external_data=False)
 
     def dims(value):

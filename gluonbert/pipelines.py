@@ -75,7 +75,7 @@ class Pipeline:
             raise TypeError(f'{type(self).__name__} got unknown options: {", ".join(options)}')
         return {}
 
-    def _single_answer(self, answer, options):  # pylint: disable=unused-argument
+    def _single_answer(self, answer, options):
         return answer
 
     def _prepare(self, item):

@@ -21,11 +21,11 @@ class UnsupportedPrecisionError(RuntimeError):
     """The requested precision has no kernels on this machine."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bfloat16_supported():
     """True when oneDNN can run a bf16 matmul on this CPU."""
     try:
-        from mxnet.contrib.amp.amp import bfloat16  # pylint: disable=import-outside-toplevel
+        from mxnet.contrib.amp.amp import bfloat16
         data = mx.nd.amp_cast(mx.nd.ones((2, 4)), dtype=bfloat16)
         weight = mx.nd.amp_cast(mx.nd.ones((3, 4)), dtype=bfloat16)
         mx.nd.FullyConnected(data, weight, no_bias=True, num_hidden=3).wait_to_read()
@@ -63,11 +63,11 @@ def _amp_convert(model, sample_inputs):
     """AMP's rewrite: casts to bfloat16 around every op except FP32_OPS and the dropouts
     (identity at inference; Dropout has no bf16 kernel). The rewritten graph runs only with
     AVX-512; on other CPUs it is still built and type-checked (tests/test_fast_inference.py)."""
-    from mxnet.contrib import amp  # pylint: disable=import-outside-toplevel
-    if not model._active:  # pylint: disable=protected-access
+    from mxnet.contrib import amp
+    if not model._active:
         model.hybridize(static_alloc=True)
     model(*sample_inputs)
-    symbol = model._cached_graph[1]  # pylint: disable=protected-access
+    symbol = model._cached_graph[1]
     return amp.convert_hybrid_block(model, target_dtype='bfloat16', fp32_ops=register_fp32_ops(),
                                     excluded_sym_names=dropout_names(symbol), ctx=mx.cpu())
 
@@ -75,7 +75,6 @@ def _amp_convert(model, sample_inputs):
 def register_fp32_ops(dtype='bfloat16', ops=FP32_OPS):
     """Add `ops` to AMP's float32 list for `dtype` (AMP refuses fp32_ops it has no entry
     for); returns them as the list to pass as `fp32_ops`."""
-    # pylint: disable=import-outside-toplevel
     from mxnet.contrib.amp.lists import symbol_bf16, symbol_fp16
     lists = symbol_bf16 if dtype == 'bfloat16' else symbol_fp16
     for op in ops:
@@ -97,7 +96,7 @@ class _FloatOutputs(mx.gluon.HybridBlock):
         super().__init__(**kwargs)
         self.block = block
 
-    def hybrid_forward(self, F, *inputs):  # pylint: disable=arguments-differ
+    def hybrid_forward(self, F, *inputs):
         """inputs -> the block's outputs as float32."""
         outputs = self.block(*inputs)
         if isinstance(outputs, (list, tuple)):

@@ -156,7 +156,7 @@ def _write_export(block, vocab, folder, meta):
                   inputs[2].reshape((1, 2))]
     if isinstance(block, BERTModel) and block.use_decoder:
         inputs.append(mx.nd.zeros((2, 1)))  # masked_positions (batch, num_masked)
-    was_hybridized = block._active  # pylint: disable=protected-access
+    was_hybridized = block._active
     try:
         export_model(block, os.path.join(folder, 'model'), inputs)
     finally:

@@ -31,12 +31,11 @@ def quantize(model, calib_batches, num_calib_batches=None, calib_mode='naive',
     if isinstance(model, tuple):
         raise TypeError('quantize got a tuple; get_model() returns (model, vocab): pass the model')
     if calib_mode not in CALIB_MODES:
-        raise ValueError('calib_mode must be one of {}; got {!r}'.format(CALIB_MODES, calib_mode))
+        raise ValueError(f'calib_mode must be one of {CALIB_MODES}; got {calib_mode!r}')
     if granularity not in GRANULARITIES:
-        raise ValueError('granularity must be one of {}; got {!r}'.format(GRANULARITIES,
-                                                                         granularity))
+        raise ValueError(f'granularity must be one of {GRANULARITIES}; got {granularity!r}')
     if num_calib_batches is not None and num_calib_batches < 1:
-        raise ValueError('num_calib_batches must be >= 1; got {}'.format(num_calib_batches))
+        raise ValueError(f'num_calib_batches must be >= 1; got {num_calib_batches}')
     batches = _calibration_batches(calib_batches, num_calib_batches)
     symbol, args, auxs = _export_graph(model, batches[0])
     fused = symbol.get_backend_symbol('MKLDNN_QUANTIZE')
@@ -52,7 +51,6 @@ def quantize(model, calib_batches, num_calib_batches=None, calib_mode='naive',
     values = dict(qargs)
     values.update(qauxs)
     for name, param in net.collect_params().items():
-        # pylint: disable=protected-access
         param._load_init(values[name], mx.cpu(), cast_dtype=True, dtype_source='saved')
     net.hybridize(static_alloc=True)
     return net
@@ -65,17 +63,17 @@ def _calibration_batches(calib_batches, limit):
         if limit is not None and index >= limit:
             break
         if not isinstance(batch, (tuple, list)) or len(batch) < 3:
-            raise ValueError('calibration batch {} must be (input_ids, token_types, '
-                             'valid_length); got {}'.format(index, type(batch).__name__))
+            raise ValueError(f'calibration batch {index} must be (input_ids, token_types, '
+                             f'valid_length); got {type(batch).__name__}')
         arrays = []
-        for name, array in zip(('input_ids', 'token_types', 'valid_length'), batch[:3]):
+        for array in batch[:3]:  # input_ids, token_types, valid_length
             array = array if isinstance(array, mx.nd.NDArray) else mx.nd.array(array)
             arrays.append(array.as_in_context(mx.cpu()).astype('int32', copy=False))
         if arrays[0].ndim != 2 or arrays[1].shape != arrays[0].shape or \
                 arrays[2].shape != arrays[0].shape[:1]:
-            raise ValueError('calibration batch {}: expected input_ids and token_types '
-                             '(batch, seq_len) and valid_length (batch,); got {}'.format(
-                                 index, [a.shape for a in arrays]))
+            raise ValueError(f'calibration batch {index}: expected input_ids and token_types '
+                             '(batch, seq_len) and valid_length (batch,); got '
+                             f'{[a.shape for a in arrays]}')
         batches.append(tuple(arrays))
     if not batches:
         raise ValueError('quantize needs at least one calibration batch of real inputs '
@@ -86,11 +84,11 @@ def _calibration_batches(calib_batches, limit):
 def _export_graph(model, sample):
     """The model's graph and parameters on the CPU -> (symbol, arg_params, aux_params)."""
     for param in model.collect_params().values():
-        if param._data is not None and mx.cpu() not in param.list_ctx():  # pylint: disable=W0212
-            raise ValueError('quantize runs on the CPU (oneDNN int8); parameter {} lives on {}: '
-                             'load the model with ctx=mx.cpu()'.format(param.name,
-                                                                       param.list_ctx()))
-    if not model._active:  # pylint: disable=protected-access
+        if param._data is not None and mx.cpu() not in param.list_ctx():
+            raise ValueError(f'quantize runs on the CPU (oneDNN int8); parameter {param.name} '
+                             f'lives on {param.list_ctx()}: '
+                             'load the model with ctx=mx.cpu()')
+    if not model._active:
         model.hybridize(static_alloc=True)
     model(*sample)
     with tempfile.TemporaryDirectory(prefix='gluonbert-quantize-') as folder:

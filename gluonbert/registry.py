@@ -15,7 +15,8 @@ from .model.encoder import BERTEncoder
 COMMON = dict(max_length=512, dropout=0.1, attention_dropout=None, layer_norm_eps=1e-12,
               activation='gelu', token_type_vocab_size=2)
 
-# name -> (num_layers, units, num_heads, hidden_size): BERT base/large, MiniLM-L6, Google's small BERTs
+# name -> (num_layers, units, num_heads, hidden_size): BERT base/large, MiniLM-L6, Google's small
+# BERTs
 _SHAPES = {
     'bert_12_768_12': (12, 768, 12, 3072),
     'bert_24_1024_16': (24, 1024, 16, 4096),
@@ -127,17 +128,16 @@ def get_model(name, dataset_name=None, vocab=None, pretrained=True, ctx=mx.cpu()
                 detect_format(pretrained) == 'gluonnlp':
             vocab = store.load_vocab(dataset_name, root)  # a .params file has no vocabulary
         elif dataset_name is not None:
-            raise ValueError('dataset_name={!r} is only used with pretrained=True or a .params '
-                             'file; {} carries its own vocabulary'.format(dataset_name,
-                                                                         pretrained))
+            raise ValueError(f'dataset_name={dataset_name!r} is only used with pretrained=True or '
+                             f'a .params '
+                             f'file; {pretrained} carries its own vocabulary')
         checkpoint = load_checkpoint(pretrained, vocab=vocab, num_heads=num_heads)
     elif dataset_name is not None and vocab is None:
         vocab = store.load_vocab(dataset_name, root)
     if checkpoint is not None:
         vocab = vocab if vocab is not None else checkpoint.vocab
         if vocab is None:
-            raise ValueError('{} ships no vocabulary; pass vocab=BERTVocab(...)'.format(
-                checkpoint.source))
+            raise ValueError(f'{checkpoint.source} ships no vocabulary; pass vocab=BERTVocab(...)')
     if vocab is None:
         vocab = BERTVocab.from_file(bundled_vocab_path('en_uncased'))
     if 'vocab_size' in overrides and overrides['vocab_size'] != len(vocab):
@@ -202,7 +202,7 @@ def _fit_checkpoint(checkpoint, encoder, ignore_extra):
 def _load_weights(model, checkpoint, ignored, ctx, allow_missing, ignore_extra):
     """Initialize `model` from `checkpoint`; with allow_missing the parameters the checkpoint
     lacks stay uninitialized (GluonNLP's behaviour) and a warning names them."""
-    params = model._collect_params_with_prefix()  # pylint: disable=protected-access
+    params = model._collect_params_with_prefix()
     loaded = set(canonical_to_block(model, checkpoint.without(ignored), checkpoint.task))
     missing = sorted(set(params) - loaded)
     if allow_missing and missing:

@@ -45,9 +45,9 @@ def model_summary(block, *inputs, max_depth=3):
     trainable = sum(_size(p.shape) for p in {id(p): p for p in block.collect_params().values()
                                              if p.grad_req != 'null'}.values())
     lines += ['=' * len(header),
-              'Total params: {:,} (shared weights counted once)'.format(total),
-              'Trainable params: {:,}'.format(trainable),
-              'Non-trainable params: {:,}'.format(total - trainable)]
+              f'Total params: {total:,} (shared weights counted once)',
+              f'Trainable params: {trainable:,}',
+              f'Non-trainable params: {total - trainable:,}']
     return '\n'.join(lines)
 
 

@@ -125,12 +125,12 @@ def main():
     for key, label, _ in pipelines:
         print('  {:<62} {:6.2f} s {:>9,.0f} sentences/s  ({})'.format(
             label, results[key][1], len(sentences) / results[key][1],
-            ', '.join('{:.2f}'.format(t) for t in times[key])))
-    print('outputs (input_ids of all {:,} sentences):'.format(len(lines)))
+            ', '.join(f'{t:.2f}' for t in times[key])))
+    print(f'outputs (input_ids of all {len(lines):,} sentences):')
     reference = outputs['ours_batch']
     for key, label, _ in pipelines[1:]:
         differ = int(np.sum(np.any(outputs[key] != reference, axis=1)))
-        print('  gluonbert batch vs {:<58} {} differ'.format(label, differ))
+        print(f'  gluonbert batch vs {label:<58} {differ} differ')
     transform = BERTSentenceTransform(BERTTokenizer(vocab), length, pair=False)
     transform.batch(lines)
     print('  truncation: ' + transform.truncation.report())

@@ -28,7 +28,7 @@ def median_ms(step, repeats):
 
 def mx_step(op, arrays, head):
     """op(*arrays) forward + backward, waited for."""
-    import mxnet as mx  # pylint: disable=import-outside-toplevel
+    import mxnet as mx
     for array in arrays:
         array.attach_grad()
 
@@ -45,9 +45,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--repeats', type=int, default=20)
     args = parser.parse_args(argv)
-    import mxnet as mx  # pylint: disable=import-outside-toplevel
-    import torch  # pylint: disable=import-outside-toplevel
-    from gluonbert import kernels  # pylint: disable=import-outside-toplevel
+    import mxnet as mx
+    import torch
+    from gluonbert import kernels
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1')))
     if not kernels.load():
         raise SystemExit('gluonbert kernels are not available here')

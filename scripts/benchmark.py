@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gluonbert.benchmark.cli import entry  # pylint: disable=wrong-import-position
+from gluonbert.benchmark.cli import entry
 
 if __name__ == '__main__':
     entry('scripts/benchmark.py')

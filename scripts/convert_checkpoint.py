@@ -8,7 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from gluonbert.convert_command import main  # noqa: E402  pylint: disable=wrong-import-position
+from gluonbert.convert_command import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

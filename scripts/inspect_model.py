@@ -25,7 +25,7 @@ def main(argv=None):
 
     model, vocab = get_model(args.model, pretrained=False, use_decoder=False,
                              use_classifier=False)
-    print('{} with a {:,}-token vocabulary (random weights)\n'.format(args.model, len(vocab)))
+    print(f'{args.model} with a {len(vocab):,}-token vocabulary (random weights)\n')
     small = sample_inputs(len(vocab), batch_size=2, seq_len=16)
     print(model_summary(model, *small, max_depth=3))
     print('(inside the encoder, activations are time-major (seq_len, batch, units): the layout '
@@ -45,18 +45,18 @@ def main(argv=None):
 
     prefix = os.path.join(args.output_dir, args.model)
     symbol_file, params_file = export_model(model, prefix, inputs)
-    print('exported {} ({:.1f} MB) and {}'.format(
-        params_file, os.path.getsize(params_file) / 2 ** 20, symbol_file))
+    print(f'exported {params_file} ({os.path.getsize(params_file) / 2 ** 20:.1f} MB) and '
+          f'{symbol_file}')
     imported = import_model(prefix, num_inputs=3)
     worst = 0.0
     for seq_len in (args.seq_len, args.seq_len // 2):  # the graph is length-agnostic
         batch = sample_inputs(len(vocab), 2, seq_len, seed=seq_len)
         for ours, theirs in zip(model(*batch), imported(*batch)):
             worst = max(worst, float(np.abs(ours.asnumpy() - theirs.asnumpy()).max()))
-        print('re-imported SymbolBlock at seq_len {}: outputs match (max abs diff so far '
-              '{:.2e})'.format(seq_len, worst))
+        print(f're-imported SymbolBlock at seq_len {seq_len}: outputs match (max abs diff so far '
+              f'{worst:.2e})')
     if worst > 1e-5:
-        raise SystemExit('exported model disagrees with the original: {:.2e}'.format(worst))
+        raise SystemExit(f'exported model disagrees with the original: {worst:.2e}')
     return worst
 
 

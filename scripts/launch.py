@@ -10,8 +10,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from gluonbert.errors import run_main  # noqa: E402  pylint: disable=wrong-import-position
-from gluonbert.launcher import main  # noqa: E402  pylint: disable=wrong-import-position
+from gluonbert.errors import run_main  # noqa: E402
+from gluonbert.launcher import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(run_main(main, prog='launch.py'))

@@ -13,11 +13,11 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-from gluonbert import get_model  # noqa: E402  pylint: disable=wrong-import-position
-from gluonbert.data import BERTTokenizer, read_table  # noqa: E402  pylint: disable=C0413
-from gluonbert.data.transforms import BERTSentenceTransform  # noqa: E402  pylint: disable=C0413
-from gluonbert.inference import _inputs  # noqa: E402  pylint: disable=wrong-import-position
-from gluonbert.model.task_heads import mean_over_valid  # noqa: E402  pylint: disable=C0413
+from gluonbert import get_model  # noqa: E402
+from gluonbert.data import BERTTokenizer, read_table  # noqa: E402
+from gluonbert.data.transforms import BERTSentenceTransform  # noqa: E402
+from gluonbert.inference import _inputs  # noqa: E402
+from gluonbert.model.task_heads import mean_over_valid  # noqa: E402
 
 
 def read_split(path):
@@ -68,8 +68,8 @@ def main(argv=None):
         for strength in (1, 10, 100, 1000):
             acc = ridge_accuracy(train[name], train_y, dev[name], dev_y, strength)
             best[name] = max(best.get(name, 0.0), acc)
-            print('{:<7} ridge {:>5}: dev accuracy {:.4f}'.format(name, strength, acc))
-    print('best: ' + ', '.join('{} {:.1f}%'.format(n, 100 * a) for n, a in best.items()))
+            print(f'{name:<7} ridge {strength:>5}: dev accuracy {acc:.4f}')
+    print('best: ' + ', '.join(f'{n} {100 * a:.1f}%' for n, a in best.items()))
     return best
 
 

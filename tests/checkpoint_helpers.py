@@ -8,7 +8,7 @@ from gluonbert.data import BERTVocab
 from conftest import TINY
 
 TINY_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + \
-    ['tok{}'.format(i) for i in range(TINY['vocab_size'] - 5)]
+    [f'tok{i}' for i in range(TINY['vocab_size'] - 5)]
 # A padded batch: lengths 10, 6 and 2 of 10 positions; masked positions for the MLM head.
 LENGTHS = [10, 6, 2]
 MASKED = [[1, 0, 9], [5, 2, 2], [0, 1, 0]]
@@ -27,7 +27,7 @@ def write_vocab(directory, tokens=TINY_TOKENS):
 
 def hf_config(**changes):
     """A transformers BertConfig with conftest.TINY's shape."""
-    import transformers  # pylint: disable=import-outside-toplevel
+    import transformers
     fields = dict(vocab_size=TINY['vocab_size'], hidden_size=TINY['units'],
                   num_hidden_layers=TINY['num_layers'], num_attention_heads=TINY['num_heads'],
                   intermediate_size=TINY['hidden_size'],
@@ -38,7 +38,7 @@ def hf_config(**changes):
 
 def random_hf_model(cls, seed=0, **config_changes):
     """A transformers BERT model of class `cls` with every parameter N(0, 0.3), in eval mode."""
-    import torch  # pylint: disable=import-outside-toplevel
+    import torch
     torch.manual_seed(seed)
     model = cls(hf_config(**config_changes)).eval()
     with torch.no_grad():
@@ -60,7 +60,7 @@ def batch_arrays(seed=0, vocab_size=TINY['vocab_size'], seq_len=10, lengths=LENG
 
 def hf_forward(model, ids, types, lengths, **kwargs):
     """Run a transformers model on numpy inputs with the matching attention mask."""
-    import torch  # pylint: disable=import-outside-toplevel
+    import torch
     mask = (np.arange(ids.shape[1])[None] < lengths[:, None]).astype('int64')
     with torch.no_grad():
         return model(input_ids=torch.tensor(ids), token_type_ids=torch.tensor(types),
@@ -88,7 +88,7 @@ def gather_masked(logits, masked):
 def gluonnlp_model(use_pooler=True, use_decoder=True, use_classifier=True):
     """gluonnlp 0.10's own BERTModel of conftest.TINY's shape with N(0, 0.3) weights, and its
     BERTVocab (ids in gluonnlp's order, not TINY_TOKENS')."""
-    import gluonnlp as nlp  # pylint: disable=import-outside-toplevel
+    import gluonnlp as nlp
     vocab = nlp.vocab.BERTVocab(nlp.data.count_tokens(TINY_TOKENS[5:]))
     encoder = nlp.model.bert.BERTEncoder(num_layers=TINY['num_layers'], units=TINY['units'],
                                          hidden_size=TINY['hidden_size'],

@@ -19,7 +19,7 @@ def shared_path(*parts):
     """Path under ../shared/data; skips the test with a clear message when it is absent."""
     path = os.path.join(SHARED, *parts)
     if not os.path.exists(path):
-        pytest.skip('real data not found at {} (../shared/data relative to the repo)'.format(path))
+        pytest.skip(f'real data not found at {path} (../shared/data relative to the repo)')
     return path
 
 
@@ -33,8 +33,8 @@ def seeded():
 @pytest.fixture(autouse=True)
 def restore_registries():
     """Models and pretrained facts a test registers do not leak into later tests."""
-    from gluonbert import registry  # pylint: disable=import-outside-toplevel
-    from gluonbert.store import facts  # pylint: disable=import-outside-toplevel
+    from gluonbert import registry
+    from gluonbert.store import facts
     tables = (registry._MODELS, facts.GLUONNLP_PARAMS, facts.GLUONNLP_VOCABS, facts.HUB)
     saved = [dict(table) for table in tables]
     yield

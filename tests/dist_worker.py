@@ -104,12 +104,12 @@ def run_pretrain(script_argv, out):
     """pretrain.main(script_argv) on this worker; saves the weights fit ends with per rank."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                     'model_zoo', 'bert'))
-    import pretrain  # pylint: disable=import-outside-toplevel,import-error
+    import pretrain
     fit = TrainingLoop.fit
 
     def fit_and_save(loop, *args, **kwargs):
         state = fit(loop, *args, **kwargs)
-        np.savez(os.path.join(out, 'params-rank{}.npz'.format(loop.backend.rank)),
+        np.savez(os.path.join(out, f'params-rank{loop.backend.rank}.npz'),
                  **params_of(loop.net))
         return state
     TrainingLoop.fit = fit_and_save
@@ -137,7 +137,7 @@ def main(argv=None):
         return
     if args.mode == 'hang':
         backend = get_backend(args.backend)
-        open(os.path.join(args.out, 'ready-rank{}'.format(backend.rank)), 'w').close()
+        open(os.path.join(args.out, f'ready-rank{backend.rank}'), 'w').close()
         while True:
             allreduce_numpy(backend, np.ones(1))
             time.sleep(0.1)
@@ -148,7 +148,7 @@ def main(argv=None):
             if backend.rank == 1 and i % 3 == 0:
                 time.sleep(0.02)  # the other worker runs ahead into the next calls
             sums.append(backend.allreduce(mx.nd.array([100.0 * i + backend.rank])))
-        with open(os.path.join(args.out, 'allreduce-rank{}.json'.format(backend.rank)),
+        with open(os.path.join(args.out, f'allreduce-rank{backend.rank}.json'),
                   'w') as f:
             json.dump([float(s.asscalar()) for s in sums], f)
         return
@@ -157,8 +157,8 @@ def main(argv=None):
                        output_dir=os.path.join(args.out, 'run'), contexts=args.contexts,
                        max_steps=args.max_steps, resume=args.resume)
     rank = get_backend(args.backend).rank
-    np.savez(os.path.join(args.out, 'params-rank{}.npz'.format(rank)), **params_of(net))
-    with open(os.path.join(args.out, 'history-rank{}.json'.format(rank)), 'w') as f:
+    np.savez(os.path.join(args.out, f'params-rank{rank}.npz'), **params_of(net))
+    with open(os.path.join(args.out, f'history-rank{rank}.json'), 'w') as f:
         json.dump(state['history'], f)
 
 

@@ -29,15 +29,15 @@ class FakeHub:
             """Answers like the Hub's /resolve endpoint and its LFS CDN."""
             timeout = 20
 
-            def do_HEAD(self):  # pylint: disable=invalid-name
+            def do_HEAD(self):
                 """Metadata only."""
                 hub.answer(self, body=False)
 
-            def do_GET(self):  # pylint: disable=invalid-name
+            def do_GET(self):
                 """Metadata and content."""
                 hub.answer(self, body=True)
 
-            def log_message(self, *args):  # pylint: disable=arguments-differ
+            def log_message(self, *args):
                 pass
 
         self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)

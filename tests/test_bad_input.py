@@ -29,10 +29,10 @@ from tests.conftest import TINY, random_batch, tiny_model
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO = os.path.join(REPO, 'model_zoo', 'bert')
 sys.path.insert(0, ZOO)
-import finetune_classifier  # noqa: E402  pylint: disable=wrong-import-position
-import finetune_squad  # noqa: E402  pylint: disable=wrong-import-position
-import pretrain  # noqa: E402  pylint: disable=wrong-import-position
-from gluonbert import cli  # noqa: E402  pylint: disable=wrong-import-position
+import finetune_classifier  # noqa: E402
+import finetune_squad  # noqa: E402
+import pretrain  # noqa: E402
+from gluonbert import cli  # noqa: E402
 
 SENTENCES = ['a charming and affecting journey', 'bleak and desperate', 'a gorgeous film',
              'tedious and clumsy', 'witty and warm', 'dull , dull , dull']
@@ -47,7 +47,7 @@ def write_tsv(path, rows, header='sentence\tlabel'):
 @pytest.fixture
 def sst(tmp_path):
     """train.tsv / dev.tsv with six labeled sentences each, and where the run writes."""
-    rows = ['{}\t{}'.format(s, i % 2) for i, s in enumerate(SENTENCES)]
+    rows = [f'{s}\t{i % 2}' for i, s in enumerate(SENTENCES)]
     return dict(train=write_tsv(tmp_path / 'train.tsv', rows),
                 dev=write_tsv(tmp_path / 'dev.tsv', rows), out=str(tmp_path / 'run'))
 
@@ -82,7 +82,7 @@ def parse_error(main, argv, capsys):
 ])
 def test_bad_numbers_are_refused_at_parse_time(sst, capsys, flag, value, words):
     err = parse_error(finetune_classifier.main, classifier_argv(sst, flag, value), capsys)
-    assert 'argument {}: {}'.format(flag, words) in err
+    assert f'argument {flag}: {words}' in err
     assert not os.path.exists(sst['out'])  # nothing built or written
 
 
@@ -133,7 +133,7 @@ def test_squad_doc_stride_zero_is_refused(sst, capsys):
 def test_pretrain_bad_numbers_are_refused(sst, capsys, flag, value, words):
     err = parse_error(pretrain.main, ['--data', sst['train'], '--from-scratch', flag, value,
                                       '--output-dir', sst['out']], capsys)
-    assert 'argument {}: {}'.format(flag, words) in err
+    assert f'argument {flag}: {words}' in err
     assert not os.path.exists(sst['out'])
 
 
@@ -141,7 +141,7 @@ def test_pretrain_data_that_matches_nothing_is_refused_before_writing(sst, tmp_p
     pattern = str(tmp_path / 'corpus' / '*.txt')
     err = parse_error(pretrain.main, ['--data', pattern, '--from-scratch', '--output-dir',
                                       sst['out']], capsys)
-    assert '--data {}: no such file'.format(pattern) in err
+    assert f'--data {pattern}: no such file' in err
     assert not os.path.exists(sst['out'])
 
 
@@ -190,8 +190,7 @@ def test_the_launcher_refuses_a_zoo_command_without_comm_backend(capsys):
 
 def test_an_empty_train_file_names_itself_before_training(sst, tmp_path):
     empty = write_tsv(tmp_path / 'empty.tsv', [])
-    with pytest.raises(UsageError, match='{}: no samples .*no rows after the header'.format(
-            empty)):
+    with pytest.raises(UsageError, match=f'{empty}: no samples .*no rows after the header'):
         finetune_classifier.main(classifier_argv(sst, '--train-file', empty))
     assert not os.path.exists(os.path.join(sst['out'], 'checkpoints'))
 
@@ -244,7 +243,8 @@ def truncate(path, keep=100):
 
 
 def test_only_inference_with_truncated_params_names_the_file(sst, tmp_path):
-    net = BERTClassifier(get_model('bert_2_128_2', pretrained=False, use_decoder=False, use_classifier=False)[0])
+    net = BERTClassifier(get_model('bert_2_128_2', pretrained=False, use_decoder=False,
+                                   use_classifier=False)[0])
     net.initialize_head()
     params = str(tmp_path / 'best.params')
     net.save_parameters(params)
@@ -267,7 +267,8 @@ def test_get_model_with_truncated_params_has_no_dangling_traceback(tmp_path):
 
 
 def test_a_config_that_disagrees_with_its_weights_says_which_file_says_what(tmp_path):
-    model, vocab = get_model('bert_2_128_2', pretrained=False, use_decoder=False, use_classifier=False)
+    model, vocab = get_model('bert_2_128_2', pretrained=False, use_decoder=False,
+                             use_classifier=False)
     folder = str(tmp_path / 'ckpt')
     save_native_checkpoint(model, vocab, folder)
     config_path = os.path.join(folder, 'gluonbert_config.json')
@@ -470,7 +471,7 @@ def test_import_model_with_truncated_params_names_the_file(exported, tmp_path):
         with open(exported + suffix, 'rb') as src, open(prefix + suffix, 'wb') as dst:
             dst.write(src.read())
     truncate(prefix + '-0000.params')
-    with pytest.raises(DamagedFileError, match='cannot read {}-0000.params'.format(prefix)):
+    with pytest.raises(DamagedFileError, match=f'cannot read {prefix}-0000.params'):
         import_model(prefix)
 
 
@@ -518,7 +519,7 @@ def test_the_hybridized_cache_error_is_explained():
 def test_the_cli_says_truncation_in_command_line_words(capsys):
     _, vocab = get_model('bert_2_128_2', pretrained=False, use_decoder=False, use_classifier=False)
     transform = BERTSentenceTransform(BERTTokenizer(vocab), 8, pad=False, pair=False)
-    with cli._truncation_noted('raise --max-len'):  # pylint: disable=protected-access
+    with cli._truncation_noted('raise --max-len'):
         transform(('one two three four five six seven eight nine ten',))
     err = capsys.readouterr().err
     assert 'note: texts longer than max_seq_length=8 are being truncated' in err

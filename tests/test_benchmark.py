@@ -16,7 +16,6 @@ torch = pytest.importorskip('torch')
 pytest.importorskip('transformers')
 pytest.importorskip('gluonnlp')
 
-# pylint: disable=wrong-import-position
 from gluonbert.benchmark import cli, gluonbert_peer, memory, onnx_peers, peers, torch_peer
 from gluonbert.benchmark.agreement import AgreementError, agreement, check_agreement
 from gluonbert.benchmark.inputs import make_inputs

@@ -61,7 +61,8 @@ def test_attention_uses_context():
     ids, types, lengths = random_batch(batch=1, seq_len=6, lengths=[6])
     changed = ids.copy()
     changed[0, 5] = (ids[0, 5].asscalar() + 1) % TINY['vocab_size']
-    before, after = as_list(model(ids, types, lengths))[0], as_list(model(changed, types, lengths))[0]
+    before = as_list(model(ids, types, lengths))[0]
+    after = as_list(model(changed, types, lengths))[0]
     assert np.abs(before[0, :5] - after[0, :5]).max() > 1e-4
 
 

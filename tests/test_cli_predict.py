@@ -57,7 +57,7 @@ def _random_classifier(seed, num_classes=2):
 
 def randomize(block):
     """N(0, 0.3) weights everywhere (LayerNorm scales around 1): inputs get different answers."""
-    for name, param in block._collect_params_with_prefix().items():  # pylint: disable=protected-access
+    for name, param in block._collect_params_with_prefix().items():
         noise = mx.nd.random.normal(0, 0.3, shape=param.shape)
         param.set_data(noise + 1 if name.endswith('gamma') else noise)
     return block

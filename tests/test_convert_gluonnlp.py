@@ -86,7 +86,7 @@ def test_legacy_and_damaged_params_are_refused(tmp_path):
 
 def test_own_save_parameters_file_loads_back(tmp_path):
     model, vocab = get_model('bert_2_16_4_nlptest', pretrained=False, vocab=BERTVocab(
-        ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + ['w{}'.format(i) for i in range(45)]),
+        ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + [f'w{i}' for i in range(45)]),
         dropout=0.0)
     model.save_parameters(str(tmp_path / 'mine.params'))
     again, _ = get_model('bert_2_16_4_nlptest', pretrained=str(tmp_path / 'mine.params'),
@@ -100,7 +100,7 @@ def gluonnlp_classifier(tmp_path, num_classes=2, dropout=0.1):
     """GluonNLP 0.10's own BERTClassifier, as its finetune_classifier.py builds it (a pooler-only
     backbone, dropout 0.1 before the output Dense), saved with save_parameters beside its
     vocabulary JSON -> (reference, params path, vocab JSON path)."""
-    import gluonnlp as nlp  # pylint: disable=import-outside-toplevel
+    import gluonnlp as nlp
     bert, nlp_vocab = gluonnlp_model(use_pooler=True, use_decoder=False, use_classifier=False)
     reference = nlp.model.BERTClassifier(bert, num_classes=num_classes, dropout=dropout)
     reference.classifier.initialize(init=mx.init.Normal(0.5))

@@ -260,7 +260,7 @@ def test_missing_config_field_is_named(hf_dir, field):
     del config[field]
     with open(path, 'w', encoding='utf-8') as f:
         json.dump(config, f)
-    with pytest.raises(ConversionError, match='lacks required field.*{}'.format(field)):
+    with pytest.raises(ConversionError, match=f'lacks required field.*{field}'):
         read_hf_checkpoint(hf_dir)
 
 
@@ -289,9 +289,9 @@ def test_save_refuses_to_clobber_and_leaves_nothing_on_failure(tmp_path):
 
 
 def test_a_mean_pooling_head_round_trips_natively_and_hf_refuses_it(tmp_path):
-    from gluonbert.convert import load_checkpoint  # pylint: disable=import-outside-toplevel
-    from gluonbert.convert.layout import block_from_checkpoint  # pylint: disable=C0415
-    from gluonbert.convert.native import save_native_checkpoint  # pylint: disable=C0415
+    from gluonbert.convert import load_checkpoint
+    from gluonbert.convert.layout import block_from_checkpoint
+    from gluonbert.convert.native import save_native_checkpoint
     bert = tiny_model(use_pooler=False, use_decoder=False, use_classifier=False)
     head = BERTClassifier(bert, num_classes=3, pooling='mean')
     head.initialize_head()
@@ -325,7 +325,7 @@ def test_safetensors_reader_and_writer_agree_with_the_safetensors_package(tmp_pa
 
 def test_bfloat16_is_widened_exactly(tmp_path):
     values = torch.tensor([[1.5, -2.25], [3.0e-3, 65280.0]], dtype=torch.bfloat16)
-    from safetensors.torch import save_file  # pylint: disable=import-outside-toplevel
+    from safetensors.torch import save_file
     save_file({'w': values}, str(tmp_path / 'bf16.safetensors'))
     got = read_safetensors(str(tmp_path / 'bf16.safetensors'))['w']
     assert got.dtype == np.float32

@@ -20,7 +20,7 @@ transformers = pytest.importorskip('transformers')
 def google_names(num_layers):
     """Google's BERT variable name -> (HF state-dict name, stored transposed?), written out
     independently of gluonbert's converter (from google-research/bert's modeling.py)."""
-    table = {'bert/embeddings/{}'.format(t): ('bert.embeddings.{}.weight'.format(t), False)
+    table = {f'bert/embeddings/{t}': (f'bert.embeddings.{t}.weight', False)
              for t in ('word_embeddings', 'token_type_embeddings', 'position_embeddings')}
     table['bert/embeddings/LayerNorm/gamma'] = ('bert.embeddings.LayerNorm.weight', False)
     table['bert/embeddings/LayerNorm/beta'] = ('bert.embeddings.LayerNorm.bias', False)
@@ -33,13 +33,13 @@ def google_names(num_layers):
              'output/LayerNorm': 'output.LayerNorm'}
     for i in range(num_layers):
         for tf_part, hf_part in dense.items():
-            base, hf_base = 'bert/encoder/layer_{}/{}'.format(i, tf_part), \
-                'bert.encoder.layer.{}.{}'.format(i, hf_part)
+            base, hf_base = f'bert/encoder/layer_{i}/{tf_part}', \
+                f'bert.encoder.layer.{i}.{hf_part}'
             table[base + '/kernel'] = (hf_base + '.weight', True)
             table[base + '/bias'] = (hf_base + '.bias', False)
         for tf_part, hf_part in norms.items():
-            base, hf_base = 'bert/encoder/layer_{}/{}'.format(i, tf_part), \
-                'bert.encoder.layer.{}.{}'.format(i, hf_part)
+            base, hf_base = f'bert/encoder/layer_{i}/{tf_part}', \
+                f'bert.encoder.layer.{i}.{hf_part}'
             table[base + '/gamma'] = (hf_base + '.weight', False)
             table[base + '/beta'] = (hf_base + '.bias', False)
     table.update({
@@ -186,7 +186,6 @@ def test_corrupted_data_file_fails_the_checksum(google_folder):
 
 def test_crc32c_matches_tensorboards_reference():
     stub = pytest.importorskip('tensorboard.compat.tensorflow_stub.pywrap_tensorflow')
-    # pylint: disable=import-outside-toplevel
     from gluonbert.convert.crc32c import crc32c, masked_crc32c
     assert crc32c(b'123456789') == 0xE3069283  # the standard check value
     rng = np.random.RandomState(5)

@@ -84,7 +84,7 @@ def test_empty_text_is_a_valid_cls_sep_example(tmp_path, tokenizer):
 def imdb_csv(sentences):
     lines = ['review,sentiment']
     for i, text in enumerate(sentences):
-        review = '"{}, she said: ""{}""\nSecond line."'.format(text.strip(), i)
+        review = f'"{text.strip()}, she said: ""{i}""\nSecond line."'
         lines.append('{},{}'.format(review, 'positive' if i % 3 else 'negative'))
     return '\ufeff' + '\r\n'.join(lines) + '\r\n'
 
@@ -95,7 +95,7 @@ def test_imdb_style_csv_with_quotes_newlines_and_seeded_split(tmp_path):
     data = IMDB.read(path)
     assert len(data) == 50
     review, label = data[4]
-    assert review == '{}, she said: "4"\nSecond line.'.format(texts[4].strip()) and label == 1
+    assert review == f'{texts[4].strip()}, she said: "4"\nSecond line.' and label == 1
     assert data.line_numbers[:3] == [2, 4, 6]  # records span two lines
     train, test = train_test_split(data, test_fraction=0.2, seed=7)
     assert (len(train), len(test)) == (40, 10)

@@ -65,8 +65,8 @@ def run_two_workers(backend, tmp_path, contexts=1):
                               '--global-batch', '8', '--contexts', str(contexts), '--out',
                               str(tmp_path)])
     assert result.returncode == 0, result.stdout[-3000:]
-    params = [dict(np.load(tmp_path / 'params-rank{}.npz'.format(r))) for r in (0, 1)]
-    histories = [json.load(open(tmp_path / 'history-rank{}.json'.format(r))) for r in (0, 1)]
+    params = [dict(np.load(tmp_path / f'params-rank{r}.npz')) for r in (0, 1)]
+    histories = [json.load(open(tmp_path / f'history-rank{r}.json')) for r in (0, 1)]
     return params, histories, result.stdout
 
 
@@ -96,7 +96,7 @@ def test_kvstore_two_workers_equal_one_worker_with_twice_the_batch(backend, cont
     params, histories, output = run_two_workers(backend, tmp_path, contexts)
     assert_equivalent(reference, params, histories)
     log = open(tmp_path / 'run' / 'train.log').read()  # rank 0 alone wrote the run's files
-    assert '2 workers ({}, rank 0); 5 batches per worker per epoch'.format(backend) in log
+    assert f'2 workers ({backend}, rank 0); 5 batches per worker per epoch' in log
     assert log.count('step 2 epoch 1 loss') == 1
     assert sorted(os.listdir(tmp_path / 'run')) == ['best.json', 'best.params', 'checkpoints',
                                                     'curves.png', 'history.json', 'train.log']
@@ -115,7 +115,7 @@ def test_a_stopped_dist_sync_run_resumes_from_rank_0s_checkpoint(reference, tmp_
     resumed = launch('dist_sync', command + ['--resume'])
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert 'resumed from' in open(tmp_path / 'run' / 'train.log').read()
-    params = [dict(np.load(tmp_path / 'params-rank{}.npz'.format(r))) for r in (0, 1)]
+    params = [dict(np.load(tmp_path / f'params-rank{r}.npz')) for r in (0, 1)]
     for name, value in reference[0].items():
         np.testing.assert_array_equal(params[0][name], params[1][name], err_msg=name)
         np.testing.assert_allclose(params[0][name], value, atol=1e-5, rtol=0, err_msg=name)
@@ -138,7 +138,7 @@ def test_dist_async_trains_with_the_optimizer_on_the_server(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
     initial = dist_worker.params_of(dist_worker.classifier())
     for rank in (0, 1):
-        params = dict(np.load(tmp_path / 'params-rank{}.npz'.format(rank)))
+        params = dict(np.load(tmp_path / f'params-rank{rank}.npz'))
         assert all(np.isfinite(v).all() for v in params.values())
         assert np.abs(params['classifier.weight'] - initial['classifier.weight']).max() > 1e-3
     log = open(tmp_path / 'run' / 'train.log').read()
@@ -154,7 +154,7 @@ def test_back_to_back_allreduces_never_see_another_rounds_values(backend, tmp_pa
     assert result.returncode == 0, result.stdout[-3000:]
     expected = [200.0 * i + 1 for i in range(60)]
     for rank in (0, 1):
-        assert json.load(open(tmp_path / 'allreduce-rank{}.json'.format(rank))) == expected
+        assert json.load(open(tmp_path / f'allreduce-rank{rank}.json')) == expected
 
 
 class _AsyncStub:
@@ -196,7 +196,7 @@ def start_hanging_cluster(tmp_path, timeout=120):
                              '--backend', 'dist_sync', '--out', str(tmp_path)],
                             cwd=REPO, env=env, stdout=open(log, 'w'), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 90
-    while not all((tmp_path / 'ready-rank{}'.format(r)).exists() for r in (0, 1)):
+    while not all((tmp_path / f'ready-rank{r}').exists() for r in (0, 1)):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             pytest.fail('the cluster did not come up:\n' + log.read_text()[-3000:])
@@ -254,7 +254,7 @@ def test_the_timeout_stops_the_cluster():
 
 def test_shard_batches_gives_every_worker_the_same_count_and_covers_the_epoch():
     def epoch_batches(epoch):
-        return iter(['e{}b{}'.format(epoch, i) for i in range(5)])
+        return iter([f'e{epoch}b{i}' for i in range(5)])
     shards = [distributed.shard_batches(epoch_batches, 5, rank, 2) for rank in (0, 1)]
     assert [per_epoch for _, per_epoch in shards] == [3, 3]
     assert list(shards[0][0](1)) == ['e1b0', 'e1b2', 'e1b4']
@@ -264,8 +264,8 @@ def test_shard_batches_gives_every_worker_the_same_count_and_covers_the_epoch():
 
 
 def test_classification_batches_are_the_bucket_samplers_shards():
-    from gluonbert import get_model  # pylint: disable=import-outside-toplevel
-    from gluonbert.data import BERTTokenizer  # pylint: disable=import-outside-toplevel
+    from gluonbert import get_model
+    from gluonbert.data import BERTTokenizer
     _, vocab = get_model('bert_2_128_2', pretrained=False, use_decoder=False, use_classifier=False)
     texts = TextDataset([(' '.join(['word'] * (1 + i % 9)), i % 2) for i in range(37)])
     features, _ = cls.make_features(SST2, texts, BERTTokenizer(vocab), 16, progress=False)
@@ -314,7 +314,7 @@ def test_several_hosts_get_per_host_commands(tmp_path, capsys):
     assert ssh.argv[:5] == ['ssh', '-tt', '-o', 'BatchMode=yes', 'node-a']
     assert ssh.argv[5].startswith("cd '/work dir' && exec env ") and \
         ssh.argv[5].endswith(' python t.py')
-    from gluonbert.cli import main as cli_main  # pylint: disable=import-outside-toplevel
+    from gluonbert.cli import main as cli_main
     assert cli_main(['launch', '--backend', 'horovod', '-n', '4', '-H', 'a:2,b:2',
                      '--launcher', 'print', '--', 'python', 't.py']) == 0
     assert capsys.readouterr().out == 'horovodrun --gloo -np 4 -H a:2,b:2 python t.py\n'
@@ -373,7 +373,7 @@ def test_pretrain_on_two_dist_sync_workers_does_max_steps_each_with_identical_we
     saved = json.load(open(out / 'pretrain_metrics.json'))
     assert saved['steps'] == 3 and saved['workers'] == 2 and saved['comm_backend'] == 'dist_sync'
     assert saved['held_out']['mlm_loss'] < saved['held_out_before']['mlm_loss']  # it trained
-    params = [dict(np.load(tmp_path / 'params-rank{}.npz'.format(r))) for r in (0, 1)]
+    params = [dict(np.load(tmp_path / f'params-rank{r}.npz')) for r in (0, 1)]
     assert params[0].keys() == params[1].keys() and 'decoder.transform.weight' in params[0]
     for name in params[0]:
         np.testing.assert_array_equal(params[0][name], params[1][name], err_msg=name)

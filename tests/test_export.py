@@ -29,7 +29,7 @@ def test_export_round_trip_is_length_agnostic(tmp_path, kind):
     import json
     assert [n['name'] for n in json.load(open(symbol_file))['nodes']
             if n['op'] == 'null' and n['name'].startswith('data')] == \
-        ['data{}'.format(i) for i in range(len(inputs(8)))]
+        [f'data{i}' for i in range(len(inputs(8)))]
     for seq_len in (8, 20):
         got = as_list(imported(*inputs(seq_len)))
         assert len(got) == len(expected[seq_len])
@@ -57,6 +57,6 @@ def test_inference_only_import_has_no_gradient_buffers_and_the_same_outputs(tmp_
     assert all(p.grad_req == 'write' and p.list_grad() for p in
                trainable.collect_params().values())
     for param in frozen.collect_params().values():
-        assert param.grad_req == 'null' and param._grad is None  # pylint: disable=protected-access
+        assert param.grad_req == 'null' and param._grad is None
     for got, want in zip(as_list(frozen(*inputs)), expected):
         np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)

@@ -78,13 +78,13 @@ def test_int8_model_exports_and_reimports_unchanged(minilm, tmp_path):
     ([mx.nd.ones((2, 5))], r'must be \(input_ids, token_types, valid_length\)'),
 ])
 def test_quantize_rejects_bad_calibration_data(batches, message):
-    from conftest import tiny_model  # pylint: disable=import-outside-toplevel
+    from conftest import tiny_model
     with pytest.raises(ValueError, match=message):
         quantize(tiny_model(use_decoder=False, use_classifier=False), batches)
 
 
 def test_quantize_rejects_a_model_vocab_tuple_and_unknown_modes():
-    from conftest import tiny_model  # pylint: disable=import-outside-toplevel
+    from conftest import tiny_model
     net = tiny_model(use_decoder=False, use_classifier=False)
     with pytest.raises(TypeError, match='pass the model'):
         quantize((net, None), [])
@@ -144,10 +144,10 @@ def test_bfloat16_runs_where_onednn_has_kernels_and_says_why_not_elsewhere(tmp_p
 def test_the_bfloat16_graph_converts_and_type_checks_on_any_cpu():
     """to_bfloat16's AMP rewrite is built and type-inferred here even where it cannot run:
     matmuls and GELU in bfloat16; attention scores, softmax and LayerNorm in float32."""
-    from conftest import random_batch, tiny_model  # pylint: disable=import-outside-toplevel
-    from gluonbert.precision import _amp_convert  # pylint: disable=import-outside-toplevel
+    from conftest import random_batch, tiny_model
+    from gluonbert.precision import _amp_convert
     converted = _amp_convert(tiny_model(use_decoder=False, use_classifier=False), random_batch())
-    data, symbol = converted._cached_graph  # pylint: disable=protected-access
+    data, symbol = converted._cached_graph
     graph = symbol.get_internals()
     _, types, _ = graph.infer_type(**{d.name: 'float32' for d in data})
     dtype = {name: np.dtype(t) for name, t in zip(graph.list_outputs(), types)}

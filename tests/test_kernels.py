@@ -24,7 +24,7 @@ def native(x, gamma, beta, eps):
 
 
 def kernel(x, gamma, beta, eps):
-    return mx.nd._internal._gluonbert_layer_norm(x, gamma, beta, eps=eps)  # pylint: disable=W0212
+    return mx.nd._internal._gluonbert_layer_norm(x, gamma, beta, eps=eps)
 
 
 def values_and_grads(op, shape, eps, seed=0):
@@ -119,7 +119,7 @@ def test_a_team_smaller_than_asked_for_still_covers_every_row():
 def test_a_bad_eps_is_an_error_naming_it():
     x = mx.nd.ones((2, 6))
     with pytest.raises(mx.base.MXNetError, match='eps must be a positive number; got abc'):
-        mx.nd._internal._gluonbert_layer_norm(  # pylint: disable=protected-access
+        mx.nd._internal._gluonbert_layer_norm(
             x, mx.nd.ones(6), mx.nd.ones(6), eps='abc').wait_to_read()
 
 
@@ -148,7 +148,7 @@ def test_exported_symbol_uses_mxnet_layer_norm_and_loads_without_gluonbert(tmp_p
     x = mx.nd.array(np.random.RandomState(1).normal(size=(2, 3, 8)))
     block.hybridize(static_alloc=True)
     expected = block(x).asnumpy()
-    assert kernels.LAYER_NORM_OP in block._cached_graph[1].tojson()  # pylint: disable=W0212
+    assert kernels.LAYER_NORM_OP in block._cached_graph[1].tojson()
     symbol_file, params_file = export_model(block, str(tmp_path / 'model'), [x])
     ops = [node['op'] for node in json.load(open(symbol_file))['nodes']]
     assert kernels.LAYER_NORM_OP not in ops and ops.count('LayerNorm') == 1
@@ -160,7 +160,7 @@ def test_exported_symbol_uses_mxnet_layer_norm_and_loads_without_gluonbert(tmp_p
               'print(repr(net(mx.nd.array(np.load(sys.argv[3]))).asnumpy().tolist()))\n')
     done = subprocess.run([sys.executable, '-c', script, symbol_file, params_file,
                            str(tmp_path / 'x.npy')], capture_output=True, text=True, check=True)
-    got = np.array(eval(done.stdout.strip().splitlines()[-1]))  # pylint: disable=eval-used
+    got = np.array(eval(done.stdout.strip().splitlines()[-1]))
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -185,7 +185,7 @@ def test_without_a_compiler_the_model_falls_back_and_says_so(tmp_path):
 def test_horovod_backend_refuses_to_start_beside_loaded_kernels():
     """Horovod's MXNet library and an extension library crash MXNet 1.9.1 in one process: once
     the kernels are loaded, the Horovod backend says so instead of starting."""
-    from gluonbert.train.distributed import HorovodBackend  # pylint: disable=C0415
+    from gluonbert.train.distributed import HorovodBackend
     assert kernels.load() and not kernels.disable('too late')
     with pytest.raises(RuntimeError, match='GLUONBERT_KERNELS=0'):
         HorovodBackend()
@@ -193,12 +193,12 @@ def test_horovod_backend_refuses_to_start_beside_loaded_kernels():
 
 def test_the_models_own_export_writes_mxnet_layer_norm(tmp_path):
     """`net.export` (Gluon's usual call) on gluonbert's models is portable too."""
-    from gluonbert import get_model  # pylint: disable=import-outside-toplevel
+    from gluonbert import get_model
     net, _ = get_model('bert_2_128_2', pretrained=False, use_decoder=False)
     net.initialize()
     net.hybridize(static_alloc=True)
     net(mx.nd.ones((1, 4)), mx.nd.zeros((1, 4)), mx.nd.array([4]))
-    assert kernels.LAYER_NORM_OP in net._cached_graph[1].tojson()  # pylint: disable=W0212
+    assert kernels.LAYER_NORM_OP in net._cached_graph[1].tojson()
     net.export(str(tmp_path / 'bert'))
     ops = [node['op'] for node in json.load(open(str(tmp_path / 'bert-symbol.json')))['nodes']]
     assert kernels.LAYER_NORM_OP not in ops and ops.count('LayerNorm') == 5
@@ -206,7 +206,7 @@ def test_the_models_own_export_writes_mxnet_layer_norm(tmp_path):
 
 def test_kernel_benchmark_script_prints_every_variant(capsys):
     sys.path.insert(0, os.path.join(ROOT, 'scripts'))
-    import bench_kernels  # pylint: disable=import-outside-toplevel
+    import bench_kernels
     bench_kernels.main(['--repeats', '1'])
     out = capsys.readouterr().out
     for name in ('MXNet LayerNorm', 'gluonbert kernel', 'torch LayerNorm', 'broadcast_add',

@@ -28,7 +28,7 @@ SST2 = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 @pytest.fixture(name='sentences', scope='module')
 def fixture_sentences():
     if not os.path.isfile(SST2):
-        pytest.skip('real sentences not found: {} (the shared data folder is absent)'.format(SST2))
+        pytest.skip(f'real sentences not found: {SST2} (the shared data folder is absent)')
     with open(SST2, encoding='utf-8') as f:
         rows = [line.rstrip('\n').split('\t')[0] for line in f][1:]
     return rows[:6] + [rows[20], 'a']  # varied lengths, and a one-word sentence

@@ -42,7 +42,7 @@ def test_forward_computes_in_float16_on_the_float32_weights():
     assert out.dtype == np.float32
     np.testing.assert_allclose(out.asnumpy(), reference, atol=2e-3, rtol=0)
     assert np.abs(out.asnumpy() - reference).max() > 0  # float16 rounding happened
-    graph = forward.block._cached_graph[1].get_internals()  # pylint: disable=protected-access
+    graph = forward.block._cached_graph[1].get_internals()
     _, types, _ = graph.infer_type(data0='float32', data1='float32', data2='float32')
     half = [n for n, t in zip(graph.list_outputs(), types) if t == np.float16]
     assert any('gelu' in n for n in half) and any('tanh' in n for n in half)
@@ -183,10 +183,10 @@ def test_bfloat16_training_runs_where_the_cpu_has_it_or_names_the_missing_flags(
 
 
 def test_script_refuses_float16_on_the_cpu_before_loading_anything(tmp_path):
-    import sys  # pylint: disable=import-outside-toplevel
+    import sys
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))), 'model_zoo', 'bert'))
-    import finetune_classifier  # pylint: disable=import-outside-toplevel
+    import finetune_classifier
     with pytest.raises(SystemExit, match='float16 training needs GPU contexts'):
         finetune_classifier.main(['--task', 'sst-2', '--data-dir', str(tmp_path), '--from-scratch',
                                   '--dtype', 'float16', '--output-dir', str(tmp_path / 'out')])
@@ -196,7 +196,7 @@ def test_script_refuses_float16_on_the_cpu_before_loading_anything(tmp_path):
 def test_pretraining_outputs_and_gradients_through_float16():
     """The four outputs of an MLM + NSP model come back float32; gradients match float32 up
     to float16 rounding (seen: 7.7e-4 on gradients of 0.3)."""
-    from gluonbert.train.pretraining import pretraining_loss  # pylint: disable=C0415
+    from gluonbert.train.pretraining import pretraining_loss
     net = tiny_model()
     ids, types, lengths = random_batch()
     batch = (ids, types, lengths, mx.nd.array([[1, 2], [0, 3], [1, 1]]),
@@ -219,11 +219,11 @@ def test_pretraining_outputs_and_gradients_through_float16():
 def test_the_gpu_float16_graph_converts_and_type_checks():
     """AMP's default float16 list cannot run on the CPU, but its rewrite of the BERT graph can be
     built and type-inferred here: the matmuls in float16, LayerNorm and softmax in float32."""
-    from gluonbert.train.mixed_precision import convert_graph  # pylint: disable=C0415
+    from gluonbert.train.mixed_precision import convert_graph
     net = classifier(dropout=0.1)
     net.hybridize()
     net(*random_batch())
-    data, symbol = net._cached_graph  # pylint: disable=protected-access
+    data, symbol = net._cached_graph
     graph = convert_graph(symbol, [d.name for d in data], 'float16').get_internals()
     _, types, _ = graph.infer_type(data0='int32', data1='int32', data2='int32')
     dtype = dict(zip(graph.list_outputs(), types))

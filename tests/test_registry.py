@@ -139,7 +139,7 @@ def test_summary_counts_add_up():
     text = model_summary(model, ids, types, lengths, mx.nd.array([[1], [2], [3]]), max_depth=1)
     rows = {line.split()[0]: line for line in text.splitlines()}
     total = gluonbert.count_parameters(model)
-    assert 'Total params: {:,}'.format(total) in text
+    assert f'Total params: {total:,}' in text
     children = sum(int(rows[n].split()[-1].replace(',', ''))
                    for n in ('encoder', 'pooler', 'classifier', 'decoder'))
     assert children == total  # the tied MLM weight is counted once, under the encoder
@@ -161,12 +161,12 @@ def test_inference_only_models_allocate_no_gradients_and_refuse_training():
     mx.random.seed(3)
     frozen, _ = get_model('bert_2_128_2', pretrained=False, use_decoder=False,
                           use_classifier=False, for_training=False)
-    assert all(p.grad_req == 'null' and p._grad is None  # pylint: disable=protected-access
+    assert all(p.grad_req == 'null' and p._grad is None
                for p in frozen.collect_params().values())
     inputs = random_batch(vocab_size=30522)
     for got, want in zip(frozen(*inputs), trainable(*inputs)):
         np.testing.assert_array_equal(got.asnumpy(), want.asnumpy())
-    from gluonbert.train import TrainingLoop  # pylint: disable=import-outside-toplevel
+    from gluonbert.train import TrainingLoop
     with pytest.raises(ValueError, match='no trainable parameters.*for_training=False'):
         TrainingLoop(frozen, lambda net, *batch: None, mx.cpu())
 

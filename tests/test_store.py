@@ -23,7 +23,7 @@ from checkpoint_helpers import gluonnlp_model
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAYLOAD = np.random.RandomState(0).bytes(40000)
 SHA1 = hashlib.sha1(PAYLOAD).hexdigest()
-NAME = 'bert_2_128_2_storetest-{}.params'.format(SHA1[:8])
+NAME = f'bert_2_128_2_storetest-{SHA1[:8]}.params'
 FAST = dict(retries=3, retry_wait=0.01, timeout=10)
 
 
@@ -50,7 +50,7 @@ class Mirror:
             """Serves mirror.routes."""
             timeout = 20
 
-            def do_GET(self):  # pylint: disable=invalid-name
+            def do_GET(self):
                 """Serve one route in its mode."""
                 mirror.hits[self.path] = mirror.hits.get(self.path, 0) + 1
                 if self.path not in mirror.routes:
@@ -68,11 +68,11 @@ class Mirror:
                 else:
                     self.wfile.write(body)
 
-            def log_message(self, *args):  # pylint: disable=arguments-differ
+            def log_message(self, *args):
                 pass
 
         self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.url = 'http://127.0.0.1:{}/'.format(self.server.server_address[1])
+        self.url = f'http://127.0.0.1:{self.server.server_address[1]}/'
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs=dict(poll_interval=0.05), daemon=True)
         self.thread.start()
@@ -136,14 +136,14 @@ def test_fact_table_keeps_gluonnlp_names_and_checksums():
 
 def test_fact_table_matches_gluonnlp_0_10():
     pytest.importorskip('gluonnlp')
-    from mxnet.gluon.model_zoo import model_store  # pylint: disable=import-outside-toplevel
-    from gluonnlp.data.utils import _vocab_sha1  # pylint: disable=import-outside-toplevel
+    from mxnet.gluon.model_zoo import model_store
+    from gluonnlp.data.utils import _vocab_sha1
     for (model, dataset), sha1 in facts.GLUONNLP_PARAMS.items():
-        assert model_store._model_sha1['{}_{}'.format(model, dataset)] == sha1
+        assert model_store._model_sha1[f'{model}_{dataset}'] == sha1
     for dataset, (sha1, ext) in facts.GLUONNLP_VOCABS.items():
         assert _vocab_sha1[dataset][:2] == [sha1, ext]
     published = {name for name in model_store._model_sha1 if name.startswith('bert_')}
-    ours = {'{}_{}'.format(m, d) for m, d in facts.GLUONNLP_PARAMS}
+    ours = {f'{m}_{d}' for m, d in facts.GLUONNLP_PARAMS}
     assert published - ours == set()  # every GluonNLP BERT pair of a registered shape
 
 
@@ -163,14 +163,14 @@ def test_corrupted_download_is_retried_then_discarded(mirror, tmp_path):
     with pytest.raises(StoreError) as err:
         fetch(NAME, SHA1, 'params', root=tmp_path, repo=mirror.url, **FAST)
     message = str(err.value)
-    assert 'expected {}'.format(SHA1) in message and 'discarded' in message
+    assert f'expected {SHA1}' in message and 'discarded' in message
     assert mirror.hits[route] == 3
     assert leftovers(tmp_path) == []
 
 
 def test_truncated_archive_is_rejected(mirror, tmp_path):
     good = zipped(NAME, PAYLOAD)
-    mirror.routes['/gluon/models/{}.zip'.format(NAME)] = (good[:len(good) // 2], 'ok')
+    mirror.routes[f'/gluon/models/{NAME}.zip'] = (good[:len(good) // 2], 'ok')
     with pytest.raises(StoreError, match='not a complete zip archive'):
         fetch(NAME, SHA1, 'params', root=tmp_path, repo=mirror.url, **FAST)
     assert leftovers(tmp_path) == []
@@ -194,7 +194,7 @@ def test_offline_error_names_file_folders_and_remedies(tmp_path):
         fetch(NAME, SHA1, 'params', root=tmp_path / 'cache')
     message = str(err.value)
     for part in (NAME, str(tmp_path / 'cache'), gluonnlp_cache(), 'GLUONBERT_REPO',
-                 'gluon/models/{}.zip'.format(NAME), 'convert_checkpoint.py'):
+                 f'gluon/models/{NAME}.zip', 'convert_checkpoint.py'):
         assert part in message
 
 
@@ -325,22 +325,22 @@ def test_get_model_pretrained_downloads_a_gluonnlp_checkpoint(mirror, tmp_path, 
     reference.save_parameters(str(tmp_path / 'source.params'))
     params_bytes = (tmp_path / 'source.params').read_bytes()
     vocab_bytes = their_vocab.to_json().encode('utf-8')
-    from conftest import TINY  # pylint: disable=import-outside-toplevel
+    from conftest import TINY
     shape = {k: v for k, v in TINY.items() if k not in ('vocab_size', 'dropout')}
     gluonbert.register_model('bert_2_16_4_storetest', **shape)
     params_sha1 = hashlib.sha1(params_bytes).hexdigest()
     vocab_sha1 = hashlib.sha1(vocab_bytes).hexdigest()
     store.register_pretrained('bert_2_16_4_storetest', 'tinycorpus', params_sha1, vocab_sha1)
-    mirror.add('bert_2_16_4_storetest_tinycorpus-{}.params'.format(params_sha1[:8]), params_bytes)
-    mirror.add('tinycorpus-{}.vocab'.format(vocab_sha1[:8]), vocab_bytes, kind='vocab')
+    mirror.add(f'bert_2_16_4_storetest_tinycorpus-{params_sha1[:8]}.params', params_bytes)
+    mirror.add(f'tinycorpus-{vocab_sha1[:8]}.vocab', vocab_bytes, kind='vocab')
     monkeypatch.setenv('GLUONBERT_REPO', mirror.url)
     monkeypatch.setenv('GLUONBERT_HOME', str(tmp_path / 'home'))
 
     model, vocab = get_model('bert_2_16_4_storetest', dataset_name='tinycorpus',
                              pretrained=True, dropout=0.0)
     assert sorted(os.listdir(tmp_path / 'home' / 'models')) == sorted(
-        ['bert_2_16_4_storetest_tinycorpus-{}.params'.format(params_sha1[:8]),
-         'tinycorpus-{}.vocab'.format(vocab_sha1[:8])] + [
+        [f'bert_2_16_4_storetest_tinycorpus-{params_sha1[:8]}.params',
+         f'tinycorpus-{vocab_sha1[:8]}.vocab'] + [
              f for f in os.listdir(tmp_path / 'home' / 'models') if f.endswith('.lock')])
     assert vocab.idx_to_token == their_vocab.idx_to_token
     assert model.use_decoder and model.use_classifier

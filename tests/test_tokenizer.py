@@ -70,8 +70,8 @@ def assert_same_ids(tokenizer, hf, texts, source):
     ours = tokenizer.encode_batch_ids(texts)
     theirs = hf_ids(hf, texts)
     mismatches = [i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
-    assert not mismatches, '{}: {} of {} differ, first: {!r}'.format(
-        source, len(mismatches), len(texts), texts[mismatches[0]])
+    assert not mismatches, (f'{source}: {len(mismatches)} of {len(texts)} differ, '
+                            f'first: {texts[mismatches[0]]!r}')
 
 
 def test_parity_with_hf_on_the_committed_sst2_slice(tokenizer, hf):
@@ -266,7 +266,8 @@ def test_bad_inputs_are_clear_errors(tokenizer, vocab):
 
 
 BASIC_TEXTS = [' \tHeLLo!how  \n Are yoU?  ', 'H\u00e9llo', 'ah\u535a\u63a8zz',
-               'ab\u0005cd e\u00a0f', 'Caf\u00e9 na\u00efve \u2014 \u201cquoted\u201d $5.00 `x` ^_^',
+               'ab\u0005cd e\u00a0f',
+               'Caf\u00e9 na\u00efve \u2014 \u201cquoted\u201d $5.00 `x` ^_^',
                'don\'t re-use co-op; \u00bfQu\u00e9? \u00a1S\u00ed!',
                '\u0645\u0631\u062d\u0628\u0627 \u4f60\u597d\u4e16\u754c', '']
 
@@ -286,7 +287,7 @@ def test_basic_tokenizer_is_googles(lower):
 
 
 def test_basic_tokenizer_character_classes_are_googles():
-    from transformers import tokenization_python as google  # pylint: disable=C0415
+    from transformers import tokenization_python as google
     ours, theirs = BERTBasicTokenizer(), gluonnlp.data.BERTBasicTokenizer()
     chars = [chr(c) for c in range(0x3000)] + ['\u3000', '\u300c', '\ufeff', '\U0001f600']
     for name in ('_is_whitespace', '_is_control', '_is_punctuation'):

@@ -24,8 +24,8 @@ def run_adamw(correct_bias, steps=6):
     grads = [[rng.randn(*w.shape).astype('float32') for w in weights] for _ in range(steps)]
     params = mx.gluon.ParameterDict()
     for i, w in enumerate(weights):
-        params.get('p{}'.format(i), shape=w.shape).initialize(mx.init.Constant(0))
-        params['p{}'.format(i)].set_data(w)
+        params.get(f'p{i}', shape=w.shape).initialize(mx.init.Constant(0))
+        params[f'p{i}'].set_data(w)
     schedule = LinearWarmupDecay(0.1, total_steps=steps, warmup_steps=2)
     trainer = mx.gluon.Trainer(params, 'adamw', dict(learning_rate=0.1, wd=0.01, epsilon=1e-6,
                                                     lr_scheduler=schedule,

@@ -77,8 +77,8 @@ def test_single_sentences_match_gluonnlp_unpadded(tokenizer, gluonnlp_tokenizer)
         for mine, ref in zip(ours(row), theirs(row)):
             np.testing.assert_array_equal(mine, ref)
     assert 0 < ours.truncation.truncated < len(rows)
-    assert ours.truncation.report().startswith('{} of {} examples'.format(
-        ours.truncation.truncated, len(rows)))
+    assert ours.truncation.report().startswith(f'{ours.truncation.truncated} of {len(rows)} '
+                                               f'examples')
 
 
 def test_untruncated_pairs_match_hf(tokenizer):

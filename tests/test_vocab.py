@@ -261,7 +261,7 @@ def test_gluonnlp_module_names():
 
 def test_from_sentencepiece_without_sentencepiece_is_a_clear_error(tmp_path):
     try:
-        import sentencepiece  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+        import sentencepiece  # noqa: F401
         pytest.skip('sentencepiece is installed')
     except ImportError:
         pass

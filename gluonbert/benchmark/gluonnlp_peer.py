@@ -10,7 +10,7 @@ from .inputs import make_inputs
 def gluonnlp_model(config: dict, vocab, arrays: dict | None = None) -> mx.gluon.Block:
     """GluonNLP 0.10's BERTModel with pooler: get_model('bert_12_768_12') with the shape of
     `config` (gluonbert hyperparameters); `arrays` (gluonbert names) become its weights."""
-    import gluonnlp  # pylint: disable=import-outside-toplevel
+    import gluonnlp
     shape = {key: config[key] for key in ('num_layers', 'units', 'hidden_size', 'num_heads',
                                           'max_length', 'dropout', 'activation',
                                           'layer_norm_eps', 'token_type_vocab_size')}
@@ -27,7 +27,7 @@ def gluonnlp_model(config: dict, vocab, arrays: dict | None = None) -> mx.gluon.
 def gluonnlp_classifier(nlp_net: mx.gluon.Block, head: mx.gluon.Block | None = None) -> tuple:
     """GluonNLP's BERTClassifier (2 classes, dropout 0.1) with mx Trainer 'adam'; `head` (a
     Dense) gives its output layer the same weights."""
-    import gluonnlp  # pylint: disable=import-outside-toplevel
+    import gluonnlp
     classifier = gluonnlp.model.BERTClassifier(nlp_net, num_classes=2, dropout=0.1)
     classifier.classifier.initialize(mx.init.Normal(0.02))
     classifier(*mx_inputs(make_inputs(10, 1, 4, 0), 'float32'))  # finish deferred shapes

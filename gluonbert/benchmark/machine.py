@@ -56,9 +56,9 @@ OPTIONAL_LIBRARIES = ('onnx', 'onnxruntime', 'openvino')
 
 def versions() -> dict[str, str]:
     """Versions of the frameworks compared (the optional runtimes when installed)."""
-    import gluonnlp  # pylint: disable=import-outside-toplevel
-    import torch  # pylint: disable=import-outside-toplevel
-    import transformers  # pylint: disable=import-outside-toplevel
+    import gluonnlp
+    import torch
+    import transformers
     out = dict(python=platform.python_version(), gluonbert=__version__,
                gluonbert_kernels='loaded' if kernels.load() else 'off (MXNet LayerNorm)',
                mxnet=mxnet.__version__, torch=torch.__version__,

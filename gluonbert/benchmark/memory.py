@@ -26,7 +26,7 @@ PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_
 
 def probe_hf(mode: str, config: dict, inputs: tuple, labels):
     """A memory probe's HF model (its own random weights) as one-iteration callable."""
-    import torch  # pylint: disable=import-outside-toplevel
+    import torch
     setup_torch(int(os.environ['OMP_NUM_THREADS']))
     if mode == 'train':
         model = hf_from_config(config['hf'], 'BertForSequenceClassification')

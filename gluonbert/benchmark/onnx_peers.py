@@ -19,7 +19,7 @@ def onnx_feeds(inputs: tuple) -> dict:
 def quantize_onnx(path: str) -> str:
     """onnxruntime's quantize_dynamic of the fp32 file (int8 weights, activations quantized at
     run time) -> the int8 file's path, beside it."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic  # pylint: disable=C0415
+    from onnxruntime.quantization import QuantType, quantize_dynamic
     int8_path = path[:-len('.onnx')] + '-int8.onnx'
     if not os.path.isfile(int8_path):
         root = logging.getLogger()
@@ -35,7 +35,7 @@ def quantize_onnx(path: str) -> str:
 def ort_session(path: str, threads: int):
     """An ONNX Runtime CPU session on `threads` intra-op threads (one inter-op: the graph runs
     sequentially, as the other runtimes do)."""
-    import onnxruntime  # pylint: disable=import-outside-toplevel
+    import onnxruntime
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -56,7 +56,7 @@ def ort_runner(session, inputs: tuple):
 
 def openvino_bf16_unavailable() -> str | None:
     """Why OpenVINO cannot run bf16 on this CPU, or None."""
-    import openvino  # pylint: disable=import-outside-toplevel
+    import openvino
     capabilities = openvino.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
     return None if 'BF16' in capabilities else (
         f'OpenVINO lists no BF16 among this CPU\'s capabilities ({", ".join(capabilities)})')
@@ -67,7 +67,7 @@ def openvino_runner(path: str, inputs: tuple, precision: str, threads: int):
     INFERENCE_PRECISION_HINT `precision` ('f32' or 'bf16': f32 must be asked for, as OpenVINO
     picks bf16 by itself on CPUs that have it) on `threads` threads; run(fetch=True) returns
     float32 (sequence (batch, seq_len, units), pooled (batch, units))."""
-    import openvino  # pylint: disable=import-outside-toplevel
+    import openvino
     core = openvino.Core()
     model = core.read_model(path)
     feeds = onnx_feeds(inputs)

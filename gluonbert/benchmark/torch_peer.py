@@ -16,8 +16,8 @@ ONNX_OPSET = 17
 
 def setup_torch(threads: int) -> None:
     """torch on `threads` threads; transformers without progress bars and warnings."""
-    import torch  # pylint: disable=import-outside-toplevel
-    import transformers  # pylint: disable=import-outside-toplevel
+    import torch
+    import transformers
     torch.set_num_threads(threads)
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
@@ -25,7 +25,7 @@ def setup_torch(threads: int) -> None:
 
 def hf_inputs(inputs: tuple) -> dict:
     """numpy inputs -> transformers keyword arguments, the padding mask from valid_length."""
-    import torch  # pylint: disable=import-outside-toplevel
+    import torch
     ids, types, _ = inputs
     return dict(input_ids=torch.from_numpy(ids.astype(np.int64)),
                 token_type_ids=torch.from_numpy(types.astype(np.int64)),
@@ -35,7 +35,7 @@ def hf_inputs(inputs: tuple) -> dict:
 def hf_runner(model, feeds: dict, bf16: bool = False):
     """A forward pass of a transformers BertModel (`bf16`: under torch.autocast bfloat16);
     run(fetch=True) returns float32 (sequence (batch, seq_len, units), pooled (batch, units))."""
-    import torch  # pylint: disable=import-outside-toplevel
+    import torch
 
     def run(fetch=False):
         autocast = (torch.autocast('cpu', dtype=torch.bfloat16) if bf16
@@ -51,7 +51,7 @@ def hf_runner(model, feeds: dict, bf16: bool = False):
 def hf_model(block, vocab, folder: str, class_name: str):
     """Write `block` as a HuggingFace folder with gluonbert's converter, load it as
     transformers.`class_name` with sdpa attention."""
-    import transformers  # pylint: disable=import-outside-toplevel
+    import transformers
     path = os.path.join(folder, class_name)
     save_hf_checkpoint(block, vocab, path)
     return getattr(transformers, class_name).from_pretrained(
@@ -60,7 +60,7 @@ def hf_model(block, vocab, folder: str, class_name: str):
 
 def hf_from_config(config: dict, class_name: str):
     """A transformers model with its own random weights from a BertConfig dict (memory probes)."""
-    import transformers  # pylint: disable=import-outside-toplevel
+    import transformers
     extra = dict(num_labels=2) if class_name != 'BertModel' else {}
     return getattr(transformers, class_name)(
         transformers.BertConfig(attn_implementation='sdpa', **dict(config, **extra)))
@@ -68,7 +68,7 @@ def hf_from_config(config: dict, class_name: str):
 
 def hf_train_step(model, feeds: dict, labels):
     """One torch step of a BertForSequenceClassification: cross-entropy, backward, AdamW."""
-    import torch  # pylint: disable=import-outside-toplevel
+    import torch
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, eps=1e-6, weight_decay=0.01)
     model.train()
 
@@ -83,7 +83,7 @@ def hf_train_step(model, feeds: dict, labels):
 def export_onnx(model, inputs: tuple, path: str) -> str:
     """torch.onnx.export of a transformers BertModel to `path`, batch and sequence length
     dynamic; inputs ONNX_INPUTS (int64, (batch, seq_len)), outputs ONNX_OUTPUTS -> `path`."""
-    import torch  # pylint: disable=import-outside-toplevel
+    import torch
 
     class Outputs(torch.nn.Module):
         """The model with positional inputs and a (sequence, pooled) tuple out: the TorchScript
@@ -93,7 +93,7 @@ def export_onnx(model, inputs: tuple, path: str) -> str:
             super().__init__()
             self.bert = bert
 
-        def forward(self, input_ids, attention_mask, token_type_ids):  # pylint: disable=W0221
+        def forward(self, input_ids, attention_mask, token_type_ids):
             """(batch, seq_len) int64 x3 -> ((batch, seq_len, units), (batch, units))."""
             output = self.bert(input_ids=input_ids, attention_mask=attention_mask,
                                token_type_ids=token_type_ids)

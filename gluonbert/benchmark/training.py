@@ -11,7 +11,7 @@ from .variants import HF, NLP, OURS
 
 def bench_train(models: dict, args, peak_gflops: float) -> dict:
     """Round-robin timings of one fine-tuning step of each framework, from the same weights."""
-    import torch  # pylint: disable=import-outside-toplevel
+    import torch
     inputs, labels = train_batch(models['config']['vocab_size'])
     classifier, trainer = gluonbert_classifier(models['net'])
     hf = hf_model(classifier, models['vocab'], models['folder'], 'BertForSequenceClassification')

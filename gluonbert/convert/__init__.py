@@ -29,9 +29,10 @@ def detect_format(path):
     elif os.path.isfile(path + '.index') or (path.endswith('.index') and os.path.isfile(path)):
         return 'tf'
     raise ConversionError(
-        'cannot tell the checkpoint format of {}: expected a HuggingFace folder (config.json), '
+        f'cannot tell the checkpoint format of {path}: expected a HuggingFace folder '
+        f'(config.json), '
         'a TensorFlow BERT folder (bert_config.json + bert_model.ckpt.*) or checkpoint prefix, '
-        'a GluonNLP .params file, or a gluonbert folder (gluonbert_config.json)'.format(path))
+        'a GluonNLP .params file, or a gluonbert folder (gluonbert_config.json)')
 
 
 def load_checkpoint(path, vocab=None, num_heads=None, hparams=None, fmt=None):
@@ -44,16 +45,16 @@ def load_checkpoint(path, vocab=None, num_heads=None, hparams=None, fmt=None):
     path = str(path)
     vocab = None if vocab is None else as_vocab(vocab)  # GluonNLP vocab objects too
     if fmt == 'hf':
-        from .hf import read_hf_checkpoint  # pylint: disable=import-outside-toplevel
+        from .hf import read_hf_checkpoint
         return read_hf_checkpoint(path, vocab)
     if fmt == 'tf':
-        from .tf import read_tf_checkpoint  # pylint: disable=import-outside-toplevel
+        from .tf import read_tf_checkpoint
         return read_tf_checkpoint(path, vocab)
     if fmt == 'gluonbert':
-        from .native import read_native_checkpoint  # pylint: disable=import-outside-toplevel
+        from .native import read_native_checkpoint
         return read_native_checkpoint(path, vocab)
     if fmt == 'gluonnlp':
-        from .gluonnlp import read_params_checkpoint  # pylint: disable=import-outside-toplevel
+        from .gluonnlp import read_params_checkpoint
         return read_params_checkpoint(path, num_heads, vocab, hparams)
     raise ConversionError('unknown checkpoint format {!r}; known: {}'.format(fmt,
                                                                            ', '.join(FORMATS)))

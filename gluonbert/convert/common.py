@@ -77,7 +77,7 @@ def assign_parameters(block, arrays, allow_missing=False, allow_unexpected=False
     for name in sorted(set(params) & set(arrays)):
         want, got = tuple(params[name].shape), tuple(np.shape(arrays[name]))
         if want != got:
-            problems.append('{}: checkpoint has shape {}, model expects {}'.format(name, got, want))
+            problems.append(f'{name}: checkpoint has shape {got}, model expects {want}')
     if missing and not allow_missing:
         problems.append('missing from the checkpoint ({}): {}'.format(len(missing),
                                                                      ', '.join(missing)))
@@ -85,8 +85,8 @@ def assign_parameters(block, arrays, allow_missing=False, allow_unexpected=False
         problems.append('not in the model ({}): {}'.format(len(unexpected),
                                                           ', '.join(unexpected)))
     if problems:
-        where = ' from {}'.format(source) if source else ''
-        raise ConversionError('cannot load parameters{}:\n  '.format(where) +
+        where = f' from {source}' if source else ''
+        raise ConversionError(f'cannot load parameters{where}:\n  ' +
                               '\n  '.join(problems))
     for name, param in params.items():
         if name in arrays:
@@ -105,13 +105,13 @@ def check_vocab_fits(vocab, arrays, declared_size=None, source=''):
         raise ConversionError('{}: sizes disagree: {}; the vocabulary must be the one the '
                               'checkpoint was trained with'.format(
                                   source or 'checkpoint',
-                                  ', '.join('{} has {} tokens'.format(w, s) for w, s in known)))
+                                  ', '.join(f'{w} has {s} tokens' for w, s in known)))
 
 
 def checkpoint_with_vocab(arrays, hparams, vocab, folder, source, task=None, labels=None):
     """Finish a converted checkpoint: the given vocab, else `folder/vocab.txt` if present,
     checked against the embedding and the config -> Checkpoint (`labels`: output names)."""
-    from ..data.vocab import BERTVocab  # pylint: disable=import-outside-toplevel
+    from ..data.vocab import BERTVocab
     if vocab is None:
         vocab_path = os.path.join(folder, 'vocab.txt')
         vocab = BERTVocab.from_file(vocab_path) if os.path.isfile(vocab_path) else None

@@ -38,7 +38,7 @@ def _compile(template):
     """A name template ('encoder.layers.{i}.ffn_1.{p}') -> a regex with named fields."""
     pattern = re.escape(template)
     for field, group in _FIELDS.items():
-        pattern = pattern.replace(re.escape('{%s}' % field), group)
+        pattern = pattern.replace(re.escape('{' + field + '}'), group)
     return re.compile(pattern)
 
 
@@ -68,15 +68,16 @@ def convert_gluonnlp_params(arrays, num_heads):
         if name == _TIED:
             embed = arrays.get('word_embed.0.weight')
             if embed is not None and not np.array_equal(np.asarray(embed), value):
-                raise ConversionError('{} differs from word_embed.0.weight, but gluonbert ties '
-                                      'the MLM output weight to the word embedding'.format(name))
+                raise ConversionError(f'{name} differs from word_embed.0.weight, but gluonbert '
+                                      f'ties '
+                                      'the MLM output weight to the word embedding')
             continue
         out[_rename(name, _FROM_GLUONNLP) or name] = value
     for (layer, kind), parts in qkv.items():
         if set(parts) != {'query', 'key', 'value'}:
-            raise ConversionError('layer {} has {} {} projection(s) of query/key/value'.format(
-                layer, sorted(parts), kind))
-        out['encoder.layers.{}.attention.qkv.{}'.format(layer, kind)] = interleave_qkv(
+            raise ConversionError(f'layer {layer} has {sorted(parts)} {kind} projection(s) of '
+                                  f'query/key/value')
+        out[f'encoder.layers.{layer}.attention.qkv.{kind}'] = interleave_qkv(
             parts['query'], parts['key'], parts['value'], num_heads)
     return out
 
@@ -93,12 +94,11 @@ def to_gluonnlp_params(arrays, num_heads):
         if match:
             layer, kind = match.groups()
             for part, tensor in zip(('query', 'key', 'value'), split_qkv(value, num_heads)):
-                out['encoder.transformer_cells.{}.attention_cell.proj_{}.{}'.format(
-                    layer, part, kind)] = tensor
+                out[f'encoder.transformer_cells.{layer}.attention_cell.proj_{part}.{kind}'] = tensor
             continue
         theirs = _rename(name, _TO_GLUONNLP)
         if theirs is None:
-            raise ConversionError('no GluonNLP name for gluonbert parameter {}'.format(name))
+            raise ConversionError(f'no GluonNLP name for gluonbert parameter {name}')
         out[theirs] = np.asarray(value)
     if 'decoder.3.bias' in out and 'word_embed.0.weight' in out:
         out[_TIED] = out['word_embed.0.weight']
@@ -154,9 +154,9 @@ def read_params_checkpoint(path, num_heads=None, vocab=None, hparams=None):
     arrays = read_params(path)
     if arrays and not any('.' in name for name in arrays):
         raise ConversionError(
-            "{} uses the legacy prefix-based names ({}, ...) of Gluon's collect_params().save; "
-            'gluonbert reads the structural names written by save_parameters'.format(
-                path, sorted(arrays)[0]))
+            f"{path} uses the legacy prefix-based names ({sorted(arrays)[0]}, ...) of Gluon's "
+            f"collect_params().save; "
+            'gluonbert reads the structural names written by save_parameters')
     arrays, task_arrays = split_task_model(arrays, path)
     if is_gluonnlp_names(arrays):
         if num_heads is None:
@@ -164,9 +164,8 @@ def read_params_checkpoint(path, num_heads=None, vocab=None, hparams=None):
                                   'num_heads (get_model(name, pretrained=path) does)')
         arrays = convert_gluonnlp_params(arrays, num_heads)
     elif not any(name.startswith('encoder.layers.') for name in arrays):
-        raise ConversionError('{} holds neither GluonNLP BERT parameters (encoder.'
-                              'transformer_cells.*) nor gluonbert ones (encoder.layers.*)'
-                              .format(path))
+        raise ConversionError(f'{path} holds neither GluonNLP BERT parameters (encoder.'
+                              'transformer_cells.*) nor gluonbert ones (encoder.layers.*)')
     check_vocab_fits(vocab, arrays, None, path)
     outputs = np.shape(task_arrays['task.weight'])[0] if task_arrays else None
     return Checkpoint(arrays=dict(arrays, **task_arrays), hparams=dict(hparams or {}),

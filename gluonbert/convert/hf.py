@@ -105,14 +105,14 @@ def config_to_hparams(config, source='config.json'):
 def read_config(path):
     """Load a JSON config file, with a clear error if it is absent or malformed."""
     if not os.path.isfile(path):
-        raise ConversionError('config file not found: {}'.format(path))
+        raise ConversionError(f'config file not found: {path}')
     try:
         with open(path, encoding='utf-8') as f:
             config = json.load(f)
     except json.JSONDecodeError as err:
-        raise ConversionError('{} is not valid JSON: {}'.format(path, err)) from None
+        raise ConversionError(f'{path} is not valid JSON: {err}') from None
     if not isinstance(config, dict):
-        raise ConversionError('{} is not a JSON object'.format(path))
+        raise ConversionError(f'{path} is not a JSON object')
     return config
 
 
@@ -131,21 +131,21 @@ def read_hf_state(directory):
         return state
     if os.path.isfile(binary):
         return _read_torch_bin(binary)
-    raise ConversionError('{} holds no weights: expected model.safetensors, '
-                          'model.safetensors.index.json or pytorch_model.bin'.format(directory))
+    raise ConversionError(f'{directory} holds no weights: expected model.safetensors, '
+                          'model.safetensors.index.json or pytorch_model.bin')
 
 
 def _read_torch_bin(path):
     try:
-        import torch  # pylint: disable=import-outside-toplevel
+        import torch
     except ImportError:
-        raise ConversionError('{} is a PyTorch pickle; reading it needs torch (pip install '
-                              'torch), or convert the folder to model.safetensors'.format(path)) \
+        raise ConversionError(f'{path} is a PyTorch pickle; reading it needs torch (pip install '
+                              'torch), or convert the folder to model.safetensors') \
             from None
     try:
         state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:  # torch raises many types for damaged pickles
-        raise ConversionError('cannot read {}: {}'.format(path, err)) from None
+        raise ConversionError(f'cannot read {path}: {err}') from None
     return {name: (t.float() if t.dtype == torch.bfloat16 else t).numpy()
             for name, t in state.items() if hasattr(t, 'numpy')}
 
@@ -176,11 +176,12 @@ def hf_to_canonical(state, num_heads, task_layer='classifier'):
             out[_rename(short, _FROM_HF) or name] = value
     for (layer, kind), parts in sorted(qkv.items()):
         if set(parts) != {'query', 'key', 'value'}:
-            raise ConversionError('layer {} has the attention {} of {} only; query, key and '
-                                  'value are all needed'.format(layer, kind, sorted(parts)))
-        out['encoder.layers.{}.attention.qkv.{}'.format(layer, kind)] = interleave_qkv(
+            raise ConversionError(f'layer {layer} has the attention {kind} of {sorted(parts)} '
+                                  f'only; query, key and '
+                                  'value are all needed')
+        out[f'encoder.layers.{layer}.attention.qkv.{kind}'] = interleave_qkv(
             parts['query'], parts['key'], parts['value'], num_heads)
-    untied = ['{} differs from {}'.format(name, _TIED[name]) for name, value in sorted(tied.items())
+    untied = [f'{name} differs from {_TIED[name]}' for name, value in sorted(tied.items())
               if _TIED[name] in out and not np.array_equal(out[_TIED[name]], value)]
     if untied:
         raise ConversionError('{}, but gluonbert ties them (the MLM output layer shares the word '
@@ -205,14 +206,13 @@ def canonical_to_hf(arrays, num_heads, architecture, task_layer='classifier'):
         if match:
             layer, kind = match.groups()
             for part, tensor in zip(('query', 'key', 'value'), split_qkv(value, num_heads)):
-                out['{}encoder.layer.{}.attention.self.{}.{}'.format(
-                    prefix, layer, part, kind)] = tensor
+                out[f'{prefix}encoder.layer.{layer}.attention.self.{part}.{kind}'] = tensor
         elif name.startswith('task.'):
             out[task_layer + name[len('task'):]] = value
         else:
             hf_name = _rename(name, _TO_HF)
             if hf_name is None:
-                raise ConversionError('no HuggingFace name for gluonbert parameter {}'.format(name))
+                raise ConversionError(f'no HuggingFace name for gluonbert parameter {name}')
             backbone = any(p.fullmatch(name) for p in _BACKBONE_OURS)
             out[(prefix if backbone else '') + hf_name] = value
     return out
@@ -224,7 +224,7 @@ def read_hf_checkpoint(directory, vocab=None):
     `vocab` (a BERTVocab) replaces the folder's vocab.txt; its size must still fit.
     """
     if not os.path.isdir(directory):
-        raise ConversionError('not a HuggingFace model folder: {}'.format(directory))
+        raise ConversionError(f'not a HuggingFace model folder: {directory}')
     config_path = os.path.join(directory, 'config.json')
     config = read_config(config_path)
     hparams = config_to_hparams(config, config_path)
@@ -244,7 +244,7 @@ def read_hf_checkpoint(directory, vocab=None):
 def head_dropout_rate(block):
     """Dropout rate before a task head's output layer (0.0 for none or a BERTModel)."""
     dropout = getattr(block, 'dropout', None)
-    return float(dropout._rate) if dropout is not None else 0.0  # pylint: disable=W0212
+    return float(dropout._rate) if dropout is not None else 0.0
 
 
 def config_head_dropout(config, task):
@@ -309,10 +309,11 @@ def tokenizer_config(vocab, lower=None, max_length=512):
 def hf_architecture(block):
     """The HuggingFace class that holds what `block` holds."""
     if getattr(block, 'pooling', None) == 'mean':
-        raise ConversionError('{} pools the mean of the tokens; HuggingFace\'s BERT heads pool '
+        raise ConversionError(f'{type(block).__name__} pools the mean of the tokens; '
+                              f'HuggingFace\'s BERT heads pool '
                               '[CLS] through the pooler, so the saved model would answer '
                               'differently. Save it with save_native_checkpoint, or export it '
-                              'with export_model'.format(type(block).__name__))
+                              'with export_model')
     arrays, task = block_to_canonical(block)
     if task is not None:
         return TASK_ARCHITECTURES[task], task, arrays

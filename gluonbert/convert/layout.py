@@ -28,7 +28,7 @@ ARCHITECTURE_FIELDS = ('vocab_size', 'units', 'hidden_size', 'num_heads', 'num_l
 def task_of(block):
     """(output-layer attribute, task kind) of a task block, or (None, None) for a BERTModel."""
     for cls, info in TASK_BLOCKS.items():
-        if type(block) is cls:  # pylint: disable=unidiomatic-typecheck
+        if type(block) is cls:
             return info
     if isinstance(block, BERTModel):
         return None, None
@@ -54,8 +54,8 @@ def block_to_canonical(block):
         elif name.startswith(attr + '.'):
             arrays['task.' + name[len(attr) + 1:]] = value
         else:
-            raise ConversionError('{} has a parameter {} outside its backbone and output layer'
-                                  .format(type(block).__name__, name))
+            raise ConversionError(f'{type(block).__name__} has a parameter {name} outside its '
+                                  'backbone and output layer')
     return arrays, task
 
 
@@ -65,8 +65,8 @@ def canonical_to_block(block, arrays, checkpoint_task=None):
     if attr is None:
         return dict(arrays)
     if checkpoint_task is not None and checkpoint_task != task:
-        raise ConversionError('the checkpoint holds a {} head but {} is a {} model'.format(
-            checkpoint_task, type(block).__name__, task))
+        raise ConversionError(f'the checkpoint holds a {checkpoint_task} head but '
+                              f'{type(block).__name__} is a {task} model')
     return {(attr + name[len('task'):] if name.startswith('task.') else 'bert.' + name): value
             for name, value in arrays.items()}
 
@@ -84,11 +84,11 @@ def check_hparams(model_config, checkpoint_hparams, source='', arrays=None):
     diffs = []
     for f in ARCHITECTURE_FIELDS:
         if f in checkpoint_hparams and checkpoint_hparams[f] != model_config[f]:
-            line = "{}: the checkpoint's configuration says {!r}, the model has {!r}".format(
-                f, checkpoint_hparams[f], model_config[f])
+            line = (f"{f}: the checkpoint's configuration says {checkpoint_hparams[f]!r}, "
+                    f'the model has {model_config[f]!r}')
             tensor, axis = FIELDS_IN_WEIGHTS.get(f, (None, None))
             if arrays is not None and tensor in arrays:
-                line += ', the weights ({}) are {}'.format(tensor, arrays[tensor].shape[axis])
+                line += f', the weights ({tensor}) are {arrays[tensor].shape[axis]}'
             diffs.append(line)
     if diffs:
         raise ConversionError('{} disagrees with the model being built (the configuration file '
@@ -132,13 +132,11 @@ def resolve_heads(present, use_pooler=None, use_decoder=None, use_classifier=Non
 
 def _encoder(checkpoint, overrides):
     if not checkpoint.hparams:
-        raise ConversionError('{} carries no hyperparameters; build the model yourself (e.g. '
-                              'get_model(name, pretrained=path)) and use load_into'.format(
-                                  checkpoint.source))
+        raise ConversionError(f'{checkpoint.source} carries no hyperparameters; build the model '
+                              'yourself (e.g. get_model(name, pretrained=path)) and use load_into')
     changed = sorted(set(overrides) & set(ARCHITECTURE_FIELDS))
     if changed:
-        raise ConversionError('cannot override architecture field(s) {} of a checkpoint'.format(
-            changed))
+        raise ConversionError(f'cannot override architecture field(s) {changed} of a checkpoint')
     return BERTEncoder(**dict(checkpoint.hparams, **overrides))
 
 
@@ -162,9 +160,8 @@ def block_from_checkpoint(checkpoint, allow_missing=False, allow_unexpected=Fals
     with the heads it has; built from its hyperparameters and loaded strictly."""
     if checkpoint.task is None:
         if 'task' in checkpoint.heads:
-            raise ConversionError('{} has a task output layer but does not say which task it '
-                                  'solves (e.g. config.json "architectures")'.format(
-                                      checkpoint.source))
+            raise ConversionError(f'{checkpoint.source} has a task output layer but does not say '
+                                  'which task it solves (e.g. config.json "architectures")')
         return model_from_checkpoint(checkpoint, ctx=ctx, allow_missing=allow_missing,
                                      allow_unexpected=allow_unexpected, **overrides)
     labels = checkpoint.task_labels

@@ -20,15 +20,15 @@ FORMAT_VERSION = 1
 def read_params(path):
     """An MXNet .params file -> {name: numpy array}; a damaged file gives ConversionError."""
     if not os.path.isfile(path):
-        raise ConversionError('parameter file not found: {}'.format(path))
+        raise ConversionError(f'parameter file not found: {path}')
     try:
         loaded = mx.nd.load(path)
     except mx.base.MXNetError as err:
-        raise ConversionError('cannot read {} (truncated or not an MXNet .params file): {}'
-                              .format(path, mxnet_message(str(err)))) from None
+        raise ConversionError(f'cannot read {path} (truncated or not an MXNet .params file): '
+                              f'{mxnet_message(str(err))}'
+                              ) from None
     if not isinstance(loaded, dict):
-        raise ConversionError('{} holds an unnamed list of arrays, not named parameters'.format(
-            path))
+        raise ConversionError(f'{path} holds an unnamed list of arrays, not named parameters')
     return {name: value.asnumpy() for name, value in loaded.items()}
 
 
@@ -69,9 +69,9 @@ def read_native_checkpoint(directory, vocab=None):
         with open(path, encoding='utf-8') as f:
             config = json.load(f)
     except (OSError, json.JSONDecodeError) as err:
-        raise ConversionError('cannot read {}: {}'.format(path, err)) from None
+        raise ConversionError(f'cannot read {path}: {err}') from None
     if config.get('format') != 'gluonbert' or 'hparams' not in config:
-        raise ConversionError('{} is not a gluonbert checkpoint config'.format(path))
+        raise ConversionError(f'{path} is not a gluonbert checkpoint config')
     arrays = read_params(os.path.join(directory, PARAMS_NAME))
     if vocab is None:
         vocab = BERTVocab.from_file(os.path.join(directory, 'vocab.txt'))

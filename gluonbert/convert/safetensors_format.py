@@ -35,25 +35,26 @@ def read_safetensors(path):
     with open(path, 'rb') as f:
         prefix = f.read(8)
         if len(prefix) < 8:
-            raise ConversionError('{} is truncated: {} bytes, shorter than the 8-byte header '
-                                  'length'.format(path, size))
+            raise ConversionError(f'{path} is truncated: {size} bytes, shorter than the 8-byte '
+                                  f'header '
+                                  'length')
         (header_len,) = struct.unpack('<Q', prefix)
         if header_len > _MAX_HEADER or 8 + header_len > size:
-            raise ConversionError('{} is truncated or not a safetensors file: the header claims '
-                                  '{} bytes but the file has {}'.format(path, header_len, size))
+            raise ConversionError(f'{path} is truncated or not a safetensors file: the header '
+                                  f'claims '
+                                  f'{header_len} bytes but the file has {size}')
         try:
             header = json.loads(f.read(header_len).decode('utf-8'))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ConversionError('{} has a corrupt safetensors header: {}'.format(path, err)) \
+            raise ConversionError(f'{path} has a corrupt safetensors header: {err}') \
                 from None
     if not isinstance(header, dict):
-        raise ConversionError('{} has a corrupt safetensors header (not a JSON object)'.format(
-            path))
+        raise ConversionError(f'{path} has a corrupt safetensors header (not a JSON object)')
     header.pop('__metadata__', None)
     for name, info in header.items():
         if not isinstance(info, dict) or not {'dtype', 'shape', 'data_offsets'} <= set(info):
-            raise ConversionError('{} has a corrupt safetensors header entry for {}: {!r}'
-                                  .format(path, name, info))
+            raise ConversionError(f'{path} has a corrupt safetensors header entry for {name}: '
+                                  f'{info!r}')
     data_start = 8 + header_len
     data = np.memmap(path, dtype=np.uint8, mode='r', offset=data_start) \
         if size > data_start else np.zeros(0, np.uint8)
@@ -73,11 +74,13 @@ def _tensor(path, name, info, data, data_size):
     begin, end = info['data_offsets']
     want = int(np.prod(shape, dtype=np.int64)) * np.dtype(_DTYPES[dtype]).itemsize
     if end - begin != want:
-        raise ConversionError('{}: tensor {} of shape {} and dtype {} needs {} bytes but its '
-                              'offsets span {}'.format(path, name, shape, dtype, want, end - begin))
+        raise ConversionError(f'{path}: tensor {name} of shape {shape} and dtype {dtype} needs '
+                              f'{want} bytes but its '
+                              f'offsets span {end - begin}')
     if end > data_size:
-        raise ConversionError('{} is truncated: tensor {} ends at byte {} of the data section, '
-                              'which has only {} bytes'.format(path, name, end, data_size))
+        raise ConversionError(f'{path} is truncated: tensor {name} ends at byte {end} of the data '
+                              f'section, '
+                              f'which has only {data_size} bytes')
     values = np.array(data[begin:end]).view(_DTYPES[dtype]).reshape(shape)
     if dtype == 'BF16':
         values = _bfloat16_to_float32(values)
@@ -91,8 +94,7 @@ def write_safetensors(path, arrays, metadata=None):
         value = np.ascontiguousarray(arrays[name])
         little = value.astype(value.dtype.newbyteorder('<'), copy=False)
         if little.dtype.str not in _NAMES and little.dtype != np.bool_:
-            raise ValueError('cannot write tensor {} of dtype {} to safetensors'.format(
-                name, value.dtype))
+            raise ValueError(f'cannot write tensor {name} of dtype {value.dtype} to safetensors')
         blob = little.tobytes()
         header[name] = dict(dtype=_NAMES.get(little.dtype.str, 'BOOL'), shape=list(value.shape),
                             data_offsets=[offset, offset + len(blob)])

@@ -72,7 +72,7 @@ def find_checkpoint_prefix(path):
         if indexes:
             raise ConversionError('{} holds several checkpoints ({}); pass the prefix of one'
                                   .format(path, ', '.join(os.path.basename(i) for i in indexes)))
-    raise ConversionError('no TensorFlow checkpoint (*.index) found at {}'.format(path))
+    raise ConversionError(f'no TensorFlow checkpoint (*.index) found at {path}')
 
 
 def read_tf_checkpoint(path, vocab=None):

@@ -52,8 +52,7 @@ def _proto_fields(data):
         elif wire == 5:
             value, pos = struct.unpack_from('<I', data, pos)[0], pos + 4
         else:
-            raise ConversionError('unsupported protobuf wire type {} in checkpoint index'.format(
-                wire))
+            raise ConversionError(f'unsupported protobuf wire type {wire} in checkpoint index')
         fields.append((number, value))
     return fields
 
@@ -73,7 +72,7 @@ def _parse_entry(name, data):
                     size = dict(_proto_fields(dim)).get(1, 0)
                     entry['shape'].append(_signed(size))
                 elif dim_number == 3 and dim:
-                    raise ConversionError('{} has an unknown rank'.format(name))
+                    raise ConversionError(f'{name} has an unknown rank')
         elif number in (3, 4, 5, 6):
             entry[{3: 'shard_id', 4: 'offset', 5: 'size', 6: 'crc32c'}[number]] = value
         elif number == 7:
@@ -84,21 +83,21 @@ def _parse_entry(name, data):
 def _read_block(blob, offset, size, path):
     end = offset + size + 5
     if end > len(blob):
-        raise ConversionError('{} is truncated: a block ends at byte {} of {}'.format(
-            path, end, len(blob)))
+        raise ConversionError(f'{path} is truncated: a block ends at byte {end} of {len(blob)}')
     if blob[offset + size] != 0:
-        raise ConversionError('{} uses a compressed index block (type {}), which gluonbert '
-                              'cannot read'.format(path, blob[offset + size]))
+        raise ConversionError(f'{path} uses a compressed index block (type '
+                              f'{blob[offset + size]}), which gluonbert '
+                              'cannot read')
     return blob[offset:offset + size]
 
 
 def _block_entries(block, path):
     if len(block) < 4:
-        raise ConversionError('{} has a corrupt index block'.format(path))
+        raise ConversionError(f'{path} has a corrupt index block')
     (restarts,) = struct.unpack_from('<I', block, len(block) - 4)
     limit = len(block) - 4 - 4 * restarts
     if limit < 0:
-        raise ConversionError('{} has a corrupt index block'.format(path))
+        raise ConversionError(f'{path} has a corrupt index block')
     pos, key = 0, b''
     while pos < limit:
         shared, pos = _varint(block, pos)
@@ -115,8 +114,9 @@ def read_index(index_path):
     with open(index_path, 'rb') as f:
         blob = f.read()
     if len(blob) < _FOOTER or struct.unpack_from('<Q', blob, len(blob) - 8)[0] != _MAGIC:
-        raise ConversionError('{} is truncated or not a TensorFlow checkpoint index (no table '
-                              'footer)'.format(index_path))
+        raise ConversionError(f'{index_path} is truncated or not a TensorFlow checkpoint index '
+                              f'(no table '
+                              'footer)')
     footer = blob[len(blob) - _FOOTER:]
     _, pos = _varint(footer, 0)
     _, pos = _varint(footer, pos)  # metaindex handle: unused
@@ -145,7 +145,7 @@ def read_tf_variables(prefix, skip=lambda name: False):
     """
     index_path = prefix + '.index'
     if not os.path.isfile(index_path):
-        raise ConversionError('TensorFlow checkpoint index not found: {}'.format(index_path))
+        raise ConversionError(f'TensorFlow checkpoint index not found: {index_path}')
     header, entries = read_index(index_path)
     shards = header.get(1, 1)
     byte_order = '>' if header.get(2, 0) == 1 else '<'
@@ -163,17 +163,16 @@ def read_tf_variables(prefix, skip=lambda name: False):
 
 def _read_tensor(prefix, name, entry, shards, byte_order, handles):
     if entry['sliced']:
-        raise ConversionError('{} is a partitioned variable, which gluonbert cannot read'.format(
-            name))
+        raise ConversionError(f'{name} is a partitioned variable, which gluonbert cannot read')
     if entry['dtype'] not in _DTYPES:
         raise ConversionError('variable {} has TensorFlow dtype {}, which gluonbert cannot read'
                               .format(name, _DT_NAMES.get(entry['dtype'], entry['dtype'])))
     shard = entry['shard_id']
-    path = '{}.data-{:05d}-of-{:05d}'.format(prefix, shard, shards)
+    path = f'{prefix}.data-{shard:05d}-of-{shards:05d}'
     if shard not in handles:
         if not os.path.isfile(path):
-            raise ConversionError('checkpoint data file not found: {}'.format(path))
-        handles[shard] = open(path, 'rb')  # pylint: disable=consider-using-with
+            raise ConversionError(f'checkpoint data file not found: {path}')
+        handles[shard] = open(path, 'rb')
     code = _DTYPES[entry['dtype']]
     dtype = np.dtype(byte_order + ('u2' if code == 'bf16' else code))
     shape = tuple(entry['shape'])
@@ -188,8 +187,8 @@ def _read_tensor(prefix, name, entry, shards, byte_order, handles):
                               '{}'.format(path, name, entry['offset'], entry['offset'] + want,
                                           os.path.getsize(path)))
     if entry['crc32c'] is not None and masked_crc32c(raw) != entry['crc32c']:
-        raise ConversionError('{} is corrupt: the bytes of variable {} fail the checksum '
-                              'recorded in the index (crc32c)'.format(path, name))
+        raise ConversionError(f'{path} is corrupt: the bytes of variable {name} fail the checksum '
+                              'recorded in the index (crc32c)')
     values = np.frombuffer(raw, dtype=dtype).reshape(shape)
     if code == 'bf16':
         values = (values.astype('<u4') << 16).view('<f4')

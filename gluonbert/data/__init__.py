@@ -17,7 +17,8 @@ from .transforms import (BERTSentenceTransform, ClassificationTransform, Regress
 from .utils import Counter, count_tokens
 from .vocab import BERTVocab, Vocab, as_vocab, bundled_vocab_path
 
-__all__ = ['Splitter', 'TSVDataset', 'BERTVocab', 'bundled_vocab_path', 'BERTTokenizer', 'TokenizedText',
+__all__ = ['Splitter', 'TSVDataset', 'BERTVocab', 'bundled_vocab_path', 'BERTTokenizer',
+           'TokenizedText',
            'BERTSentenceTransform', 'SentenceFeatures', 'ClassificationTransform',
            'RegressionTransform', 'TruncationCounter', 'truncate_pair_lengths', 'batchify',
            'FixedBucketSampler', 'SortedBucketSampler', 'ReaderError', 'TextDataset',

@@ -24,8 +24,8 @@ def _as_numpy(sample):
 def _check_dtype(arrays, what):
     kinds = {a.dtype.kind for a in arrays}
     if not kinds <= set('biuf'):
-        raise TypeError('{} can only batch numbers; got dtype(s) {}'.format(
-            what, sorted({str(a.dtype) for a in arrays})))
+        raise TypeError(f'{what} can only batch numbers; got dtype(s) '
+                        f'{sorted({str(a.dtype) for a in arrays})}')
 
 
 class Stack:
@@ -44,8 +44,8 @@ class Stack:
         arrays = [_as_numpy(x) for x in data]
         shapes = {a.shape for a in arrays}
         if len(shapes) > 1:
-            raise ValueError('Stack needs samples of one shape; got {} (use Pad for '
-                             'variable-length samples)'.format(sorted(shapes)))
+            raise ValueError(f'Stack needs samples of one shape; got {sorted(shapes)} (use Pad for '
+                             'variable-length samples)')
         _check_dtype(arrays, 'Stack')
         dtype = self.dtype or _infer_dtype(data, arrays)
         return mx.nd.array(np.stack(arrays).astype(dtype, copy=False), dtype=dtype)
@@ -60,9 +60,9 @@ class Pad:
 
     def __init__(self, axis=0, pad_val=0, ret_length=False, dtype=None, round_to=None):
         if not isinstance(axis, numbers.Integral):
-            raise TypeError('axis must be an int; got {!r}'.format(axis))
+            raise TypeError(f'axis must be an int; got {axis!r}')
         if round_to is not None and (not isinstance(round_to, numbers.Integral) or round_to < 1):
-            raise ValueError('round_to must be a positive int or None; got {!r}'.format(round_to))
+            raise ValueError(f'round_to must be a positive int or None; got {round_to!r}')
         self.axis = axis
         self.pad_val = 0 if pad_val is None else pad_val
         self.ret_length = ret_length
@@ -83,16 +83,15 @@ class Pad:
         ndims = {a.ndim for a in arrays}
         if len(ndims) > 1 or 0 in ndims:
             raise ValueError('Pad needs samples with the same number (>= 1) of dimensions; got '
-                             '{}'.format(sorted(ndims)))
+                             f'{sorted(ndims)}')
         ndim = ndims.pop()
         axis = self.axis if self.axis >= 0 else self.axis + ndim
         if not 0 <= axis < ndim:
-            raise ValueError('axis={} is out of range for samples with {} dimensions'.format(
-                self.axis, ndim))
+            raise ValueError(f'axis={self.axis} is out of range for samples with {ndim} dimensions')
         others = {a.shape[:axis] + a.shape[axis + 1:] for a in arrays}
         if len(others) > 1:
-            raise ValueError('Pad samples may differ only along axis {}; got shapes {}'.format(
-                self.axis, sorted({a.shape for a in arrays})))
+            raise ValueError(f'Pad samples may differ only along axis {self.axis}; got shapes '
+                             f'{sorted({a.shape for a in arrays})}')
         _check_dtype(arrays, 'Pad')
         dtype = self.dtype or _infer_dtype(data, arrays)
         lengths = [a.shape[axis] for a in arrays]
@@ -135,14 +134,14 @@ class Tuple:
         fns.extend(args)
         for i, f in enumerate(fns):
             if not callable(f):
-                raise TypeError('batchify function {} is not callable: {!r}'.format(i, f))
+                raise TypeError(f'batchify function {i} is not callable: {f!r}')
         self.fns = fns
 
     def __call__(self, data):
         for sample in data:
             if len(sample) != len(self.fns):
-                raise ValueError('Tuple has {} batchify functions but a sample has {} fields'
-                                 .format(len(self.fns), len(sample)))
+                raise ValueError(f'Tuple has {len(self.fns)} batchify functions but a sample has '
+                                 f'{len(sample)} fields')
         return tuple(fn([sample[i] for sample in data]) for i, fn in enumerate(self.fns))
 
 
@@ -177,8 +176,8 @@ class Dict:
             try:
                 out[key] = fn([sample[key] for sample in data])
             except KeyError:
-                raise KeyError('a sample has no field {!r} (it has {})'.format(
-                    key, sorted(next(s for s in data if key not in s)))) from None
+                raise KeyError(f'a sample has no field {key!r} (it has '
+                               f'{sorted(next(s for s in data if key not in s))})') from None
         return out
 
 
@@ -192,14 +191,14 @@ class NamedTuple:
         fields = container._fields
         if isinstance(fn_info, dict):
             if set(fn_info) != set(fields):
-                raise ValueError('fn_info keys {} must be the fields {} of {}'.format(
-                    sorted(fn_info), list(fields), container.__name__))
+                raise ValueError(f'fn_info keys {sorted(fn_info)} must be the fields '
+                                 f'{list(fields)} of {container.__name__}')
             fns = [fn_info[name] for name in fields]
         else:
             fns = list(fn_info)
             if len(fns) != len(fields):
-                raise ValueError('{} has {} fields but {} batchify functions were given'.format(
-                    container.__name__, len(fields), len(fns)))
+                raise ValueError(f'{container.__name__} has {len(fields)} fields but {len(fns)} '
+                                 f'batchify functions were given')
         _check_callables(zip(fields, fns))
         self.container = container
         self.fns = fns
@@ -207,8 +206,8 @@ class NamedTuple:
     def __call__(self, data):
         for sample in data:
             if not isinstance(sample, self.container):
-                raise ValueError('NamedTuple({}) got a {}'.format(self.container.__name__,
-                                                                 type(sample).__name__))
+                raise ValueError(f'NamedTuple({self.container.__name__}) got a '
+                                 f'{type(sample).__name__}')
         return self.container(*[fn([sample[i] for sample in data])
                                 for i, fn in enumerate(self.fns)])
 

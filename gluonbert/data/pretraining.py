@@ -60,10 +60,10 @@ class PretrainingExampleBuilder:
         if not isinstance(tokenizer, BERTTokenizer):
             raise TypeError('PretrainingExampleBuilder needs a gluonbert BERTTokenizer')
         if max_seq_length < 5:
-            raise ValueError('max_seq_length must be >= 5 for [CLS] a [SEP] b [SEP]; got {}'
-                             .format(max_seq_length))
+            raise ValueError('max_seq_length must be >= 5 for [CLS] a [SEP] b [SEP]; got '
+                             f'{max_seq_length}')
         if not 0 < masked_lm_prob < 1:
-            raise ValueError('masked_lm_prob must be in (0, 1); got {}'.format(masked_lm_prob))
+            raise ValueError(f'masked_lm_prob must be in (0, 1); got {masked_lm_prob}')
         self.tokenizer = tokenizer
         self.max_seq_length = max_seq_length
         self.masked_lm_prob = masked_lm_prob
@@ -86,7 +86,7 @@ class PretrainingExampleBuilder:
         documents = [doc for doc in documents if doc]
         if len(documents) < 2:
             raise ValueError('need at least 2 non-empty documents to draw random next sentences; '
-                             'got {}'.format(len(documents)))
+                             f'got {len(documents)}')
         sentences = [s for doc in documents for s in doc]
         ids = iter(self.tokenizer.encode_batch_ids(sentences))
         tokenized = [[ids_ for ids_ in (next(ids) for _ in doc) if ids_] for doc in documents]

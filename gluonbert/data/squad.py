@@ -35,14 +35,14 @@ class SquadFeatures(collections.namedtuple('SquadFeatures', [
 def read_squad(path):
     """SQuAD v1.1 JSON file -> list of SquadExample; inconsistent answers raise naming the id."""
     if not os.path.isfile(path):
-        raise FileNotFoundError('SQuAD file not found: {}'.format(path))
+        raise FileNotFoundError(f'SQuAD file not found: {path}')
     with open(path, encoding='utf-8') as f:
         try:
             data = json.load(f)
         except json.JSONDecodeError as err:
-            raise ValueError('{}: not valid JSON ({})'.format(path, err)) from None
+            raise ValueError(f'{path}: not valid JSON ({err})') from None
     if not isinstance(data, dict) or not isinstance(data.get('data'), list):
-        raise ValueError('{}: expected a SQuAD object {{"data": [articles]}}'.format(path))
+        raise ValueError(f'{path}: expected a SQuAD object {{"data": [articles]}}')
     examples = []
     for article in data['data']:
         title = article.get('title', '')
@@ -75,11 +75,11 @@ class SquadTransform:
         if not isinstance(tokenizer, BERTTokenizer):
             raise TypeError('SquadTransform needs a gluonbert BERTTokenizer')
         if max_query_length + 4 > max_seq_length:
-            raise ValueError('max_seq_length={} leaves no room for context after a question of '
-                             'up to max_query_length={} tokens'.format(max_seq_length,
-                                                                       max_query_length))
+            raise ValueError(f'max_seq_length={max_seq_length} leaves no room for context after a '
+                             f'question of '
+                             f'up to max_query_length={max_query_length} tokens')
         if doc_stride < 1:
-            raise ValueError('doc_stride must be >= 1; got {}'.format(doc_stride))
+            raise ValueError(f'doc_stride must be >= 1; got {doc_stride}')
         self.tokenizer = tokenizer
         self.max_seq_length = max_seq_length
         self.doc_stride = doc_stride

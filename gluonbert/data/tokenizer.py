@@ -11,7 +11,6 @@ import collections
 import re
 import unicodedata
 import warnings
-from typing import List, Optional
 
 from tokenizers import Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
@@ -51,7 +50,7 @@ class BERTBasicTokenizer:
         self._normalizer = _basic_normalizer(self.lower)
         self._pre_tokenizer = pre_tokenizers.BertPreTokenizer()
 
-    def __call__(self, text: str) -> List[str]:
+    def __call__(self, text: str) -> list[str]:
         """str -> list of tokens."""
         if not isinstance(text, str):
             raise TypeError(f'BERTBasicTokenizer tokenizes str; got {type(text).__name__}')
@@ -91,7 +90,7 @@ class BERTTokenizer:
     """
 
     def __init__(self, vocab, lower: bool = True, max_input_chars_per_word: int = 200,
-                 lru_cache_size: Optional[int] = None, *, strip_accents: Optional[bool] = None,
+                 lru_cache_size: int | None = None, *, strip_accents: bool | None = None,
                  tokenize_chinese_chars: bool = True):
         vocab = as_vocab(vocab)
         if vocab.unknown_token is None:
@@ -124,7 +123,7 @@ class BERTTokenizer:
 
     def __call__(self, text):
         """str -> list of WordPiece tokens."""
-        if type(text) is str and text.isascii():  # pylint: disable=unidiomatic-typecheck
+        if type(text) is str and text.isascii():
             ids = self._ascii_ids(text)
             if ids is not None:
                 idx_to_token = self.vocab.idx_to_token
@@ -140,7 +139,7 @@ class BERTTokenizer:
 
     def encode_ids(self, text):
         """str -> list of token ids (the fastest single-text path)."""
-        if type(text) is str and text.isascii():  # pylint: disable=unidiomatic-typecheck
+        if type(text) is str and text.isascii():
             ids = self._ascii_ids(text)
             if ids is not None:
                 return ids
@@ -154,12 +153,11 @@ class BERTTokenizer:
         ascii_ids = self._ascii_ids
         for text in texts:
             ids = None
-            if type(text) is str and text.isascii():  # pylint: disable=unidiomatic-typecheck
+            if type(text) is str and text.isascii():
                 ids = ascii_ids(text)
             if ids is None:
                 if not isinstance(text, str):
-                    raise TypeError('text {} is a {}, not str'.format(len(out),
-                                                                     type(text).__name__))
+                    raise TypeError(f'text {len(out)} is a {type(text).__name__}, not str')
                 rest.append(len(out))
             out.append(ids)
         if rest:
@@ -204,7 +202,7 @@ class BERTTokenizer:
 
     def _encode(self, text):
         if not isinstance(text, str):
-            raise TypeError('BERTTokenizer tokenizes str; got {}'.format(type(text).__name__))
+            raise TypeError(f'BERTTokenizer tokenizes str; got {type(text).__name__}')
         return self._engine.encode(text, add_special_tokens=False)
 
     def convert_tokens_to_ids(self, tokens):
@@ -255,15 +253,15 @@ class BERTTokenizer:
         self._reset_word_cache()
 
     def __repr__(self):
-        return 'BERTTokenizer(vocab_size={}, lower={}, strip_accents={})'.format(
-            len(self.vocab), self.lower, self.strip_accents)
+        return (f'BERTTokenizer(vocab_size={len(self.vocab)}, lower={self.lower}, '
+                f'strip_accents={self.strip_accents})')
 
 
 def _check_texts(texts):
     texts = list(texts)
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise TypeError('text {} is a {}, not str'.format(i, type(text).__name__))
+            raise TypeError(f'text {i} is a {type(text).__name__}, not str')
     return texts
 
 
@@ -272,9 +270,10 @@ def _check_casing(vocab, lower):
     words = [t for t in vocab.idx_to_token if not (t.startswith('[') and t.endswith(']'))]
     cased = sum(1 for t in words if t != t.lower())
     if lower and cased > max(10, len(words) // 100):
-        warnings.warn('lower=True but the vocabulary has {} tokens with upper-case letters: it '
-                      'looks cased, and lowercased text will never use them; pass lower=False '
-                      'for a cased model'.format(cased), stacklevel=3)
+        warnings.warn(f'lower=True but the vocabulary has {cased} tokens with upper-case '
+                      'letters: it looks cased, and lowercased text will never use them; pass '
+                      'lower=False '
+                      'for a cased model', stacklevel=3)
     elif not lower and cased == 0 and len(words) > 1000:
         warnings.warn('lower=False but the vocabulary has no upper-case token: it looks uncased, '
                       'so capitalised words will be split badly; pass lower=True for an '

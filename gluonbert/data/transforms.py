@@ -75,8 +75,9 @@ class TruncationCounter:
         self.tokens_dropped += tokens_dropped
         if not self._warned:
             self._warned = True
-            warnings.warn('texts longer than max_seq_length={} are being truncated; '
-                          'see .truncation.report() for the count'.format(self.max_seq_length),
+            warnings.warn(f'texts longer than max_seq_length={self.max_seq_length} are being '
+                          f'truncated; '
+                          'see .truncation.report() for the count',
                           stacklevel=4)
 
     def reset(self):
@@ -87,12 +88,12 @@ class TruncationCounter:
     def report(self):
         """One line: how many of the examples seen were truncated, and how many tokens dropped."""
         share = 100.0 * self.truncated / self.examples if self.examples else 0.0
-        return ('{} of {} examples ({:.2f}%) were truncated to max_seq_length={} '
-                '({} tokens dropped)'.format(self.truncated, self.examples, share,
-                                             self.max_seq_length, self.tokens_dropped))
+        return (f'{self.truncated} of {self.examples} examples ({share:.2f}%) were truncated to '
+                f'max_seq_length={self.max_seq_length} '
+                f'({self.tokens_dropped} tokens dropped)')
 
     def __repr__(self):
-        return 'TruncationCounter({})'.format(self.report())
+        return f'TruncationCounter({self.report()})'
 
 
 def truncate_pair_lengths(len_a, len_b, max_tokens):
@@ -150,12 +151,10 @@ class BERTSentenceTransform:
                                     for text in self._check_line(line)])
         encode = self.tokenizer.encode_ids
         if self.pair:
-            # pylint: disable=unidiomatic-typecheck
             if type(line) is tuple and len(line) == 2 and type(line[0]) is str and \
                     type(line[1]) is str:
                 return self._assemble(encode(line[0]), encode(line[1]))
             return self._assemble(*[encode(text) for text in self._check_line(line)])
-        # pylint: disable=unidiomatic-typecheck
         if type(line) is str:
             return self._assemble(encode(line))
         if type(line) is tuple and len(line) == 1 and type(line[0]) is str:
@@ -176,7 +175,7 @@ class BERTSentenceTransform:
                 len(line), line))
         for text in line:
             if not isinstance(text, str):
-                raise TypeError('texts must be str; got {!r}'.format(text))
+                raise TypeError(f'texts must be str; got {text!r}')
         return line
 
     def from_ids(self, ids_a, ids_b=None):
@@ -229,7 +228,6 @@ class BERTSentenceTransform:
         valid_length (N,) int32. L is max_seq_length with pad=True, else the longest sequence."""
         num_texts = 2 if self.pair else 1
         lines = lines if isinstance(lines, list) else list(lines)
-        # pylint: disable=unidiomatic-typecheck
         if not self.pair and all(type(line) is str for line in lines):
             texts = [lines]
         elif all(type(line) is tuple and len(line) == num_texts for line in lines):
@@ -329,11 +327,11 @@ class ClassificationTransform:
         """Raw label -> class id (np.int32); unknown labels raise a ValueError naming them."""
         if self.labels is None:
             if not isinstance(label, numbers.Integral):
-                raise ValueError('label {!r} is not a class id; pass labels=[...] to map raw '
-                                 'labels'.format(label))
+                raise ValueError(f'label {label!r} is not a class id; pass labels=[...] to map raw '
+                                 'labels')
             return np.int32(label)
         if label not in self._label_ids:
-            raise ValueError('label {!r} is not in the label set {}'.format(label, self.labels))
+            raise ValueError(f'label {label!r} is not in the label set {self.labels}')
         return np.int32(self._label_ids[label])
 
 
@@ -349,4 +347,4 @@ class RegressionTransform(ClassificationTransform):
         try:
             return np.float32(label)
         except (TypeError, ValueError):
-            raise ValueError('regression target {!r} is not a number'.format(label)) from None
+            raise ValueError(f'regression target {label!r} is not a number') from None

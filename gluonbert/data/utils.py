@@ -1,9 +1,9 @@
 """Token counting as GluonNLP 0.10's `data.utils` has it: `Counter` and `count_tokens`."""
 import collections
-from typing import Hashable, Iterable, Optional
+from collections.abc import Hashable, Iterable
 
 
-class Counter(collections.Counter):  # pylint: disable=abstract-method
+class Counter(collections.Counter):
     """A `collections.Counter` that can drop rare keys (`discard`), as GluonNLP's."""
 
     def discard(self, min_freq: int, unknown_token: Hashable) -> 'Counter':
@@ -23,7 +23,7 @@ class Counter(collections.Counter):  # pylint: disable=abstract-method
 
 
 def count_tokens(tokens: Iterable[Hashable], to_lower: bool = False,
-                 counter: Optional[collections.Counter] = None) -> collections.Counter:
+                 counter: collections.Counter | None = None) -> collections.Counter:
     """Count tokens (lowercased when to_lower); adds to `counter` in place when one is given."""
     if counter is None:
         counter = Counter()

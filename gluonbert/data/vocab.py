@@ -10,7 +10,7 @@ import collections.abc
 import json
 import numbers
 import os
-from typing import Iterable, List, Mapping, Optional
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -64,11 +64,11 @@ class Vocab:
 
     _required_identifiers = ()
 
-    def __init__(self, counter: Optional[Mapping] = None, max_size: Optional[int] = None,
-                 min_freq: int = 1, unknown_token: Optional[str] = '<unk>', *,
-                 padding_token: Optional[str] = '<pad>', bos_token: Optional[str] = '<bos>',
-                 eos_token: Optional[str] = '<eos>', reserved_tokens: Optional[List[str]] = None,
-                 token_to_idx: Optional[Mapping[str, int]] = None, **special_tokens):
+    def __init__(self, counter: Mapping | None = None, max_size: int | None = None,
+                 min_freq: int = 1, unknown_token: str | None = '<unk>', *,
+                 padding_token: str | None = '<pad>', bos_token: str | None = '<bos>',
+                 eos_token: str | None = '<eos>', reserved_tokens: list[str] | None = None,
+                 token_to_idx: Mapping[str, int] | None = None, **special_tokens):
         identifiers = dict(special_tokens, padding_token=padding_token, bos_token=bos_token,
                            eos_token=eos_token)
         self._build_from_counter(counter, max_size, min_freq, unknown_token, identifiers,
@@ -147,8 +147,8 @@ class Vocab:
             self._token_to_idx[displaced], self._token_to_idx[token] = old_idx, new_idx
 
     @classmethod
-    def from_tokens(cls, tokens: Iterable[str], unknown_token: Optional[str] = '<unk>',
-                    reserved_tokens: Optional[List[str]] = None, **special_tokens) -> 'Vocab':
+    def from_tokens(cls, tokens: Iterable[str], unknown_token: str | None = '<unk>',
+                    reserved_tokens: list[str] | None = None, **special_tokens) -> 'Vocab':
         """Tokens in id order (all kept, nothing added); special tokens must be among them."""
         vocab = cls.__new__(cls)
         vocab._index(tokens, unknown_token, special_tokens, list(reserved_tokens or []))
@@ -201,7 +201,7 @@ class Vocab:
     # -- lookups ------------------------------------------------------------------------------
 
     @property
-    def idx_to_token(self) -> List[str]:
+    def idx_to_token(self) -> list[str]:
         """Tokens in id order."""
         return self._idx_to_token
 
@@ -211,12 +211,12 @@ class Vocab:
         return self._token_to_idx
 
     @property
-    def unknown_token(self) -> Optional[str]:
+    def unknown_token(self) -> str | None:
         """The token unknown tokens map to (None: looking one up is a KeyError)."""
         return self._unknown_token
 
     @property
-    def reserved_tokens(self) -> List[str]:
+    def reserved_tokens(self) -> list[str]:
         """The special tokens (except the unknown token) and then the reserved tokens."""
         return self._reserved_tokens
 
@@ -324,13 +324,13 @@ class BERTVocab(Vocab):
 
     _required_identifiers = REQUIRED_BERT_SPECIALS
 
-    def __init__(self, counter=None, max_size: Optional[int] = None, min_freq: int = 1,
-                 unknown_token: Optional[str] = UNKNOWN_TOKEN,
-                 padding_token: Optional[str] = PADDING_TOKEN, bos_token: Optional[str] = None,
-                 eos_token: Optional[str] = None, mask_token: Optional[str] = MASK_TOKEN,
-                 sep_token: Optional[str] = SEP_TOKEN, cls_token: Optional[str] = CLS_TOKEN,
-                 reserved_tokens: Optional[List[str]] = None,
-                 token_to_idx: Optional[Mapping[str, int]] = None, **extra_special_tokens):
+    def __init__(self, counter=None, max_size: int | None = None, min_freq: int = 1,
+                 unknown_token: str | None = UNKNOWN_TOKEN,
+                 padding_token: str | None = PADDING_TOKEN, bos_token: str | None = None,
+                 eos_token: str | None = None, mask_token: str | None = MASK_TOKEN,
+                 sep_token: str | None = SEP_TOKEN, cls_token: str | None = CLS_TOKEN,
+                 reserved_tokens: list[str] | None = None,
+                 token_to_idx: Mapping[str, int] | None = None, **extra_special_tokens):
         identifiers = dict(cls_token=cls_token, sep_token=sep_token, mask_token=mask_token,
                            padding_token=padding_token, bos_token=bos_token, eos_token=eos_token,
                            **extra_special_tokens)
@@ -347,8 +347,8 @@ class BERTVocab(Vocab):
         self._index(counter, unknown_token, identifiers, list(reserved_tokens or []))
 
     @classmethod
-    def from_tokens(cls, tokens: Iterable[str], unknown_token: Optional[str] = UNKNOWN_TOKEN,
-                    reserved_tokens: Optional[List[str]] = None, **special_tokens) -> 'BERTVocab':
+    def from_tokens(cls, tokens: Iterable[str], unknown_token: str | None = UNKNOWN_TOKEN,
+                    reserved_tokens: list[str] | None = None, **special_tokens) -> 'BERTVocab':
         """Tokens in id order (all kept); same as `BERTVocab(tokens, ...)`."""
         return cls(list(tokens), unknown_token=unknown_token, reserved_tokens=reserved_tokens,
                    **special_tokens)
@@ -367,17 +367,17 @@ class BERTVocab(Vocab):
     @classmethod
     def from_sentencepiece(cls, path: str, mask_token: str = MASK_TOKEN,
                            sep_token: str = SEP_TOKEN, cls_token: str = CLS_TOKEN,
-                           unknown_token: Optional[str] = None,
-                           padding_token: Optional[str] = None, bos_token: Optional[str] = None,
-                           eos_token: Optional[str] = None,
-                           reserved_tokens: Optional[List[str]] = None) -> 'BERTVocab':
+                           unknown_token: str | None = None,
+                           padding_token: str | None = None, bos_token: str | None = None,
+                           eos_token: str | None = None,
+                           reserved_tokens: list[str] | None = None) -> 'BERTVocab':
         """A SentencePiece model's pieces keep their ids; BERT tokens it lacks are appended.
 
         unknown/padding/bos/eos default to the model's own pieces (an explicit different one is
         an error). Needs the `sentencepiece` package.
         """
         try:
-            import sentencepiece  # pylint: disable=import-outside-toplevel
+            import sentencepiece
         except ImportError:
             raise ImportError('BERTVocab.from_sentencepiece needs the sentencepiece package: '
                               'pip install sentencepiece') from None

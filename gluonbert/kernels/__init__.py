@@ -45,8 +45,8 @@ def _mxnet_files():
     source = os.path.join(root, 'src', 'lib_api.cc')
     for path in (header, source):
         if not os.path.isfile(path):
-            raise KernelBuildError('the mxnet package has no {} to build extension operators '
-                                   'against'.format(path))
+            raise KernelBuildError(f'the mxnet package has no {path} to build extension operators '
+                                   'against')
     return os.path.join(root, 'include'), source
 
 
@@ -65,8 +65,7 @@ def library_path(root=None):
         with open(path, 'rb') as handle:
             digest.update(handle.read())
     name, flags = cpu_flags()  # the library is built with -march=native
-    digest.update('{}|{}|{}|{}'.format(mx.__version__, _compiler(), name,
-                                       sorted(flags)).encode())
+    digest.update(f'{mx.__version__}|{_compiler()}|{name}|{sorted(flags)}'.encode())
     home = root or os.path.join(os.environ.get('GLUONBERT_HOME')
                                 or os.path.join('~', '.gluonbert'), 'kernels')
     return os.path.abspath(os.path.join(os.path.expanduser(home), digest.hexdigest()[:16],
@@ -82,7 +81,7 @@ def build(path):
                    _SOURCE, api_source, '-o', temp]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise KernelBuildError('compiling {} failed:\n{}'.format(_SOURCE, done.stderr[-2000:]))
+            raise KernelBuildError(f'compiling {_SOURCE} failed:\n{done.stderr[-2000:]}')
 
 
 def load(root=None):
@@ -96,7 +95,7 @@ def load(root=None):
         if os.environ.get(ENABLE_ENV, '1').strip().lower() in ('0', 'false', 'no', 'off'):
             return False
         if 'horovod.mxnet' in sys.modules:
-            warnings.warn('gluonbert kernels not loaded: {}'.format(HOROVOD_CLASH))
+            warnings.warn(f'gluonbert kernels not loaded: {HOROVOD_CLASH}', stacklevel=2)
             return False
         try:
             path = library_path(root)
@@ -112,7 +111,7 @@ def load(root=None):
             _STATE['loaded'] = True
         except (KernelBuildError, OSError, mx.base.MXNetError) as err:
             warnings.warn('gluonbert kernels unavailable, using MXNet LayerNorm (slower '
-                          'training): {}'.format(err))
+                          f'training): {err}', stacklevel=2)
         return _STATE['loaded']
 
 

@@ -13,14 +13,14 @@ class GELU(HybridBlock):
         super().__init__(**kwargs)
         self._approximate = approximate
 
-    def hybrid_forward(self, F, x):  # pylint: disable=arguments-differ
+    def hybrid_forward(self, F, x):
         """(...) -> (...), elementwise."""
         if not self._approximate:
             return F.LeakyReLU(x, act_type='gelu')  # MXNet's 'gelu' is the exact erf form
         return 0.5 * x * (1 + F.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * (x ** 3))))
 
     def __repr__(self):
-        return 'GELU(approximate={})'.format(self._approximate)
+        return f'GELU(approximate={self._approximate})'
 
 
 def make_activation(name):
@@ -31,4 +31,5 @@ def make_activation(name):
         return GELU(approximate=True)
     if name == 'relu':
         return nn.Activation('relu')
-    raise ValueError('unknown activation {!r}; choose one of {}'.format(name, ', '.join(ACTIVATIONS)))
+    raise ValueError('unknown activation {!r}; choose one of '
+                     '{}'.format(name, ', '.join(ACTIVATIONS)))

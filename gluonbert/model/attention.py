@@ -18,7 +18,8 @@ def interleave_qkv(query, key, value, num_heads):
 
 
 def split_qkv(qkv, num_heads):
-    """Fused rows (3*units, ...) -> (query, key, value), each (units, ...); inverse of interleave."""
+    """Fused rows (3*units, ...) -> (query, key, value), each (units, ...); inverse of "
+      "interleave."""
     qkv = np.asarray(qkv)
     units = qkv.shape[0] // 3
     heads = qkv.reshape((num_heads, 3, units // num_heads) + qkv.shape[1:])
@@ -44,7 +45,7 @@ class MultiHeadSelfAttention(HybridBlock):
             self.out_proj = nn.Dense(units, in_units=units, flatten=False,
                                      weight_initializer=weight_initializer, prefix='out_proj_')
 
-    def hybrid_forward(self, F, x, attention_bias=None):  # pylint: disable=arguments-differ
+    def hybrid_forward(self, F, x, attention_bias=None):
         """x (seq_len, batch, units), attention_bias (batch*heads, seq_len, seq_len) or None
         -> (seq_len, batch, units) [, weights (batch, num_heads, seq_len, seq_len)]. The bias is
         added to the scores of each (query, key): 0 keeps a key, -1e4 gives it zero weight."""

@@ -25,7 +25,7 @@ class BERTModel(PortableExport, HybridBlock):
     def __init__(self, encoder, use_pooler=True, use_decoder=True, use_classifier=True,
                  **kwargs):
         if not isinstance(encoder, BERTEncoder):
-            raise TypeError('BERTModel needs a BERTEncoder, got {}'.format(type(encoder).__name__))
+            raise TypeError(f'BERTModel needs a BERTEncoder, got {type(encoder).__name__}')
         if use_classifier and not use_pooler:
             raise ValueError('use_classifier=True needs use_pooler=True: the next-sentence '
                              'classifier reads the pooled [CLS] output')
@@ -61,7 +61,6 @@ class BERTModel(PortableExport, HybridBlock):
         return self.encoder.config
 
     def __call__(self, input_ids, token_types=None, valid_length=None, masked_positions=None):
-        # pylint: disable=arguments-differ
         self.encoder.check_inputs(input_ids, token_types, valid_length)
         if self.use_decoder and masked_positions is None:
             raise ValueError('this BERTModel has an MLM decoder (use_decoder=True), so it needs '
@@ -77,7 +76,7 @@ class BERTModel(PortableExport, HybridBlock):
         return super().__call__(input_ids, token_types, valid_length, masked_positions)
 
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None,
-                       masked_positions=None):  # pylint: disable=arguments-differ
+                       masked_positions=None):
         """See the class docstring for shapes."""
         encoded = self.encoder(input_ids, token_types, valid_length)
         if self.encoder.returns_extra_outputs:
@@ -99,9 +98,10 @@ class BERTModel(PortableExport, HybridBlock):
 
 def _check_masked_positions(masked_positions, input_shape):
     if masked_positions.ndim != 2 or masked_positions.shape[0] != input_shape[0]:
-        raise ValueError('masked_positions must have shape (batch, num_masked) with batch={}; '
-                         'got {}'.format(input_shape[0], masked_positions.shape))
+        raise ValueError('masked_positions must have shape (batch, num_masked) with '
+                         f'batch={input_shape[0]}; '
+                         f'got {masked_positions.shape}')
     values = masked_positions.asnumpy()
     if values.size and (values.min() < 0 or values.max() >= input_shape[1]):
-        raise ValueError('masked_positions must lie in [0, seq_len={}); got values in [{}, {}]'
-                         .format(input_shape[1], values.min(), values.max()))
+        raise ValueError(f'masked_positions must lie in [0, seq_len={input_shape[1]}); got values '
+                         f'in [{values.min()}, {values.max()}]')

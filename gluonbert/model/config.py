@@ -15,19 +15,18 @@ def validate_config(vocab_size, units, hidden_size, num_heads, num_layers, max_l
     for field in POSITIVE_INT_FIELDS:
         value = values[field]
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError('{}={!r} must be a positive integer'.format(field, value))
+            raise ValueError(f'{field}={value!r} must be a positive integer')
     if units % num_heads:
         divisors = [d for d in range(1, units + 1) if units % d == 0 and d <= 64]
         raise ValueError(
-            'units={} is not divisible by num_heads={}: every attention head gets units/num_heads '
-            'features. Use num_heads in {} or make units a multiple of {}.'.format(
-                units, num_heads, divisors, num_heads))
+            f'units={units} is not divisible by num_heads={num_heads}: every attention head gets '
+            f'units/num_heads '
+            f'features. Use num_heads in {divisors} or make units a multiple of {num_heads}.')
     for field, value in (('dropout', dropout), ('attention_dropout', attention_dropout)):
         if value is not None and not 0.0 <= value < 1.0:
-            raise ValueError('{}={!r} must be in [0, 1)'.format(field, value))
+            raise ValueError(f'{field}={value!r} must be in [0, 1)')
     if not layer_norm_eps > 0:
-        raise ValueError('layer_norm_eps={!r} must be positive (BERT uses 1e-12)'.format(
-            layer_norm_eps))
+        raise ValueError(f'layer_norm_eps={layer_norm_eps!r} must be positive (BERT uses 1e-12)')
     if activation not in ACTIVATIONS:
         raise ValueError('activation={!r} is unknown; choose one of {}'.format(
             activation, ', '.join(ACTIVATIONS)))

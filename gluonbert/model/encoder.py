@@ -63,7 +63,7 @@ class BERTEncoder(PortableExport, HybridBlock):
                     self.layers.add(TransformerLayer(
                         units, hidden_size, num_heads, dropout, attention_dropout,
                         layer_norm_eps, activation, init, self.output_attention,
-                        prefix='{}_'.format(i)))
+                        prefix=f'{i}_'))
 
     @property
     def units(self):
@@ -71,7 +71,6 @@ class BERTEncoder(PortableExport, HybridBlock):
         return self.config['units']
 
     def __call__(self, input_ids, token_types=None, valid_length=None):
-        # pylint: disable=arguments-differ
         self.check_inputs(input_ids, token_types, valid_length)
         if not self.use_token_type_embed:
             token_types = None  # ignored, and kept out of the graph (an unused input warns)
@@ -88,7 +87,7 @@ class BERTEncoder(PortableExport, HybridBlock):
                      valid_length)
 
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None,
-                       position_weight=None):  # pylint: disable=arguments-differ
+                       position_weight=None):
         """input_ids, token_types (batch, seq_len), valid_length (batch,) or None
         -> hidden states (batch, seq_len, units), or `(encodings, attentions)` with the output
         options (see the class docstring)."""
@@ -180,7 +179,7 @@ def _check_range(name, array, low, high, why):
     values = array.asnumpy()
     if values.size and (values.min() < low or values.max() > high):
         bad = values[(values < low) | (values > high)].flat[0]
-        raise ValueError('{} holds {:g} outside [{}, {}]: {}'.format(name, bad, low, high, why))
+        raise ValueError(f'{name} holds {bad:g} outside [{low}, {high}]: {why}')
     if values.size and values.dtype.kind == 'f' and (values != values.round()).any():
         bad = values[values != values.round()].flat[0]
-        raise ValueError('{} holds {:g}, which is not a whole number'.format(name, bad))
+        raise ValueError(f'{name} holds {bad:g}, which is not a whole number')

@@ -14,7 +14,7 @@ class Pooler(HybridBlock):
             self.dense = nn.Dense(units, in_units=units, activation='tanh', flatten=False,
                                   weight_initializer=weight_initializer, prefix='dense_')
 
-    def hybrid_forward(self, F, sequence):  # pylint: disable=arguments-differ
+    def hybrid_forward(self, F, sequence):
         """(batch, seq_len, units) -> (batch, units)."""
         first = F.reshape(F.slice_axis(sequence, axis=1, begin=0, end=1), (0, -1))
         return self.dense(first)
@@ -29,7 +29,7 @@ class NSClassifier(HybridBlock):
             self.dense = nn.Dense(2, in_units=units, weight_initializer=weight_initializer,
                                   prefix='dense_')
 
-    def hybrid_forward(self, F, pooled):  # pylint: disable=arguments-differ
+    def hybrid_forward(self, F, pooled):
         """(batch, units) -> (batch, 2)."""
         return self.dense(pooled)
 
@@ -61,7 +61,6 @@ class MLMDecoder(HybridBlock):
         return params
 
     def hybrid_forward(self, F, sequence, masked_positions, embed_weight=None, bias=None):
-        # pylint: disable=arguments-differ
         """sequence (batch, seq_len, units), masked_positions (batch, num_masked)
         -> logits (batch, num_masked, vocab_size)."""
         rows = F.broadcast_like(

@@ -12,7 +12,7 @@ class PortableExport:
     def export(self, path, epoch=0, remove_amp_cast=True):
         """`HybridBlock.export`, then the portable rewrite of `path-symbol.json`."""
         super().export(path, epoch, remove_amp_cast)
-        kernels.make_portable_file('{}-symbol.json'.format(path))
+        kernels.make_portable_file(f'{path}-symbol.json')
 
 
 class LayerNorm(PortableExport, HybridBlock):
@@ -25,8 +25,8 @@ class LayerNorm(PortableExport, HybridBlock):
     def __init__(self, epsilon=1e-12, in_channels=0, **kwargs):
         super().__init__(**kwargs)
         if in_channels <= 0:
-            raise ValueError('LayerNorm needs in_channels (the size of the last axis); got {}'
-                             .format(in_channels))
+            raise ValueError('LayerNorm needs in_channels (the size of the last axis); got '
+                             f'{in_channels}')
         self._epsilon = epsilon
         self._in_channels = in_channels
         with self.name_scope():
@@ -44,14 +44,14 @@ class LayerNorm(PortableExport, HybridBlock):
         return (np.dtype(self.gamma.dtype) == np.float32
                 and all(ctx.device_type == 'cpu' for ctx in contexts) and kernels.load())
 
-    def hybrid_forward(self, F, x, gamma, beta):  # pylint: disable=arguments-differ
+    def hybrid_forward(self, F, x, gamma, beta):
         """x (..., units) -> same shape."""
         if self.uses_kernel():
             # The identities hand gradient accumulation (grad_req='add') to MXNet: the kernel
             # always writes its gradients, into fresh buffers the copies then add or write.
-            return F._internal._gluonbert_layer_norm(  # pylint: disable=protected-access
+            return F._internal._gluonbert_layer_norm(
                 F.identity(x), F.identity(gamma), F.identity(beta), eps=self._epsilon)
         return F.LayerNorm(x, gamma, beta, axis=-1, eps=self._epsilon)
 
     def __repr__(self):
-        return 'LayerNorm({}, eps={})'.format(self._in_channels, self._epsilon)
+        return f'LayerNorm({self._in_channels}, eps={self._epsilon})'

@@ -13,10 +13,10 @@ def require_backbone(bert, head, pooling):
     pooling='cls'; pooling None for token-level heads); raise otherwise."""
     uses_pooler = pooling == 'cls'
     if isinstance(bert, tuple):
-        raise TypeError('{} got a tuple, not a BERTModel: get_model() returns (model, vocab); '
-                        'unpack it first: `bert, vocab = get_model(...)`'.format(head))
+        raise TypeError(f'{head} got a tuple, not a BERTModel: get_model() returns (model, vocab); '
+                        'unpack it first: `bert, vocab = get_model(...)`')
     if not isinstance(bert, BERTModel):
-        raise TypeError('{} needs a BERTModel backbone, got {}'.format(head, type(bert).__name__))
+        raise TypeError(f'{head} needs a BERTModel backbone, got {type(bert).__name__}')
     extra = [flag for flag in ('output_attention', 'output_all_encodings') if getattr(bert, flag)]
     if extra:
         raise ValueError(f'{head} reads the last layer only; build the backbone without '
@@ -27,12 +27,12 @@ def require_backbone(bert, head, pooling):
                                          ('use_pooler', bert.use_pooler and not uses_pooler))
               if present]
     if unused or (uses_pooler and not bert.use_pooler):
-        wanted = 'use_pooler={}, use_decoder=False, use_classifier=False'.format(uses_pooler)
+        wanted = f'use_pooler={uses_pooler}, use_decoder=False, use_classifier=False'
         other = {'cls': "; or pass pooling='mean' to pool the tokens without a pooler",
                  'mean': "; or pass pooling='cls' to use the backbone's pooler"}.get(pooling, '')
         raise ValueError('{}{} trains the encoder{} only; build the backbone with get_model(..., '
                          '{}) so no unused weights get stale gradients or are exported{}'.format(
-                             head, " (pooling='{}')".format(pooling) if pooling else '',
+                             head, f" (pooling='{pooling}')" if pooling else '',
                              ' and pooler' if uses_pooler else '', wanted,
                              other if bert.use_pooler != uses_pooler else ''))
 
@@ -56,10 +56,9 @@ class _TaskHead(PortableExport, HybridBlock):
     def __init__(self, bert, dropout=0.0, pooling=None, **kwargs):
         if pooling is not None:
             if self.pooling is None:
-                raise TypeError('{} scores every token; it takes no pooling'.format(
-                    type(self).__name__))
+                raise TypeError(f'{type(self).__name__} scores every token; it takes no pooling')
             if pooling not in POOLINGS:
-                raise ValueError('pooling must be one of {}; got {!r}'.format(POOLINGS, pooling))
+                raise ValueError(f'pooling must be one of {POOLINGS}; got {pooling!r}')
             self.pooling = pooling
         require_backbone(bert, type(self).__name__, self.pooling)
         super().__init__(**kwargs)
@@ -93,7 +92,8 @@ class _TaskHead(PortableExport, HybridBlock):
         return x if self.dropout is None else self.dropout(x)
 
     def _features(self, F, input_ids, token_types, valid_length):
-        """Encoder output: pooled (batch, units) for sentence heads, else (batch, seq_len, units)."""
+        """Encoder output: pooled (batch, units) for sentence heads, else (batch, seq_len, "
+          "units)."""
         sequence = self.bert.encoder(input_ids, token_types, valid_length)
         if self.pooling == 'cls':
             sequence = self.bert.pooler(sequence)
@@ -102,7 +102,6 @@ class _TaskHead(PortableExport, HybridBlock):
         return self._drop(sequence)
 
     def __call__(self, input_ids, token_types=None, valid_length=None):
-        # pylint: disable=arguments-differ
         self.bert.encoder.check_inputs(input_ids, token_types, valid_length)
         if not self.bert.encoder.use_token_type_embed:
             token_types = None  # no segment embedding: ignored and kept out of the graph
@@ -119,7 +118,6 @@ class BERTClassifier(_TaskHead):
             self.classifier = nn.Dense(num_classes, in_units=self.units, prefix='classifier_')
 
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
-        # pylint: disable=arguments-differ
         """(batch, seq_len) ids, types; (batch,) lengths -> (batch, num_classes)."""
         return self.classifier(self._features(F, input_ids, token_types, valid_length))
 
@@ -134,7 +132,6 @@ class BERTRegression(_TaskHead):
             self.regression = nn.Dense(1, in_units=self.units, prefix='regression_')
 
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
-        # pylint: disable=arguments-differ
         """(batch, seq_len) ids, types; (batch,) lengths -> (batch, 1)."""
         return self.regression(self._features(F, input_ids, token_types, valid_length))
 
@@ -150,7 +147,6 @@ class BERTForTokenClassification(_TaskHead):
                                        prefix='classifier_')
 
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
-        # pylint: disable=arguments-differ
         """(batch, seq_len) ids, types; (batch,) lengths -> (batch, seq_len, num_classes)."""
         return self.classifier(self._features(F, input_ids, token_types, valid_length))
 
@@ -168,7 +164,6 @@ class BERTForQA(_TaskHead):
             self.span = nn.Dense(2, in_units=self.units, flatten=False, prefix='span_')
 
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
-        # pylint: disable=arguments-differ
         """(batch, seq_len) ids, types; (batch,) lengths -> 2 x (batch, seq_len)."""
         logits = self.span(self._features(F, input_ids, token_types, valid_length))
         if valid_length is not None:
@@ -191,7 +186,7 @@ class BERTForMultipleChoice(_TaskHead):
         if isinstance(input_ids, mx.nd.NDArray):
             if input_ids.ndim != 3:
                 raise ValueError('input_ids must have shape (batch, num_choices, seq_len); got '
-                                 '{}'.format(input_ids.shape))
+                                 f'{input_ids.shape}')
             self.bert.encoder.check_inputs(
                 input_ids.reshape((-3, 0)),
                 None if token_types is None else token_types.reshape((-3, 0)),
@@ -201,7 +196,6 @@ class BERTForMultipleChoice(_TaskHead):
         return HybridBlock.__call__(self, input_ids, token_types, valid_length)
 
     def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
-        # pylint: disable=arguments-differ
         """(batch, num_choices, seq_len) ids, types; (batch, num_choices) lengths
         -> (batch, num_choices)."""
         flat_types = None if token_types is None else F.reshape(token_types, (-3, 0))

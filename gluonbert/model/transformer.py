@@ -36,7 +36,7 @@ class TransformerLayer(HybridBlock):
     def _drop(self, x):
         return x if self.dropout is None else self.dropout(x)
 
-    def hybrid_forward(self, F, x, attention_bias=None):  # pylint: disable=arguments-differ
+    def hybrid_forward(self, F, x, attention_bias=None):
         """x (seq_len, batch, units), attention_bias (batch*heads, seq_len, seq_len) or None
         -> same shape as x [, attention weights (batch, num_heads, seq_len, seq_len)]."""
         attended = self.attention(x, attention_bias)

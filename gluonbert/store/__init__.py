@@ -30,7 +30,7 @@ def register_pretrained(model, dataset, params_sha1, vocab_sha1=None, vocab_ext=
     the fact tables, as GluonNLP's `model_store._model_sha1.update` did."""
     for sha1 in (params_sha1, vocab_sha1):
         if sha1 is not None and (len(sha1) != 40 or set(sha1) - set('0123456789abcdef')):
-            raise ValueError('{!r} is not a hex sha1 (40 lowercase hex digits)'.format(sha1))
+            raise ValueError(f'{sha1!r} is not a hex sha1 (40 lowercase hex digits)')
     facts.GLUONNLP_PARAMS[(model, dataset)] = params_sha1
     if vocab_sha1 is not None:
         facts.GLUONNLP_VOCABS[dataset] = (vocab_sha1, vocab_ext)
@@ -59,13 +59,13 @@ def _hub_source(dataset):
 
 def params_file_name(model, dataset):
     """GluonNLP's name of a published parameter file: {model}_{dataset}-{sha1[:8]}.params."""
-    return '{}_{}-{}.params'.format(model, dataset, facts.GLUONNLP_PARAMS[(model, dataset)][:8])
+    return f'{model}_{dataset}-{facts.GLUONNLP_PARAMS[(model, dataset)][:8]}.params'
 
 
 def vocab_file_name(dataset):
     """GluonNLP's name of a published vocabulary file: {dataset}-{sha1[:8]}.vocab."""
     sha1, ext = facts.GLUONNLP_VOCABS[dataset]
-    return '{}-{}{}'.format(dataset, sha1[:8], ext)
+    return f'{dataset}-{sha1[:8]}{ext}'
 
 
 def _embedded_source(dataset):
@@ -83,7 +83,7 @@ def load_vocab(dataset, root=None, **fetch_options):
     silently scramble rows of the embedding.)"""
     _, source = _embedded_source(dataset)
     if source is not None:
-        from .embedded import verified_package_file  # pylint: disable=import-outside-toplevel
+        from .embedded import verified_package_file
         return BERTVocab.from_file(verified_package_file(source, 'vocab.txt'))
     if dataset not in facts.GLUONNLP_VOCABS and _hub_source(dataset) is not None:
         return hub_vocab(_hub_source(dataset))
@@ -94,9 +94,9 @@ def load_vocab(dataset, root=None, **fetch_options):
                                       {d for _, d in facts.HUB}))))
     sha1, ext = facts.GLUONNLP_VOCABS[dataset]
     if ext != '.vocab':
-        raise StoreError('the vocabulary of {!r} is a SentencePiece model ({}), which gluonbert '
-                         'cannot read; pass vocab=BERTVocab(...) with its tokens in id order'
-                         .format(dataset, ext))
+        raise StoreError(f'the vocabulary of {dataset!r} is a SentencePiece model ({ext}), which '
+                         f'gluonbert '
+                         'cannot read; pass vocab=BERTVocab(...) with its tokens in id order')
     path = fetch(vocab_file_name(dataset), sha1, 'vocab', root=root, **fetch_options)
     return BERTVocab.from_json(path)
 

@@ -104,8 +104,9 @@ class FileLock:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     os.close(fd)
-                    raise StoreError('timed out after {:.0f} s waiting for the lock {} held by '
-                                     'another process'.format(self.timeout, self.path)) from None
+                    raise StoreError(f'timed out after {self.timeout:.0f} s waiting for the lock '
+                                     f'{self.path} held by '
+                                     'another process') from None
                 time.sleep(0.05)
 
     def _still_at_path(self, fd):
@@ -147,11 +148,11 @@ def find_verified(file_name, sha1, folders, move_bad=False):
         actual = sha1_of(path)
         if actual == sha1:
             return path, notes
-        why = 'sha1 {} does not match the expected {}'.format(actual, sha1)
+        why = f'sha1 {actual} does not match the expected {sha1}'
         if index == 0 and move_bad:
-            notes.append('{} ({}) was moved to {}'.format(path, why, quarantine(path, why)))
+            notes.append(f'{path} ({why}) was moved to {quarantine(path, why)}')
         else:
-            notes.append('{} was skipped: {}'.format(path, why))
+            notes.append(f'{path} was skipped: {why}')
     return None, notes
 
 
@@ -190,7 +191,7 @@ def fetch(file_name, sha1, kind, root=None, repo=None, retries=3, retry_wait=1.0
                 LOG.info('downloaded and verified %s', target)
                 return target
             except _RetryableError as err:
-                errors.append('attempt {}: {}'.format(attempt + 1, err))
+                errors.append(f'attempt {attempt + 1}: {err}')
                 if attempt + 1 < retries:
                     time.sleep(retry_wait * 2 ** attempt)
     raise StoreError('could not fetch {} from {} ({} attempts):\n  {}\n{}'.format(
@@ -207,7 +208,7 @@ def _download_verified(url, file_name, sha1, target, timeout):
         with os.fdopen(zip_fd, 'wb') as out:
             received, expected = _download(url, out, timeout)
         if expected is not None and received != expected:
-            raise _RetryableError('truncated download: {} of {} bytes'.format(received, expected))
+            raise _RetryableError(f'truncated download: {received} of {expected} bytes')
         digest = hashlib.sha1()
         try:
             with zipfile.ZipFile(zip_path) as archive, os.fdopen(out_fd, 'wb') as out:
@@ -220,11 +221,12 @@ def _download_verified(url, file_name, sha1, target, timeout):
                         digest.update(chunk)
                         out.write(chunk)
         except (zipfile.BadZipFile, EOFError) as err:
-            raise _RetryableError('{} is not a complete zip archive (truncated or corrupt: {})'
-                                  .format(url, err)) from None
+            raise _RetryableError(f'{url} is not a complete zip archive (truncated or corrupt: '
+                                  f'{err})'
+                                  ) from None
         if digest.hexdigest() != sha1:
-            raise _RetryableError('downloaded {} has sha1 {}, expected {}; it was discarded'
-                                  .format(file_name, digest.hexdigest(), sha1))
+            raise _RetryableError(f'downloaded {file_name} has sha1 {digest.hexdigest()}, '
+                                  f'expected {sha1}; it was discarded')
         os.replace(out_path, target)
     finally:
         if out_fd is not None:
@@ -241,11 +243,11 @@ def _download(url, out, timeout):
         response = urllib.request.urlopen(url, timeout=timeout)
     except urllib.error.HTTPError as err:
         if err.code in (404, 403, 410):
-            raise StoreError('{} answered {} {}: the mirror does not have this file'.format(
-                url, err.code, err.reason)) from None
-        raise _RetryableError('{} answered {} {}'.format(url, err.code, err.reason)) from None
+            raise StoreError(f'{url} answered {err.code} {err.reason}: the mirror does not have '
+                             f'this file') from None
+        raise _RetryableError(f'{url} answered {err.code} {err.reason}') from None
     except (urllib.error.URLError, OSError) as err:
-        raise _RetryableError('cannot reach {}: {}'.format(url, err)) from None
+        raise _RetryableError(f'cannot reach {url}: {err}') from None
     with response:
         length = response.headers.get('Content-Length')
         received = 0
@@ -253,8 +255,7 @@ def _download(url, out, timeout):
             try:
                 chunk = response.read(_CHUNK)
             except Exception as err:  # http.client.IncompleteRead, timeouts, resets
-                raise _RetryableError('connection broke after {} bytes: {!r}'.format(
-                    received, err)) from None
+                raise _RetryableError(f'connection broke after {received} bytes: {err!r}') from None
             if not chunk:
                 break
             out.write(chunk)  # a local write error (disk full) propagates as itself
@@ -274,8 +275,8 @@ def _ways_to_provide(file_name, kind, folders):
 
 
 def _not_found_message(file_name, sha1, kind, folders, notes):
-    lines = ['pretrained file {} (sha1 {}) is not available offline.'.format(file_name, sha1),
+    lines = [f'pretrained file {file_name} (sha1 {sha1}) is not available offline.',
              'Searched: {}'.format(', '.join(folders))]
     lines += notes
-    lines.append('{} is not set, so nothing was downloaded.'.format(REPO_ENV))
+    lines.append(f'{REPO_ENV} is not set, so nothing was downloaded.')
     return '\n'.join(lines) + '\n' + _ways_to_provide(file_name, kind, folders)

@@ -6,12 +6,12 @@ sequences this is Google's longest-first rule, see data.transforms.truncate_pair
 concat_sequences joins sequences with separators into tokens, segment ids and a mask.
 """
 import numbers
-from typing import List, Sequence, Union
+from collections.abc import Sequence
 
 __all__ = ['truncate_lengths_equal', 'truncate_seqs_equal', 'concat_sequences']
 
 
-def truncate_lengths_equal(lengths: Sequence[int], max_len: int) -> List[int]:
+def truncate_lengths_equal(lengths: Sequence[int], max_len: int) -> list[int]:
     """Lengths kept when sequences share max_len tokens equally: sequences shorter than their
     share stay whole, the rest get equal shares (the leftover tokens go to the first ones)."""
     if not isinstance(max_len, numbers.Integral) or max_len < 0:
@@ -61,8 +61,8 @@ def _per_item_masks(mask, groups, what):
     return mask
 
 
-def concat_sequences(seqs: list, separators: list, seq_mask: Union[int, list] = 0,
-                     separator_mask: Union[int, list] = 1) -> tuple:
+def concat_sequences(seqs: list, separators: list, seq_mask: int | list = 0,
+                     separator_mask: int | list = 1) -> tuple:
     """Join seqs[i] + separators[i] for every i -> (tokens, segment_ids, p_mask), three lists
     of one length. Segment id i marks the items of seqs[i] and separators[i]; p_mask holds
     seq_mask for sequence items and separator_mask for separators (ints, or lists of lists
