@@ -170,3 +170,51 @@ def test_pooling_probe_ridge_separates_what_is_separable_and_not_noise():
     noise = rng.randint(0, 2, size=400)
     assert abs(pooling_probe.ridge_accuracy(x[:300], noise[:300], x[300:], noise[300:], 1.0)
                - 0.5) < 0.15
+
+
+def write_text_label_csv(path, rows=24):
+    """A `text,label` CSV (quoted commas) like the IMDB example of HuggingFace's tutorials."""
+    lines = ['text,label'] + [f'"{w}, truly {w}",{s}' for w, s in
+                              [('great', 'pos'), ('awful', 'neg'), ('fine', 'meh')] * (rows // 3)]
+    path.write_text('\n'.join(lines) + '\n')
+    return str(path)
+
+
+def test_a_text_label_csv_needs_no_task_and_no_dev_file(tmp_path, monkeypatch):
+    """Issue 18's done-when: only --train-file, --model and --dataset-name."""
+    train = write_text_label_csv(tmp_path / 'reviews.csv')
+    monkeypatch.chdir(tmp_path)
+    results = finetune_classifier.main(['--train-file', train, '--model', 'bert_6_384_12',
+                                        '--dataset-name', 'all_minilm_l6_v2'])
+    assert results['task'] == 'custom'
+    assert results['train_samples'] == 22 and results['dev_samples'] == 2  # 10% held out
+    assert set(results['dev_metrics']) == {'accuracy'}
+    meta = json.load(open(tmp_path / 'out' / 'finetune' / 'export' / 'meta.json'))
+    assert meta['labels'] == ['meh', 'neg', 'pos'] and meta['regression'] is False
+
+
+def test_task_is_read_off_the_columns_with_the_format_of_the_extension(tmp_path):
+    from gluonbert.data import infer_task
+    pairs = tmp_path / 'pairs.jsonl'
+    pairs.write_text('\n'.join(json.dumps(dict(sentence=a, sentence2=b, label=y, id=i))
+                               for i, (a, b, y) in enumerate([('a', 'b', 1), ('c', 'd', 0)])))
+    task = infer_task(str(pairs))
+    assert task.text_fields == ('sentence', 'sentence2') and task.labels == [0, 1]
+    assert task.is_pair and task.file_format == 'jsonl'
+    scores = tmp_path / 'scores.tsv'
+    scores.write_text('text\tlabel\nx\t1\ny\t3.5\n')
+    assert infer_task(str(scores)).is_regression  # a decimal point: real-valued targets
+    ints = tmp_path / 'stars.tsv'
+    ints.write_text('text\tlabel\nx\t1\ny\t5\n')
+    assert infer_task(str(ints)).labels == ['1', '5']  # integers are class names
+    assert infer_task(str(ints), regression=True).is_regression
+    other = tmp_path / 'other.csv'
+    other.write_text('review,stars\nx,1\n')
+    with pytest.raises(ValueError, match=r"other.csv has columns \['review', 'stars'\]: no a "
+                                         r'text column .* and no a label column'):
+        infer_task(str(other))
+    with pytest.raises(ValueError, match='name it .csv, .tsv or .jsonl, or pass --file-format'):
+        infer_task(str(tmp_path / 'data.txt'))
+    sst_as_csv = tmp_path / 'sst.csv'
+    sst_as_csv.write_text('sentence,label\n"a, b",1\n')
+    assert SST2.for_file(str(sst_as_csv)).read(str(sst_as_csv))[0] == ('a, b', 1)

@@ -1,9 +1,17 @@
 """Fine-tune BERT for sentence(-pair) classification or regression.
 
 Tasks: SST-2, MRPC, CoLA, STS-B (regression), SNLI (jsonl), IMDB (`review,sentiment` CSV), or any
-CSV/TSV/JSONL with your own columns (--task custom). Writes dev metrics (JSON), test
-predictions, the best parameters, and the best model exported as a hybridized symbol.
+CSV/TSV/JSONL with your own columns (--task custom). A file's format comes from its extension
+(.csv, .tsv, .jsonl). A file with a `text` (or `sentence`) column, optionally a second text
+(`text_pair`, `text_b`, `sentence2`) and a `label` column needs no --task: the labels are its
+sorted distinct values, or real-valued targets (regression) when every label is a number and one
+is written with a decimal point (integer labels are classes; --regression forces regression).
+Without a dev file, --dev-fraction of the training file is held out. Writes dev metrics (JSON),
+test predictions, the best parameters, the best model exported as a hybridized symbol and as a
+`save_pretrained` folder (`model/`, which HuggingFace's pipeline also loads).
 
+  python model_zoo/bert/finetune_classifier.py --train-file reviews.csv \
+      --model bert_6_384_12 --dataset-name all_minilm_l6_v2
   python model_zoo/bert/finetune_classifier.py --task sst-2 --data-dir ../shared/data/glue/SST-2 \
       --model bert_6_384_12 --dataset-name all_minilm_l6_v2 --output-dir out/sst2
 
@@ -24,7 +32,8 @@ import time
 import mxnet as mx
 
 import gluonbert
-from gluonbert.data import (BERTTokenizer, Task, get_task, read_csv, read_jsonl, read_tsv,
+from gluonbert.data import (FILE_FORMATS, BERTTokenizer, Task, file_format_of, get_task,
+                            infer_task, read_csv, read_jsonl, read_tsv, task_metrics,
                             train_test_split)
 from gluonbert.files import atomic_folder, atomic_open, write_json, write_text
 from gluonbert.train import TrainingLoop
@@ -46,8 +55,9 @@ def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group('data')
-    data.add_argument('--task', default='sst-2',
-                      help='sst-2, mrpc, cola, sts-b, snli, imdb, or custom (default sst-2)')
+    data.add_argument('--task',
+                      help='sst-2, mrpc, cola, sts-b, snli, imdb, or custom (default: read off '
+                           'the training file\'s text/sentence and label columns)')
     data.add_argument('--data-dir', type=existing_dir,
                       help='folder with train/dev/test files (GLUE layout: '
                            'train.tsv, dev.tsv, test.tsv)')
@@ -64,9 +74,11 @@ def build_parser():
     data.add_argument('--label-column', default='label', help='custom task: label column')
     data.add_argument('--labels', help='custom task: comma-separated label set (default: the '
                                        'sorted labels of the training file)')
-    data.add_argument('--regression', action='store_true', help='custom task: float targets')
-    data.add_argument('--file-format', default=None, choices=['tsv', 'csv', 'jsonl'],
-                      help='custom task: file format (default: from the file extension)')
+    data.add_argument('--regression', action='store_true',
+                      help='custom task or no --task: float targets (default without --task: '
+                           'when every label is a number and one has a decimal point)')
+    data.add_argument('--file-format', default=None, choices=list(FILE_FORMATS),
+                      help='file format (default: from the file extension)')
     data.add_argument('--max-train-samples', type=positive_int,
                       help='use only the first N training samples')
     data.add_argument('--max-len', type=positive_int, default=128, help='max tokens per example '
@@ -104,15 +116,27 @@ def build_parser():
 
 
 def make_task(args, train_path):
-    """The Task named by --task, or a custom one from the column flags."""
-    if args.task.lower() != 'custom':
-        return get_task(args.task)
+    """The Task named by --task, a custom one from the column flags, or one read off the
+    training file's columns; files are read in the format of their extension."""
+    try:
+        if args.task and args.task.lower() != 'custom':
+            return get_task(args.task).for_file(train_path, args.file_format)
+        if args.task or args.text_columns:
+            return _custom_task(args, train_path)
+        task = infer_task(train_path, args.file_format, args.label_column, args.regression)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    LOG.info('task from the columns of %s: texts %s, label %r, %s', train_path,
+             list(task.text_fields), task.label_field,
+             'regression' if task.is_regression else f'labels {task.labels}')
+    return task
+
+
+def _custom_task(args, train_path):
+    """--task custom: the columns named by --text-columns / --label-column."""
     if not args.text_columns:
         raise SystemExit('--task custom needs --text-columns (e.g. "text" or "text,text_b")')
-    fmt = args.file_format or os.path.splitext(train_path)[1].lstrip('.').lower()
-    if fmt not in ('tsv', 'csv', 'jsonl'):
-        raise SystemExit('cannot tell the file format of {}; pass --file-format'.format(
-            train_path))
+    fmt = file_format_of(train_path, args.file_format)
     fields = args.text_columns.split(',')
     if args.regression:
         labels = None
@@ -123,9 +147,8 @@ def make_task(args, train_path):
         labels = sorted({s[-1] for s in require_rows(
             reader(train_path, fields, args.label_column), train_path)})
         LOG.info('label set from %s: %s', train_path, labels)
-    metrics = ['pearsonr', 'spearmanr'] if labels is None else \
-        (['accuracy', 'f1'] if len(labels) == 2 else ['accuracy'])
-    return Task('custom', fields, args.label_column, labels, metrics, file_format=fmt)
+    return Task('custom', fields, args.label_column, labels, task_metrics(labels),
+                file_format=fmt)
 
 
 def data_paths(args):
@@ -177,13 +200,12 @@ def main(argv=None):
     tokenizer = BERTTokenizer(vocab, lower=not args.cased)
 
     # every input is read and checked before anything is trained
-    train_set = require_rows(task.read(train_path), train_path) if train_path else None
+    train_set = _read(task, train_path, args) if train_path else None
     if train_set is not None and args.max_train_samples:
         train_set = train_set[:args.max_train_samples]
-    test_set = require_rows(task.read(test_path, labeled=False), test_path) if test_path \
-        else None
+    test_set = _read(task, test_path, args, labeled=False) if test_path else None
     if dev_path:
-        dev_set = require_rows(task.read(dev_path), dev_path)
+        dev_set = _read(task, dev_path, args)
     elif train_set is not None:
         train_set, dev_set = train_test_split(train_set, args.dev_fraction, seed=args.seed)
         LOG.info('no dev file: holding out %d of the training samples', len(dev_set))
@@ -230,6 +252,15 @@ def main(argv=None):
     write_text(os.path.join(args.output_dir, 'dev_metrics.json'),
                       json.dumps(results, indent=2))
     return results
+
+
+def _read(task, path, args, labeled=True):
+    """A data file's samples, read in the format of its extension (or --file-format)."""
+    try:
+        reader = task.for_file(path, args.file_format)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    return require_rows(reader.read(path, labeled=labeled), path)
 
 
 def _load_parameters(net, path, ctx, pooling):
