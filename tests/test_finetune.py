@@ -88,19 +88,98 @@ def test_script_trains_exports_and_the_export_predicts_like_the_model(trained_ru
             classifier.predict([sentence])[0]
 
 
-def test_only_inference_reproduces_the_dev_metrics(trained_run):
+def test_only_inference_needs_only_the_output_dir_and_writes_beside_the_run(trained_run,
+                                                                          capsys, tmp_path):
     results, out = trained_run
-    again = finetune_classifier.main(['--task', 'sst-2', '--data-dir', SLICE, '--model',
-                                      'bert_2_128_2', '--max-len', '32', '--no-progress',
-                                      '--only-inference', '--output-dir', out,
+    record = open(os.path.join(out, 'dev_metrics.json')).read()
+    again = finetune_classifier.main(['--only-inference', '--output-dir', out,
                                       '--dtype', 'float16'])  # ignored: evaluation is float32
     assert again['dev_metrics'] == results['dev_metrics']
+    assert again['hyperparameters']['max_len'] == 32 and again['model'] == 'bert_2_128_2'
+    folder = again['output_dir']
+    assert os.path.dirname(folder) == out and os.path.basename(folder).startswith('inference-')
+    assert json.load(open(os.path.join(folder, 'dev_metrics.json')))['dev_metrics'] == \
+        results['dev_metrics']
+    assert json.load(open(os.path.join(folder, 'run_config.json')))['arguments'][
+        'only_inference'] is True
+    assert open(os.path.join(out, 'dev_metrics.json')).read() == record  # not overwritten
+    with pytest.raises(SystemExit):
+        finetune_classifier.main(['--only-inference', '--output-dir', out, '--pooling', 'mean'])
+    assert "--pooling 'mean' conflicts with the run in {}, which was trained with --pooling " \
+           "'cls'".format(out) in capsys.readouterr().err
+    # without a run_config.json (an older run, or --params elsewhere) every flag is given
     with pytest.raises(SystemExit, match='does not fit a head with --pooling mean: it was '
                                          r'trained with --pooling cls \(it has pooler weights\); '
                                          'rerun with --pooling cls'):
         finetune_classifier.main(['--task', 'sst-2', '--data-dir', SLICE, '--model',
                                   'bert_2_128_2', '--max-len', '32', '--no-progress',
-                                  '--only-inference', '--output-dir', out, '--pooling', 'mean'])
+                                  '--only-inference', '--output-dir', str(tmp_path),
+                                  '--params', os.path.join(out, 'best.params'),
+                                  '--pooling', 'mean'])
+
+
+def test_run_config_records_the_run_and_a_used_output_dir_is_refused(trained_run):
+    results, out = trained_run
+    config = json.load(open(os.path.join(out, 'run_config.json')))
+    assert config['arguments']['lr'] == 1e-3 and config['arguments']['max_len'] == 32
+    assert config['arguments']['epochs'] == 1 and config['seed'] == 2
+    assert config['resolved']['task']['name'] == 'SST-2'
+    assert config['resolved']['task']['labels'] == ['0', '1']
+    assert set(config['versions']) == {'gluonbert', 'mxnet', 'numpy', 'python'}
+    assert '--max-len 32' in config['command'] and config['date'].startswith('20')
+    saved = json.load(open(os.path.join(out, 'dev_metrics.json')))
+    assert saved['hyperparameters'] == dict(
+        seed=2, lr=1e-3, epochs=1, batch_size=16, accumulate=1, max_len=32, dtype='float32',
+        warmup_ratio=0.1, weight_decay=0.01, dropout=0.0, ema_decay=None)
+    with pytest.raises(SystemExit, match='holds an earlier run .* pass --resume to continue it, '
+                                         '--overwrite-output-dir to replace it'):
+        finetune_classifier.main(['--task', 'sst-2', '--data-dir', SLICE, '--model',
+                                  'bert_2_128_2', '--from-scratch', '--output-dir', out])
+
+
+def test_metrics_jsonl_and_the_model_folder(trained_run):
+    from gluonbert import from_pretrained
+    from gluonbert.train.metrics_log import read_metrics
+    results, out = trained_run
+    lines = read_metrics(out)
+    train = [line for line in lines if line['split'] == 'train']
+    assert {line['name'] for line in train} == {'loss', 'lr'}
+    assert [(l['step'], l['name']) for l in lines if l['split'] == 'dev'] == \
+        [(results['steps'], 'accuracy')]
+    final = [line for line in lines if line['split'] == 'dev_final']
+    assert final == [dict(step=results['steps'], split='dev_final', name='accuracy',
+                          value=results['dev_metrics']['accuracy'])]
+    assert json.load(open(os.path.join(out, 'export', 'meta.json')))['pair'] is False
+    net = from_pretrained(results['model_folder'])
+    assert net.pretrained_info.labels == ['0', '1'] and net.pretrained_info.max_length == 32
+    reference = get_model('bert_2_128_2', pretrained=False, use_decoder=False,
+                          use_classifier=False, dropout=0)[0]
+    from gluonbert import BERTClassifier
+    best = BERTClassifier(reference, 2)
+    best.load_parameters(os.path.join(out, 'best.params'))
+    ids = mx.nd.array([[2, 1000, 1001, 3]])
+    args = (ids, mx.nd.zeros((1, 4)), mx.nd.array([4]))
+    np.testing.assert_allclose(net(*args).asnumpy(), best(*args).asnumpy(), atol=1e-5)
+
+
+def test_resume_with_more_epochs_continues_the_schedule(tmp_path):
+    train = write_text_label_csv(tmp_path / 'reviews.csv', rows=48)
+    out = str(tmp_path / 'run')
+    first = finetune_classifier.main(['--train-file', train, '--model', 'bert_2_128_2',
+                                      '--from-scratch', '--batch-size', '8', '--epochs', '1',
+                                      '--max-len', '16', '--log-every', '1',
+                                      '--output-dir', out])
+    again = finetune_classifier.main(['--resume', '--output-dir', out, '--epochs', '2'])
+    assert again['steps'] > first['steps'] and again['hyperparameters']['epochs'] == 2
+    lrs = [h['lr'] for h in json.load(open(os.path.join(out, 'history.json'))) if 'lr' in h]
+    assert len(lrs) == again['steps'] == 12 and first['steps'] == 6
+    # the first run's schedule reached 0 at step 7; the rebuilt one decays to 0 at step 13
+    assert all(lr > 0 for lr in lrs) and lrs[6] > lrs[5]
+    np.testing.assert_allclose(lrs[6:], [5e-5 * (12 - s) / (12 - 1) for s in range(6, 12)])
+    config = json.load(open(os.path.join(out, 'run_config.json')))
+    assert config['arguments']['epochs'] == 2 and len(config['commands']) == 2
+    with pytest.raises(SystemExit):
+        finetune_classifier.main(['--resume', '--output-dir', out, '--model', 'bert_4_256_4'])
 
 
 def test_custom_csv_task_with_held_out_dev_and_test_predictions(tmp_path):
