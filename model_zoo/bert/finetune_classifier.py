@@ -32,8 +32,8 @@ import time
 import mxnet as mx
 
 import gluonbert
-from gluonbert.data import (FILE_FORMATS, BERTTokenizer, Task, file_format_of, get_task,
-                            infer_task, read_csv, read_jsonl, read_tsv, task_metrics,
+from gluonbert.data import (FILE_FORMATS, BERTTokenizer, ReaderError, Task, file_format_of,
+                            get_task, infer_task, read_csv, read_jsonl, read_tsv, task_metrics,
                             train_test_split)
 from gluonbert.files import atomic_folder, atomic_open, write_json, write_text
 from gluonbert.train import TrainingLoop
@@ -123,12 +123,14 @@ def build_parser():
 def make_task(args, train_path):
     """The Task named by --task, a custom one from the column flags, or one read off the
     training file's columns; files are read in the format of their extension."""
+    if (args.task and args.task.lower() == 'custom') or (not args.task and args.text_columns):
+        return _custom_task(args, train_path)
     try:
-        if args.task and args.task.lower() != 'custom':
+        if args.task:
             return get_task(args.task).for_file(train_path, args.file_format)
-        if args.task or args.text_columns:
-            return _custom_task(args, train_path)
         task = infer_task(train_path, args.file_format, args.label_column, args.regression)
+    except ReaderError:
+        raise
     except ValueError as err:
         raise SystemExit(str(err)) from None
     LOG.info('task from the columns of %s: texts %s, label %r, %s', train_path,
@@ -141,7 +143,10 @@ def _custom_task(args, train_path):
     """--task custom: the columns named by --text-columns / --label-column."""
     if not args.text_columns:
         raise SystemExit('--task custom needs --text-columns (e.g. "text" or "text,text_b")')
-    fmt = file_format_of(train_path, args.file_format)
+    try:
+        fmt = file_format_of(train_path, args.file_format)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     fields = args.text_columns.split(',')
     if args.regression:
         labels = None
