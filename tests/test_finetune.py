@@ -1,6 +1,8 @@
 """Fine-tuning path: features, sliding windows, the zoo script end to end, export -> predict."""
 import json
 import os
+import re
+import subprocess
 import sys
 
 import mxnet as mx
@@ -297,3 +299,21 @@ def test_task_is_read_off_the_columns_with_the_format_of_the_extension(tmp_path)
     sst_as_csv = tmp_path / 'sst.csv'
     sst_as_csv.write_text('sentence,label\n"a, b",1\n')
     assert SST2.for_file(str(sst_as_csv)).read(str(sst_as_csv))[0] == ('a, b', 1)
+
+
+def test_a_redirected_log_has_timestamped_lines_and_no_progress_bars(tmp_path):
+    train = write_text_label_csv(tmp_path / 'x.csv')
+    script = os.path.join(REPO, 'model_zoo', 'bert', 'finetune_classifier.py')
+    proc = subprocess.run(
+        [sys.executable, script, '--train-file', train, '--model', 'bert_2_128_2',
+         '--from-scratch', '--epochs', '1', '--max-len', '5', '--log-every', '1',
+         '--output-dir', str(tmp_path / 'out')],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=240,
+        env=dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1'), check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert '\r' not in proc.stderr and '\x1b' not in proc.stderr  # no bars, no colours
+    lines = proc.stderr.splitlines()
+    stamp = re.compile(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) \S+: ')
+    assert [line for line in lines if not stamp.match(line)] == []
+    assert any('eval at step' in line for line in lines)
+    assert any('UserWarning: texts longer than max_seq_length=5' in line for line in lines)

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import sys
+import warnings
 
 import mxnet as mx
 import numpy as np
@@ -270,8 +271,16 @@ def start_worker(args, backend):
     logging.basicConfig(level=logging.INFO if backend.is_root else logging.WARNING,
                         format='%(message)s' if sys.stderr.isatty() else
                         '%(asctime)s %(levelname)s %(name)s: %(message)s')
+    # warnings become one-line log records too (timestamped in a file)
+    warnings.formatwarning = _one_line_warning
+    logging.captureWarnings(True)
     mx.random.seed(args.seed)
     np.random.seed(args.seed)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None):
+    """A warning as one log line: 'UserWarning: text (file.py:12)'."""
+    return f'{category.__name__}: {message} ({os.path.basename(filename)}:{lineno})'
 
 
 def show_progress(args) -> bool:
