@@ -182,6 +182,13 @@ def test_resume_with_more_epochs_continues_the_schedule(tmp_path):
     assert config['arguments']['epochs'] == 2 and len(config['commands']) == 2
     with pytest.raises(SystemExit):
         finetune_classifier.main(['--resume', '--output-dir', out, '--model', 'bert_4_256_4'])
+    fresh = finetune_classifier.main(['--train-file', train, '--model', 'bert_2_128_2',
+                                      '--from-scratch', '--batch-size', '8', '--epochs', '1',
+                                      '--max-len', '16', '--output-dir', out,
+                                      '--overwrite-output-dir'])
+    assert fresh['steps'] == 6 and fresh['dev_metrics'] == first['dev_metrics']
+    assert sorted(os.listdir(os.path.join(out, 'checkpoints'))) == ['LATEST', 'step-00000006']
+    assert len(json.load(open(os.path.join(out, 'run_config.json')))['commands']) == 1
 
 
 def test_custom_csv_task_with_held_out_dev_and_test_predictions(tmp_path):

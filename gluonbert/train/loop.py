@@ -15,6 +15,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .averaging import AVERAGE_FILE, WeightAverage, check_ema_decay
 from ..errors import RunFailedError
@@ -190,7 +191,11 @@ class TrainingLoop:
             if resume:
                 state = self._resume(state)
                 self._continue_schedule(state, total_steps)
-            return self._run(train_data, batches_per_epoch, evaluate, max_steps, state)
+            # on a terminal, log lines are printed above the bar instead of onto it
+            redirect = logging_redirect_tqdm() if cfg.progress and self.backend.is_root \
+                else contextlib.nullcontext()
+            with redirect:
+                return self._run(train_data, batches_per_epoch, evaluate, max_steps, state)
         finally:
             if handler is not None:
                 LOG.removeHandler(handler)
