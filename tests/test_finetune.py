@@ -324,3 +324,26 @@ def test_a_redirected_log_has_timestamped_lines_and_no_progress_bars(tmp_path):
     assert [line for line in lines if not stamp.match(line)] == []
     assert any('eval at step' in line for line in lines)
     assert any('UserWarning: texts longer than max_seq_length=5' in line for line in lines)
+
+
+def test_explicit_flags_override_a_saved_run_and_fixed_ones_are_refused(tmp_path, capsys):
+    from gluonbert.train.run_record import RUN_CONFIG, parse_with_saved_run, used_by
+    parser = finetune_classifier.build_parser()
+    assert used_by(str(tmp_path)) is None
+    saved = dict(arguments=dict(vars(parser.parse_args(['--from-scratch'])), epochs=4,
+                                lr=1e-3, model='bert_2_128_2', resume=False),
+                 commands=['first'])
+    (tmp_path / RUN_CONFIG).write_text(json.dumps(saved))
+    assert used_by(str(tmp_path)) == RUN_CONFIG
+    args = parse_with_saved_run(parser, ['--resume', '--output-dir', str(tmp_path),
+                                         '--epochs', '6'], ('model',))
+    assert (args.epochs, args.lr, args.model, args.resume) == (6, 1e-3, 'bert_2_128_2', True)
+    assert args.saved_run['commands'] == ['first']
+    assert parser.get_default('epochs') == 3  # the parser is left as it was
+    plain = parse_with_saved_run(parser, ['--output-dir', str(tmp_path)], ('model',))
+    assert plain.saved_run is None and plain.epochs == 3  # no --resume: nothing is read
+    with pytest.raises(SystemExit):
+        parse_with_saved_run(parser, ['--resume', '--output-dir', str(tmp_path), '--model',
+                                      'bert_12_768_12'], ('model',))
+    assert ("--model 'bert_12_768_12' conflicts with the run in {}, which was trained with "
+            "--model 'bert_2_128_2'".format(tmp_path)) in capsys.readouterr().err

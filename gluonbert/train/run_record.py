@@ -16,7 +16,6 @@ import numpy as np
 
 from .. import __version__
 from ..files import write_json
-from .checkpoint import CheckpointManager
 
 RUN_CONFIG = 'run_config.json'
 # flags that describe one invocation, not the run: never taken from a saved run_config.json
@@ -75,8 +74,7 @@ def used_by(folder: str) -> str | None:
     or None for a new or empty folder."""
     if os.path.isfile(os.path.join(folder, RUN_CONFIG)):
         return RUN_CONFIG
-    if os.path.isdir(os.path.join(folder, 'checkpoints')) and \
-            CheckpointManager(folder).latest() is not None:
+    if os.path.isfile(os.path.join(folder, 'checkpoints', 'LATEST')):
         return 'checkpoints/'
     if os.path.isfile(os.path.join(folder, 'best.params')):
         return 'best.params'
@@ -117,6 +115,8 @@ def inference_folder(output_dir: str) -> str:
 
 def explicit_arguments(parser: argparse.ArgumentParser, argv: list) -> dict:
     """dest -> value of the flags `argv` gives explicitly (defaults left out)."""
+    # argparse has no public way to ask which flags were given: parse again with every
+    # default suppressed (and nothing required), then put the actions back as they were
     saved = [(action, action.default, action.required) for action in parser._actions]
     try:
         for action, _, _ in saved:
