@@ -8,7 +8,11 @@ sorted distinct values, or real-valued targets (regression) when every label is 
 is written with a decimal point (integer labels are classes; --regression forces regression).
 Without a dev file, --dev-fraction of the training file is held out. Writes dev metrics (JSON),
 test predictions, the best parameters, the best model exported as a hybridized symbol and as a
-`save_pretrained` folder (`model/`, which HuggingFace's pipeline also loads).
+`save_pretrained` folder (`model/`, which HuggingFace's pipeline also loads). Every run writes
+run_config.json (its full configuration and versions) and metrics.jsonl; --resume and
+--only-inference need only --output-dir (--only-inference writes into
+<output-dir>/inference-<time>/); a used --output-dir is refused without --resume or
+--overwrite-output-dir.
 
   python model_zoo/bert/finetune_classifier.py --train-file reviews.csv \
       --model bert_6_384_12 --dataset-name all_minilm_l6_v2
