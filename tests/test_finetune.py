@@ -107,8 +107,8 @@ def test_only_inference_needs_only_the_output_dir_and_writes_beside_the_run(trai
     assert open(os.path.join(out, 'dev_metrics.json')).read() == record  # not overwritten
     with pytest.raises(SystemExit):
         finetune_classifier.main(['--only-inference', '--output-dir', out, '--pooling', 'mean'])
-    assert "--pooling 'mean' conflicts with the run in {}, which was trained with --pooling " \
-           "'cls'".format(out) in capsys.readouterr().err
+    assert f"--pooling 'mean' conflicts with the run in {out}, which was trained with " \
+           "--pooling 'cls'" in capsys.readouterr().err
     # without a run_config.json (an older run, or --params elsewhere) every flag is given
     with pytest.raises(SystemExit, match='does not fit a head with --pooling mean: it was '
                                          r'trained with --pooling cls \(it has pooler weights\); '
@@ -146,7 +146,7 @@ def test_metrics_jsonl_and_the_model_folder(trained_run):
     lines = read_metrics(out)
     train = [line for line in lines if line['split'] == 'train']
     assert {line['name'] for line in train} == {'loss', 'lr'}
-    assert [(l['step'], l['name']) for l in lines if l['split'] == 'dev'] == \
+    assert [(line['step'], line['name']) for line in lines if line['split'] == 'dev'] == \
         [(results['steps'], 'accuracy')]
     final = [line for line in lines if line['split'] == 'dev_final']
     assert final == [dict(step=results['steps'], split='dev_final', name='accuracy',
@@ -315,7 +315,7 @@ def test_a_redirected_log_has_timestamped_lines_and_no_progress_bars(tmp_path):
         [sys.executable, script, '--train-file', train, '--model', 'bert_2_128_2',
          '--from-scratch', '--epochs', '1', '--max-len', '5', '--log-every', '1',
          '--output-dir', str(tmp_path / 'out')],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=240,
+        capture_output=True, text=True, timeout=240,
         env=dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1'), check=False)
     assert proc.returncode == 0, proc.stderr
     assert '\r' not in proc.stderr and '\x1b' not in proc.stderr  # no bars, no colours
@@ -345,5 +345,5 @@ def test_explicit_flags_override_a_saved_run_and_fixed_ones_are_refused(tmp_path
     with pytest.raises(SystemExit):
         parse_with_saved_run(parser, ['--resume', '--output-dir', str(tmp_path), '--model',
                                       'bert_12_768_12'], ('model',))
-    assert ("--model 'bert_12_768_12' conflicts with the run in {}, which was trained with "
-            "--model 'bert_2_128_2'".format(tmp_path)) in capsys.readouterr().err
+    assert (f"--model 'bert_12_768_12' conflicts with the run in {tmp_path}, which was trained "
+            "with --model 'bert_2_128_2'") in capsys.readouterr().err
