@@ -279,6 +279,15 @@ def test_a_text_label_csv_needs_no_task_and_no_dev_file(tmp_path, monkeypatch):
     assert set(results['dev_metrics']) == {'accuracy'}
     meta = json.load(open(tmp_path / 'out' / 'finetune' / 'export' / 'meta.json'))
     assert meta['labels'] == ['meh', 'neg', 'pos'] and meta['regression'] is False
+    # the result folder answers in HuggingFace's pipeline with the label names, as the export
+    transformers = pytest.importorskip('transformers')
+    classify = transformers.pipeline('text-classification', model=results['model_folder'],
+                                     top_k=None, device='cpu')
+    sentences = ['great, truly great', 'awful, truly awful']
+    hf = [{r['label']: r['score'] for r in rows} for rows in classify(sentences)]
+    exported = SentenceClassifier(results['export']).predict_proba(sentences)
+    for scores, probs in zip(hf, exported):
+        np.testing.assert_allclose([scores[name] for name in meta['labels']], probs, atol=1e-4)
 
 
 def test_task_is_read_off_the_columns_with_the_format_of_the_extension(tmp_path):
