@@ -99,7 +99,8 @@ def test_kvstore_two_workers_equal_one_worker_with_twice_the_batch(backend, cont
     assert f'2 workers ({backend}, rank 0); 5 batches per worker per epoch' in log
     assert log.count('step 2 epoch 1 loss') == 1
     assert sorted(os.listdir(tmp_path / 'run')) == ['best.json', 'best.params', 'checkpoints',
-                                                    'curves.png', 'history.json', 'train.log']
+                                                    'curves.png', 'history.json',
+                                                    'metrics.jsonl', 'train.log']
     assert set(started_pids(output)) == {'scheduler', 'server 0', 'worker 0', 'worker 1'}
     assert not any(alive(pid) for pid in started_pids(output).values())
 

@@ -9,7 +9,9 @@ import pytest
 
 from gluonbert import BERTForQA, get_model, import_model, metrics
 from gluonbert.data import BERTTokenizer, SquadTransform, gold_answers, read_squad
+from gluonbert import from_pretrained
 from gluonbert.train import squad
+from gluonbert.train.metrics_log import read_metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'squad')
@@ -168,8 +170,11 @@ def test_script_trains_predicts_every_question_and_exports(tmp_path):
         assert predictions[ex.qas_id] in ex.context  # a span of the original text
     saved = json.load(open(os.path.join(out, 'dev_metrics.json')))
     assert saved['dev_metrics'] == results['dev_metrics']
-    assert saved['dev_metrics'] == metrics.squad_evaluate(gold_answers(examples), predictions)
-    assert 0 <= saved['dev_metrics']['exact_match'] <= saved['dev_metrics']['f1'] <= 100
+    official = metrics.squad_evaluate(gold_answers(examples), predictions)
+    assert saved['dev_metrics'] == dict(exact_match_percent=official['exact_match'],
+                                        f1_percent=official['f1'])
+    assert 0 <= saved['dev_metrics']['exact_match_percent'] <= \
+        saved['dev_metrics']['f1_percent'] <= 100
     assert saved['train_questions'] == 12 and saved['dev_questions'] == 10
     for name in ('best.params', 'curves.png', 'train.log', 'export/model-symbol.json',
                  'export/model-0000.params', 'export/vocab.txt', 'export/meta.json'):
@@ -185,12 +190,21 @@ def test_script_trains_predicts_every_question_and_exports(tmp_path):
     for mine, theirs in zip(net(*inputs), exported):
         np.testing.assert_allclose(mine.asnumpy(), theirs.asnumpy(), atol=1e-5)
     # inference from the saved parameters scores as the predictions cached during training
-    again = finetune_squad.main(['--dev-file', dev, '--model', 'bert_2_128_2', '--from-scratch',
-                                 '--max-seq-length', '64', '--doc-stride', '24',
-                                 '--max-query-length', '16', '--no-progress', '--only-inference',
-                                 '--output-dir', out])
+    again = finetune_squad.main(['--only-inference', '--output-dir', out])
     assert again['dev_metrics'] == results['dev_metrics']
-    assert json.load(open(os.path.join(out, 'predictions.json'))) == predictions
+    assert again['output_dir'].startswith(os.path.join(out, 'inference-'))
+    assert json.load(open(os.path.join(again['output_dir'], 'predictions.json'))) == predictions
+    assert json.load(open(os.path.join(out, 'dev_metrics.json'))) == saved  # not overwritten
+    config = json.load(open(os.path.join(out, 'run_config.json')))
+    assert config['arguments']['max_seq_length'] == 64 and config['resolved']['task'] == \
+        'squad1.1'
+    assert saved['hyperparameters']['lr'] == 1e-3 and saved['hyperparameters']['seed'] == 2
+    dev_lines = [line for line in read_metrics(out) if line['split'] == 'dev']
+    assert {line['name'] for line in dev_lines} == {'exact_match_percent', 'f1_percent'}
+    # the save_pretrained folder holds the best span head
+    folder = from_pretrained(results['model_folder'])
+    for mine, theirs in zip(net(*inputs), folder(*inputs)):
+        np.testing.assert_allclose(mine.asnumpy(), theirs.asnumpy(), atol=1e-5)
 
 
 def test_script_needs_training_data(tmp_path):

@@ -188,7 +188,7 @@ def test_interrupted_run_resumes_to_the_same_parameters(corpus, finished, tmp_pa
     steps_run, step = [], TrainingLoop._step
     monkeypatch.setattr(TrainingLoop, '_step', lambda self, group, index: (
         steps_run.append(index), step(self, group, index))[1])
-    resumed = pretrain.main(script_args(corpus, out, '--resume'))
+    resumed = pretrain.main(['--resume', '--output-dir', out])  # the rest from run_config.json
     assert resumed['steps'] == 24 and steps_run == list(range(8, 24))  # continued, not redone
     final = os.path.join('checkpoints', 'step-00000024', 'model.params')
     expected = params_of(os.path.join(reference, final))
@@ -196,6 +196,24 @@ def test_interrupted_run_resumes_to_the_same_parameters(corpus, finished, tmp_pa
     assert expected.keys() == actual.keys()
     for name in expected:
         np.testing.assert_allclose(actual[name], expected[name], atol=1e-5, err_msg=name)
+
+
+def test_run_config_and_the_flags_a_resume_cannot_change(finished, capsys):
+    results, out = finished
+    config = json.load(open(os.path.join(out, 'run_config.json')))
+    assert config['arguments']['max_steps'] == 24 and config['arguments']['lr'] == 3e-3
+    assert config['resolved']['config']['num_layers'] == 2 and config['seed'] == 2
+    assert json.load(open(os.path.join(out, 'pretrain_metrics.json')))['hyperparameters'][
+        'max_steps'] == 24
+    for flags, named in (
+            (['--max-steps', '48'], "--max-steps 48 conflicts with the run in {}, which was "
+                                    "trained with --max-steps 24"),
+            (['--units', '256'], "--units 256 conflicts with the run in {}, which was trained "
+                                 "with --units None")):
+        with pytest.raises(SystemExit) as exit_info:
+            pretrain.main(['--resume', '--output-dir', out] + flags)
+        assert exit_info.value.code == 2
+        assert named.format(out) in capsys.readouterr().err
 
 
 def test_missing_data_is_a_clear_error(tmp_path, capsys):

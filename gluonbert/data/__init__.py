@@ -2,15 +2,16 @@
 from . import batchify, utils
 from .dataset import Splitter, TSVDataset
 from .pretraining import PretrainingExample, PretrainingExampleBuilder, read_documents
-from .readers import (ReaderError, TextDataset, read_csv, read_jsonl, read_table, read_text,
-                      read_tsv, train_test_split)
+from .readers import (FILE_FORMATS, ReaderError, TextDataset, file_format_of, read_csv,
+                      read_jsonl, read_table, read_text, read_tsv, train_test_split)
 from .sampler import FixedBucketSampler, SortedBucketSampler
 from . import bert, sampler  # GluonNLP's gluonnlp.data.bert.glue and gluonnlp.data.sampler
 from .sampler import (ConstWidthBucket, ExpWidthBucket, LinearWidthBucket, SortedSampler,
                       SplitSampler)
 from .squad import (SquadExample, SquadFeatures, SquadTransform, gold_answers, predict_answers,
                     read_squad)
-from .tasks import COLA, IMDB, MRPC, SNLI, SST2, STSB, TASKS, Task, get_task
+from .tasks import (COLA, IMDB, MRPC, SNLI, SST2, STSB, TASKS, Task, get_task, infer_task,
+                    task_metrics)
 from .tokenizer import BERTBasicTokenizer, BERTTokenizer, TokenizedText
 from .transforms import (BERTSentenceTransform, ClassificationTransform, RegressionTransform,
                          SentenceFeatures, TruncationCounter, truncate_pair_lengths)
@@ -28,5 +29,6 @@ __all__ = ['Splitter', 'TSVDataset', 'BERTVocab', 'bundled_vocab_path', 'BERTTok
            'gold_answers', 'PretrainingExample', 'PretrainingExampleBuilder', 'read_documents',
            'Vocab', 'as_vocab', 'BERTBasicTokenizer', 'Counter', 'count_tokens', 'utils',
            'transforms']
+__all__ += ['FILE_FORMATS', 'file_format_of', 'infer_task', 'task_metrics']
 __all__ += ['bert', 'sampler', 'SortedSampler', 'SplitSampler', 'ConstWidthBucket',
             'LinearWidthBucket', 'ExpWidthBucket']

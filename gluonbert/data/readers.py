@@ -236,6 +236,41 @@ def read_jsonl(path, fields, label_field=None, labels=None, skip_labels=()):
     return TextDataset(samples, path, line_numbers, skipped, wanted)
 
 
+FILE_FORMATS = ('csv', 'tsv', 'jsonl')
+
+
+def file_format_of(path: str, given: str | None = None) -> str:
+    """The format of a data file: `given`, else its extension (.csv, .tsv, .jsonl); anything
+    else is a ValueError naming the fix."""
+    fmt = given or os.path.splitext(path)[1].lstrip('.').lower()
+    if fmt not in FILE_FORMATS:
+        raise ValueError(f'cannot tell the format of {path} from its extension: name it .csv, '
+                         '.tsv or .jsonl, or pass --file-format')
+    return fmt
+
+
+def read_columns(path: str, file_format: str) -> list:
+    """The column names of a data file: its header (CSV/TSV) or the keys of its first object
+    (JSON lines)."""
+    text = read_text(path)
+    if file_format == 'jsonl':
+        for number, line in enumerate(text.split('\n'), start=1):
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ReaderError(f'{path}, line {number}: not valid JSON ({err})') from None
+                return list(record) if isinstance(record, dict) else []
+        return []
+    rows = _rows_csv(text, ',') if file_format == 'csv' else _rows_tsv(text)
+    try:
+        return [name.strip() for name in next(iter(rows))[1]]
+    except StopIteration:
+        return []
+    except ReaderError as err:
+        raise ReaderError(f'{path}, {err}') from None
+
+
 def train_test_split(dataset, test_fraction=0.2, seed=0):
     """Split a dataset into (train, test) TextDatasets by a seeded permutation.
 

@@ -3,7 +3,11 @@
 No downloads: `task.read(path)` reads a file you have (e.g. GLUE's SST-2/train.tsv).
 """
 from .. import metrics as _metrics
-from .readers import finite_float, read_csv, read_jsonl, read_tsv
+import copy
+import numbers
+
+from .readers import (file_format_of, finite_float, read_columns, read_csv, read_jsonl,
+                      read_tsv)
 from .transforms import ClassificationTransform, RegressionTransform
 
 
@@ -72,6 +76,31 @@ class Task:
         """A fresh MetricGroup of this task's metrics."""
         return _metrics.create_metric(self.metric_names)
 
+    def for_file(self, path: str | None, file_format: str | None = None) -> 'Task':
+        """This task reading files in the format of `path`'s extension (or `file_format`);
+        itself when it already does or there is no path."""
+        if path is None:
+            return self
+        fmt = file_format_of(path, file_format)
+        if fmt == self.file_format:
+            return self
+        task = copy.copy(self)
+        task.file_format = fmt
+        return task
+
+    def to_dict(self) -> dict:
+        """JSON-able record of the task (run_config.json); `Task.from_dict` rebuilds it."""
+        return dict(name=self.name, text_fields=list(self.text_fields),
+                    label_field=self.label_field, labels=self.labels,
+                    metric_names=list(self.metric_names), file_format=self.file_format,
+                    header=self.header, test_fields=list(self.test_fields),
+                    test_header=self.test_header, skip_labels=list(self.skip_labels))
+
+    @classmethod
+    def from_dict(cls, record: dict) -> 'Task':
+        """The Task a `to_dict` record describes."""
+        return cls(**record)
+
     def __repr__(self):
         return 'Task({!r}, labels={}, metrics={})'.format(self.name, self.labels,
                                                          list(self.metric_names))
@@ -100,3 +129,74 @@ def get_task(name):
     if key not in TASKS:
         raise ValueError('unknown task {!r}; known: {}'.format(name, sorted(TASKS)))
     return TASKS[key]
+
+
+# columns a data file needs no --task for: a text, an optional second text, a label
+TEXT_COLUMNS = ('text', 'sentence', 'sentence1', 'text_a')
+SECOND_TEXT_COLUMNS = ('text_pair', 'text_b', 'sentence2', 'text2', 'second_text')
+
+
+def task_metrics(labels) -> list:
+    """Metric names for a label set: accuracy (+ f1 for two classes), or pearsonr/spearmanr
+    for regression (labels None)."""
+    if labels is None:
+        return ['pearsonr', 'spearmanr']
+    return ['accuracy', 'f1'] if len(labels) == 2 else ['accuracy']
+
+
+def is_regression_labels(raw_labels) -> bool:
+    """The rule for files without --task: the targets are real numbers when every label is a
+    number and at least one is written as a non-integer ('3.8', '1.0', 0.5 in JSON); integer
+    labels ('0', '1', 5) are class names."""
+    values = list(raw_labels)
+    if not values:
+        return False
+    written_as_float = False
+    for value in values:
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, numbers.Number):
+            written_as_float |= isinstance(value, float)
+            continue
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return False
+        try:
+            int(value)
+        except ValueError:
+            written_as_float = True
+    return written_as_float
+
+
+def infer_task(path: str, file_format: str | None = None, label_column: str = 'label',
+               regression: bool = False) -> Task:
+    """A Task read off a data file's columns: a `text`/`sentence` column (and optionally a
+    second text, see SECOND_TEXT_COLUMNS) and `label_column`. The label set is the sorted
+    distinct labels of the file; see is_regression_labels (regression=True forces it)."""
+    fmt = file_format_of(path, file_format)
+    columns = read_columns(path, fmt)
+    first = next((c for c in TEXT_COLUMNS if c in columns), None)
+    if first is None or label_column not in columns:
+        missing = [] if first else [f'a text column ({"/".join(TEXT_COLUMNS)})']
+        missing += [] if label_column in columns else [f'a label column ({label_column!r})']
+        raise ValueError(f'{path} has columns {columns}: no {" and no ".join(missing)}; pass '
+                         '--task NAME (sst-2, mrpc, cola, sts-b, snli, imdb) or --text-columns '
+                         'and --label-column')
+    second = next((c for c in SECOND_TEXT_COLUMNS if c in columns), None)
+    fields = [first] + ([second] if second else [])
+    probe = Task('custom', fields, label_column, [], [], file_format=fmt)
+    raw = [sample[-1] for sample in _read_raw_labels(probe, path)]
+    if regression or is_regression_labels(raw):
+        labels = None
+    else:
+        labels = sorted(set(raw), key=lambda v: (str(type(v)), v))
+    return Task('custom', fields, label_column, labels, task_metrics(labels), file_format=fmt)
+
+
+def _read_raw_labels(task, path):
+    """The file's samples with their labels as written (no label set applied)."""
+    if task.file_format == 'jsonl':
+        return read_jsonl(path, task.text_fields, task.label_field)
+    reader = read_tsv if task.file_format == 'tsv' else read_csv
+    return reader(path, task.text_fields, task.label_field)

@@ -15,6 +15,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .averaging import AVERAGE_FILE, WeightAverage, check_ema_decay
 from ..errors import RunFailedError
@@ -23,6 +24,7 @@ from .checkpoint import (MODEL_RECORD, CheckpointManager, describe_model,
                          save_best)
 from .clipping import clip_factor, global_norm
 from .curves import save_curves
+from .metrics_log import MetricsLog
 from .distributed import allreduce_numpy, get_backend
 from .mixed_precision import DynamicLossScale, LowPrecisionForward, check_mixed_precision
 from .optimizer import exclude_from_weight_decay
@@ -137,6 +139,9 @@ class TrainingLoop:
         writes = output_dir and self.backend.is_root and not self.backend.updates_on_kvstore
         self.checkpoints = CheckpointManager(output_dir, self.config.keep_checkpoints) \
             if writes else None
+        self.metrics_log = MetricsLog(output_dir if output_dir and self.backend.is_root
+                                      else None)
+        self.schedule = None  # the LinearWarmupDecay of the current fit()
 
     def _check_async_limits(self):
         """dist_async updates on the servers: no clipping, no collective decisions."""
@@ -159,9 +164,11 @@ class TrainingLoop:
         cfg = self.config
         if self.backend.updates_on_kvstore:  # every worker's push is one update on the servers
             total_steps *= self.backend.num_workers
-        schedule = LinearWarmupDecay(cfg.lr, total_steps, int(cfg.warmup_ratio * total_steps))
+        self.schedule = LinearWarmupDecay(cfg.lr, total_steps,
+                                          int(cfg.warmup_ratio * total_steps))
         optimizer = mx.optimizer.create('adamw', learning_rate=cfg.lr, wd=cfg.weight_decay,
-                                        lr_scheduler=schedule, correct_bias=cfg.correct_bias)
+                                        lr_scheduler=self.schedule,
+                                        correct_bias=cfg.correct_bias)
         return self.backend.make_trainer(self.net.collect_params(), optimizer)
 
     def fit(self, train_data, batches_per_epoch, evaluate=None, resume=False, max_steps=None):
@@ -169,10 +176,11 @@ class TrainingLoop:
         `evaluate(net)` returns a dict of dev metrics. Returns the run summary (a dict)."""
         cfg = self.config
         steps_per_epoch = math.ceil(batches_per_epoch / cfg.accumulate)
-        self.trainer = self._make_trainer(steps_per_epoch * cfg.epochs)
+        total_steps = steps_per_epoch * cfg.epochs
+        self.trainer = self._make_trainer(total_steps)
         self.average = None
         state = dict(epoch=0, batch=0, step=0, best=None, best_metrics=None, bad_evals=0,
-                     history=[], stopped=None)
+                     history=[], stopped=None, total_steps=total_steps)
         for param in self.params:  # accumulation sums micro-batch gradients until the step
             param.grad_req = 'add' if cfg.accumulate > 1 else 'write'
         handler = self._attach_log_file()
@@ -182,7 +190,12 @@ class TrainingLoop:
                          batches_per_epoch)
             if resume:
                 state = self._resume(state)
-            return self._run(train_data, batches_per_epoch, evaluate, max_steps, state)
+                self._continue_schedule(state, total_steps)
+            # on a terminal, log lines are printed above the bar instead of onto it
+            redirect = logging_redirect_tqdm() if cfg.progress and self.backend.is_root \
+                else contextlib.nullcontext()
+            with redirect:
+                return self._run(train_data, batches_per_epoch, evaluate, max_steps, state)
         finally:
             if handler is not None:
                 LOG.removeHandler(handler)
@@ -219,6 +232,21 @@ class TrainingLoop:
                                    'workers share'.format(state['step']))
         return state
 
+    def _continue_schedule(self, state, total_steps):
+        """After a resume: the optimizer states bring back the saved run's lr schedule (its
+        total steps); put this run's schedule back in, so a longer --epochs keeps training
+        (the saved one would give lr 0 past its end) and say how the schedule changed."""
+        self.trainer._optimizer.lr_scheduler = self.schedule  # pylint: disable=protected-access
+        saved_total = state.get('total_steps')
+        state['total_steps'] = total_steps
+        if saved_total is not None and saved_total != total_steps and state['step']:
+            LOG.info('the schedule now has %d steps (the checkpoint\'s run had %d): linear decay '
+                     'to 0 at step %d; the lr at step %d is %.3e', total_steps, saved_total,
+                     total_steps, state['step'] + 1, self.schedule(state['step'] + 1))
+        if state['step'] >= total_steps:
+            LOG.info('the checkpoint is at step %d of %d: nothing left to train (pass a larger '
+                     '--epochs to train longer)', state['step'], total_steps)
+
     def _run(self, train_data, batches_per_epoch, evaluate, max_steps, state):
         cfg = self.config
         # the step of the last finite loss read-out: a checkpoint before it was followed by a
@@ -253,6 +281,7 @@ class TrainingLoop:
                     bar.set_postfix(loss='{:.4f}'.format(loss), lr='{:.2e}'.format(lr),
                                     samples_per_s='{:.1f}'.format(rate))
                     state['history'].append(dict(step=state['step'], loss=loss, lr=lr))
+                    self.metrics_log.append(state['step'], 'train', dict(loss=loss, lr=lr))
                     LOG.info('step %d epoch %d loss %.4f lr %.3e %.1f samples/s%s',
                              state['step'], epoch + 1, loss, lr, rate, self._read_loss_scale())
                     loss_sum, loss_steps, samples, clock = None, 0, 0, time.time()
@@ -438,6 +467,7 @@ class TrainingLoop:
             state['best'] is None or (value > state['best'] if cfg.mode == 'max'
                                       else value < state['best']))
         state['history'].append(dict(step=state['step'], eval=metrics))
+        self.metrics_log.append(state['step'], 'dev', metrics)
         LOG.info('eval at step %d: %s', state['step'],
                  ', '.join('{} {:.4f}'.format(k, v) for k, v in metrics.items()))
         if better:

@@ -1,10 +1,13 @@
 """Command-line pieces the zoo scripts share: the model and training flags with their parse-time
-checks, the contexts of --gpus and the --dtype check, a worker's start (output folder, logging,
-seeds), its log line and the TrainConfig."""
+checks (a --resume / --only-inference run takes its settings from run_config.json), the contexts
+of --gpus and the --dtype check, a worker's start (output folder, logging, seeds), its log line
+and the TrainConfig."""
 import argparse
 import logging
 import math
 import os
+import sys
+import warnings
 
 import mxnet as mx
 import numpy as np
@@ -13,6 +16,10 @@ from ..errors import UsageError, add_debug_flag
 from . import distributed
 from .loop import TrainConfig
 from .mixed_precision import UnsupportedPrecisionError, check_mixed_precision
+from .run_record import check_output_dir, parse_with_saved_run
+
+# flags that fix what the weights are: a --resume / --only-inference run must not change them
+WEIGHTS_FLAGS = ('model', 'dataset_name', 'pretrained', 'from_scratch', 'cased')
 
 
 def _number(kind, text):
@@ -110,10 +117,12 @@ def writable_dir(text: str) -> str:
     return text
 
 
-def parse_script_args(parser, argv=None):
+def parse_script_args(parser, argv=None, fixed=WEIGHTS_FLAGS):
     """parse_args plus the checks across flags (weights source, cluster), in argparse's format
-    (exit code 2) before anything is built or written."""
-    args = parser.parse_args(argv)
+    (exit code 2) before anything is built or written. With --resume or --only-inference the
+    settings of `<output-dir>/run_config.json` are the defaults; a flag of `fixed` given with
+    another value is refused naming both (see run_record.parse_with_saved_run)."""
+    args = parse_with_saved_run(parser, argv, fixed)
     check_weights_source(parser, args)
     check_launched_worker(parser, args)
     return args
@@ -213,9 +222,15 @@ def add_training_arguments(group, lr, epochs, output_dir, batch_help, epochs_hel
                             '(default 2)')
     group.add_argument('--output-dir', type=writable_dir, default=output_dir,
                        help='where everything is written (default {})'.format(output_dir))
-    group.add_argument('--resume', action='store_true', help='continue from the last '
-                                                             'checkpoint in --output-dir')
-    group.add_argument('--no-progress', action='store_true', help='hide progress bars')
+    group.add_argument('--resume', action='store_true',
+                       help='continue from the last checkpoint in --output-dir, with the '
+                            'settings of its run_config.json (only --output-dir is needed; a '
+                            'larger --epochs extends the lr schedule)')
+    group.add_argument('--overwrite-output-dir', action='store_true',
+                       help='replace the run in a used --output-dir (without it, or --resume, '
+                            'a used one is refused)')
+    group.add_argument('--no-progress', action='store_true',
+                       help='hide progress bars (they are shown only when stderr is a terminal)')
     group.add_argument('--dtype', default='float32', choices=['float32', 'float16', 'bfloat16'],
                        help='training precision: float16 (GPUs, dynamic loss scaling) or '
                             'bfloat16 (AVX-512 CPUs) compute through MXNet AMP over float32 '
@@ -250,11 +265,27 @@ def start_worker(args, backend):
     if getattr(args, 'only_inference', False) and backend.num_workers > 1:  # scripts with it
         raise SystemExit('--only-inference runs in one process: drop --comm-backend')
     if backend.is_root:
+        check_output_dir(args)
         os.makedirs(args.output_dir, exist_ok=True)
+    # on a terminal the bars show the time; in a file every line carries its own
     logging.basicConfig(level=logging.INFO if backend.is_root else logging.WARNING,
-                        format='%(message)s')
+                        format='%(message)s' if sys.stderr.isatty() else
+                        '%(asctime)s %(levelname)s %(name)s: %(message)s')
+    # warnings become one-line log records too (timestamped in a file)
+    warnings.formatwarning = _one_line_warning
+    logging.captureWarnings(True)
     mx.random.seed(args.seed)
     np.random.seed(args.seed)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None):
+    """A warning as one log line: 'UserWarning: text (file.py:12)'."""
+    return f'{category.__name__}: {message} ({os.path.basename(filename)}:{lineno})'
+
+
+def show_progress(args) -> bool:
+    """Progress bars: only on a terminal (a log file gets none) and without --no-progress."""
+    return not args.no_progress and sys.stderr.isatty()
 
 
 def describe_run(backend, args, num_contexts, lr):
@@ -271,7 +302,7 @@ def train_config(args, **task_specific):
     fields = dict(lr=args.lr, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
                   weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm or None,
                   accumulate=args.accumulate, log_every=args.log_every,
-                  eval_every=args.eval_every, seed=args.seed, progress=not args.no_progress,
+                  eval_every=args.eval_every, seed=args.seed, progress=show_progress(args),
                   kvstore=args.comm_backend, dtype=args.dtype, ema_decay=args.ema_decay)
     fields.update(task_specific)
     return TrainConfig(**fields)

@@ -29,7 +29,9 @@ def main(run_dirs):
         first = results[0]
         metrics = []
         for metric in first['dev_metrics']:
-            values = [100 * r['dev_metrics'][metric] for r in results]
+            # bare names are fractions (shown as %); *_percent ones are percentages already
+            scale = 1 if metric.endswith('_percent') else 100
+            values = [scale * r['dev_metrics'][metric] for r in results]
             metrics.append('{} {:.2f} ({})'.format(metric, sum(values) / len(values),
                                                    ', '.join('{:.2f}'.format(v) for v in values)))
         seconds = ', '.join('{:.0f} s'.format(r.get('train_seconds', 0)) for r in results)

@@ -35,7 +35,7 @@ def main(argv=None):
         '--model', 'bert_6_384_12', '--dataset-name', 'all_minilm_l6_v2',
         '--max-len', '64', '--batch-size', '32', '--lr', '1e-4', '--epochs', str(args.epochs),
         '--warmup-ratio', '0.1', '--log-every', '25', '--seed', '2',
-        '--output-dir', args.output_dir] +
+        '--output-dir', args.output_dir, '--overwrite-output-dir'] +  # `make demo` reruns
         (['--max-train-samples', str(args.max_train_samples)] if args.max_train_samples else []))
     accuracy = results['dev_metrics']['accuracy']
     print('\nSST-2 dev accuracy: {:.2f}% ({} dev sentences; fine-tuned on {} sentences in {:.0f} s)'

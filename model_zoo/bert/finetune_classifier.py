@@ -1,9 +1,21 @@
 """Fine-tune BERT for sentence(-pair) classification or regression.
 
 Tasks: SST-2, MRPC, CoLA, STS-B (regression), SNLI (jsonl), IMDB (`review,sentiment` CSV), or any
-CSV/TSV/JSONL with your own columns (--task custom). Writes dev metrics (JSON), test
-predictions, the best parameters, and the best model exported as a hybridized symbol.
+CSV/TSV/JSONL with your own columns (--task custom). A file's format comes from its extension
+(.csv, .tsv, .jsonl). A file with a `text` (or `sentence`) column, optionally a second text
+(`text_pair`, `text_b`, `sentence2`) and a `label` column needs no --task: the labels are its
+sorted distinct values, or real-valued targets (regression) when every label is a number and one
+is written with a decimal point (integer labels are classes; --regression forces regression).
+Without a dev file, --dev-fraction of the training file is held out. Writes dev metrics (JSON),
+test predictions, the best parameters, the best model exported as a hybridized symbol and as a
+`save_pretrained` folder (`model/`, which HuggingFace's pipeline also loads). Every run writes
+run_config.json (its full configuration and versions) and metrics.jsonl; --resume and
+--only-inference need only --output-dir (--only-inference writes into
+<output-dir>/inference-<time>/); a used --output-dir is refused without --resume or
+--overwrite-output-dir.
 
+  python model_zoo/bert/finetune_classifier.py --train-file reviews.csv \
+      --model bert_6_384_12 --dataset-name all_minilm_l6_v2
   python model_zoo/bert/finetune_classifier.py --task sst-2 --data-dir ../shared/data/glue/SST-2 \
       --model bert_6_384_12 --dataset-name all_minilm_l6_v2 --output-dir out/sst2
 
@@ -24,7 +36,8 @@ import time
 import mxnet as mx
 
 import gluonbert
-from gluonbert.data import (BERTTokenizer, Task, get_task, read_csv, read_jsonl, read_tsv,
+from gluonbert.data import (FILE_FORMATS, BERTTokenizer, ReaderError, Task, file_format_of,
+                            get_task, infer_task, read_csv, read_jsonl, read_tsv, task_metrics,
                             train_test_split)
 from gluonbert.files import atomic_folder, atomic_open, write_json, write_text
 from gluonbert.train import TrainingLoop
@@ -33,10 +46,14 @@ from gluonbert.train import distributed
 from gluonbert.errors import CheckpointMismatchError, run_main
 from gluonbert.train.checkpoint import load_parameters_file
 from gluonbert.train.losses import balanced_class_weights
-from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, check_dtype,
-                                         contexts, describe_run, existing_dir, existing_file,
+from gluonbert.train.metrics_log import MetricsLog
+from gluonbert.train.run_record import inference_folder, write_run_config
+from gluonbert.train.script_args import (WEIGHTS_FLAGS, add_model_arguments,
+                                         add_training_arguments, check_dtype, contexts,
+                                         describe_run, existing_dir, existing_file,
                                          parse_script_args, positive_float, positive_int,
-                                         require_rows, start_worker, train_config)
+                                         require_rows, show_progress, start_worker,
+                                         train_config)
 
 LOG = logging.getLogger('finetune_classifier')
 
@@ -46,8 +63,9 @@ def build_parser():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group('data')
-    data.add_argument('--task', default='sst-2',
-                      help='sst-2, mrpc, cola, sts-b, snli, imdb, or custom (default sst-2)')
+    data.add_argument('--task',
+                      help='sst-2, mrpc, cola, sts-b, snli, imdb, or custom (default: read off '
+                           'the training file\'s text/sentence and label columns)')
     data.add_argument('--data-dir', type=existing_dir,
                       help='folder with train/dev/test files (GLUE layout: '
                            'train.tsv, dev.tsv, test.tsv)')
@@ -64,9 +82,11 @@ def build_parser():
     data.add_argument('--label-column', default='label', help='custom task: label column')
     data.add_argument('--labels', help='custom task: comma-separated label set (default: the '
                                        'sorted labels of the training file)')
-    data.add_argument('--regression', action='store_true', help='custom task: float targets')
-    data.add_argument('--file-format', default=None, choices=['tsv', 'csv', 'jsonl'],
-                      help='custom task: file format (default: from the file extension)')
+    data.add_argument('--regression', action='store_true',
+                      help='custom task or no --task: float targets (default without --task: '
+                           'when every label is a number and one has a decimal point)')
+    data.add_argument('--file-format', default=None, choices=list(FILE_FORMATS),
+                      help='file format (default: from the file extension)')
     data.add_argument('--max-train-samples', type=positive_int,
                       help='use only the first N training samples')
     data.add_argument('--max-len', type=positive_int, default=128, help='max tokens per example '
@@ -94,9 +114,10 @@ def build_parser():
     train.add_argument('--lr-scaling', default='none', choices=['none', 'linear'],
                        help='--lr is for the global batch (batch size x contexts x workers); '
                             'linear: multiply it by the number of workers (default none)')
-    train.add_argument('--only-inference', action='store_true', help='no training: load '
-                                                                     '--params, evaluate dev '
-                                                                     'and predict test')
+    train.add_argument('--only-inference', action='store_true',
+                       help='no training: load --params, evaluate dev and predict test into '
+                            '<output-dir>/inference-<time>/, with the settings of the run in '
+                            '--output-dir (only --output-dir is needed)')
     train.add_argument('--params', type=existing_file,
                        help='with --only-inference: parameters file (default '
                             '<output-dir>/best.params)')
@@ -104,15 +125,32 @@ def build_parser():
 
 
 def make_task(args, train_path):
-    """The Task named by --task, or a custom one from the column flags."""
-    if args.task.lower() != 'custom':
-        return get_task(args.task)
+    """The Task named by --task, a custom one from the column flags, or one read off the
+    training file's columns; files are read in the format of their extension."""
+    if (args.task and args.task.lower() == 'custom') or (not args.task and args.text_columns):
+        return _custom_task(args, train_path)
+    try:
+        if args.task:
+            return get_task(args.task).for_file(train_path, args.file_format)
+        task = infer_task(train_path, args.file_format, args.label_column, args.regression)
+    except ReaderError:
+        raise
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    LOG.info('task from the columns of %s: texts %s, label %r, %s', train_path,
+             list(task.text_fields), task.label_field,
+             'regression' if task.is_regression else f'labels {task.labels}')
+    return task
+
+
+def _custom_task(args, train_path):
+    """--task custom: the columns named by --text-columns / --label-column."""
     if not args.text_columns:
         raise SystemExit('--task custom needs --text-columns (e.g. "text" or "text,text_b")')
-    fmt = args.file_format or os.path.splitext(train_path)[1].lstrip('.').lower()
-    if fmt not in ('tsv', 'csv', 'jsonl'):
-        raise SystemExit('cannot tell the file format of {}; pass --file-format'.format(
-            train_path))
+    try:
+        fmt = file_format_of(train_path, args.file_format)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     fields = args.text_columns.split(',')
     if args.regression:
         labels = None
@@ -123,9 +161,8 @@ def make_task(args, train_path):
         labels = sorted({s[-1] for s in require_rows(
             reader(train_path, fields, args.label_column), train_path)})
         LOG.info('label set from %s: %s', train_path, labels)
-    metrics = ['pearsonr', 'spearmanr'] if labels is None else \
-        (['accuracy', 'f1'] if len(labels) == 2 else ['accuracy'])
-    return Task('custom', fields, args.label_column, labels, metrics, file_format=fmt)
+    return Task('custom', fields, args.label_column, labels, task_metrics(labels),
+                file_format=fmt)
 
 
 def data_paths(args):
@@ -162,38 +199,53 @@ def build_net(args, task, ctx):
     return net, vocab
 
 
+# flags a --resume / --only-inference run must not change: they fix the model and its labels
+FIXED_FLAGS = WEIGHTS_FLAGS + ('task', 'text_columns', 'label_column', 'labels', 'regression',
+                               'pooling', 'file_format')
+
+
 def main(argv=None):
     """Run the script; returns a dict with the dev metrics and the output files."""
-    args = parse_script_args(build_parser(), argv)
+    args = parse_script_args(build_parser(), argv, FIXED_FLAGS)
     backend = distributed.get_backend(args.comm_backend)  # joins the cluster, if any
     ctx = contexts(args.gpus)
     check_dtype(args, ctx)
     start_worker(args, backend)  # the first write
-    progress = not args.no_progress
+    progress = show_progress(args)
     train_path, dev_path, test_path = data_paths(args)
-    task = make_task(args, train_path or dev_path)
+    task = _saved_task(args) or make_task(args, train_path or dev_path)
     monitor = _monitor(args, task)
     net, vocab = build_net(args, task, ctx)
     tokenizer = BERTTokenizer(vocab, lower=not args.cased)
 
     # every input is read and checked before anything is trained
-    train_set = require_rows(task.read(train_path), train_path) if train_path else None
+    train_set = _read(task, train_path, args) if train_path else None
     if train_set is not None and args.max_train_samples:
         train_set = train_set[:args.max_train_samples]
-    test_set = require_rows(task.read(test_path, labeled=False), test_path) if test_path \
-        else None
+    test_set = _read(task, test_path, args, labeled=False) if test_path else None
     if dev_path:
-        dev_set = require_rows(task.read(dev_path), dev_path)
-    elif train_set is not None:
+        dev_set = _read(task, dev_path, args)
+    elif train_set is not None:  # the same seed holds out the same samples on every run
         train_set, dev_set = train_test_split(train_set, args.dev_fraction, seed=args.seed)
         LOG.info('no dev file: holding out %d of the training samples', len(dev_set))
     else:
         raise SystemExit('--only-inference needs a dev file to evaluate')
     dev = _features(task, dev_set, tokenizer, args, progress, 'dev')
 
+    # an inference run writes beside the training record, never over it
+    out = args.output_dir
+    if args.only_inference:
+        out = inference_folder(args.output_dir)
+        LOG.info('writing into %s', out)
+    if backend.is_root:
+        write_run_config(out, args, argv, dict(task=task.to_dict(), monitor=monitor))
+
     net.hybridize(static_alloc=True)
-    results = dict(task=task.name, model=args.model, dataset_name=args.dataset_name,
-                   pretrained=args.pretrained, pooling=args.pooling)
+    results = dict(task=task.name, labels=task.labels, model=args.model,
+                   dataset_name=args.dataset_name, pretrained=args.pretrained,
+                   pooling=args.pooling, hyperparameters=_hyperparameters(args),
+                   output_dir=out)
+    best_metrics = None
     if not args.only_inference:
         train = _features(task, train_set, tokenizer, args, progress, 'train')
         weights = None
@@ -216,20 +268,64 @@ def main(argv=None):
         results.update(train_seconds=round(time.time() - start, 1), steps=state['step'],
                        train_samples=len(train), stopped=state['stopped'], workers=workers,
                        comm_backend=args.comm_backend)
-        if not backend.is_root:  # rank 0 evaluates the best model, predicts and exports
+        results['hyperparameters']['lr'] = lr
+        if not backend.is_root:  # rank 0 predicts with the best model and exports
             return results
+        best_metrics = state['best_metrics']
     _load_parameters(net, args.params or os.path.join(args.output_dir, 'best.params'), ctx,
                      args.pooling)
-    dev_metrics = cls.evaluate(net, task, dev, args.batch_size * 2, ctx[0], progress)
+    if best_metrics:  # the loop scored best.params on this dev set already
+        dev_metrics = {k: v for k, v in best_metrics.items() if not k.startswith('raw_')}
+    else:
+        dev_metrics = cls.evaluate(net, task, dev, args.batch_size * 2, ctx[0], progress)
     results.update(dev_metrics=dev_metrics, dev_samples=len(dev_set))
     LOG.info('dev (%d samples): %s', len(dev_set),
              ', '.join('{} {:.4f}'.format(k, v) for k, v in dev_metrics.items()))
+    MetricsLog(out).append(results.get('steps', 0), 'dev_final', dev_metrics)
     if test_set is not None:
-        results['test_predictions'] = _predict_test(net, task, test_set, tokenizer, args, ctx)
-    results['export'] = _export(net, vocab, task, args, dev)
-    write_text(os.path.join(args.output_dir, 'dev_metrics.json'),
-                      json.dumps(results, indent=2))
+        results['test_predictions'] = _predict_test(net, task, test_set, tokenizer, args, ctx,
+                                                    out)
+    if not args.only_inference:
+        results['export'] = _export(net, vocab, task, args, dev)
+        results['model_folder'] = _save_model_folder(net, vocab, task, args)
+    write_text(os.path.join(out, 'dev_metrics.json'), json.dumps(results, indent=2))
     return results
+
+
+def _saved_task(args):
+    """The task a --resume / --only-inference run's run_config.json resolved (its labels in
+    their order), or None."""
+    record = (args.saved_run or {}).get('resolved', {}).get('task')
+    return Task.from_dict(record) if record else None
+
+
+def _hyperparameters(args):
+    """The settings dev_metrics.json repeats beside the scores."""
+    return dict(seed=args.seed, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
+                accumulate=args.accumulate, max_len=args.max_len, dtype=args.dtype,
+                warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
+                dropout=args.dropout, ema_decay=args.ema_decay)
+
+
+def _save_model_folder(net, vocab, task, args):
+    """The run's result: the best weights with their label names as one save_pretrained
+    folder (`<output-dir>/model/`, which HuggingFace's pipeline also loads)."""
+    folder = os.path.join(args.output_dir, 'model')
+    labels = [str(label) for label in task.labels] if task.labels is not None else None
+    gluonbert.save_pretrained(net, folder, vocab, labels=labels,
+                              max_length=min(args.max_len, net.bert.config['max_length']),
+                              task=task.name, lower=not args.cased, overwrite=True)
+    LOG.info('model folder (save_pretrained): %s', folder)
+    return folder
+
+
+def _read(task, path, args, labeled=True):
+    """A data file's samples, read in the format of its extension (or --file-format)."""
+    try:
+        reader = task.for_file(path, args.file_format)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    return require_rows(reader.read(path, labeled=labeled), path)
 
 
 def _load_parameters(net, path, ctx, pooling):
@@ -267,15 +363,15 @@ def _features(task, dataset, tokenizer, args, progress, name):
     return features
 
 
-def _predict_test(net, task, test_set, tokenizer, args, ctx):
+def _predict_test(net, task, test_set, tokenizer, args, ctx, folder):
     features, report = cls.make_features(task, test_set,
                                          tokenizer, args.max_len, labeled=False,
                                          window_stride=args.window_stride,
-                                         progress=not args.no_progress)
+                                         progress=show_progress(args))
     LOG.info('test: %s', report)
     outputs, _ = cls.aggregate_windows(cls.predict(net, features, args.batch_size * 2, ctx[0],
-                                                   not args.no_progress), features)
-    out = os.path.join(args.output_dir, 'test_predictions.tsv')
+                                                   show_progress(args)), features)
+    out = os.path.join(folder, 'test_predictions.tsv')
     with atomic_open(out) as f:
         f.write('index\tprediction\n')
         for i, row in enumerate(outputs):
@@ -294,6 +390,7 @@ def _export(net, vocab, task, args, dev):
         vocab.to_file(os.path.join(tmp, 'vocab.txt'))
         write_json(os.path.join(tmp, 'meta.json'),
                    dict(task=task.name, labels=task.labels, regression=task.is_regression,
+                        pair=task.is_pair,
                         max_len=args.max_len, lower=not args.cased, model=args.model))
     return folder
 

@@ -4,8 +4,12 @@ Each question is turned into windows `[CLS] question [SEP] context window [SEP]`
 apart); the loss is the mean of the start and end softmax cross-entropies. A question's answer
 is the best-scoring span (start + end logit) of at most --max-answer-length tokens among the
 --n-best-size best starts and ends of all its windows, cut from the original context through the
-tokens' character offsets. Scored with the official v1.1 EM/F1. Writes predictions.json
-(id -> answer), dev_metrics.json, the best parameters, and the best model exported as a symbol.
+tokens' character offsets. Scored with the official v1.1 EM/F1, reported as exact_match_percent
+and f1_percent (0-100; every script's bare metric names are fractions in [0, 1]). Writes
+predictions.json (id -> answer), dev_metrics.json, run_config.json, metrics.jsonl, the best
+parameters, the best model exported as a symbol and as a save_pretrained folder (model/).
+--resume and --only-inference need only --output-dir; --only-inference writes into
+<output-dir>/inference-<time>/.
 
   python model_zoo/bert/finetune_squad.py --train-file ../shared/data/squad/train-v1.1-subset.json \
       --dev-file ../shared/data/squad/dev-v1.1-subset.json \
@@ -31,12 +35,15 @@ from gluonbert.train import TrainingLoop
 from gluonbert.train import distributed, squad
 from gluonbert.errors import run_main
 from gluonbert.train.checkpoint import load_parameters_file
+from gluonbert.train.metrics_log import MetricsLog
+from gluonbert.train.run_record import inference_folder, write_run_config
 from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, check_dtype,
                                          contexts, describe_run, existing_file,
                                          parse_script_args, positive_int, require_rows,
-                                         start_worker, train_config)
+                                         show_progress, start_worker, train_config)
 
 LOG = logging.getLogger('finetune_squad')
+MONITOR = 'f1_percent'  # the dev metric that picks the best model
 
 
 def build_parser():
@@ -67,7 +74,9 @@ def build_parser():
     add_training_arguments(train, lr=5e-5, epochs=3, output_dir='out/squad',
                            batch_help='windows', epochs_help='passes over the training windows')
     train.add_argument('--only-inference', action='store_true',
-                       help='no training: load --params, predict and score the dev file')
+                       help='no training: load --params, predict and score the dev file into '
+                            '<output-dir>/inference-<time>/ with the settings of the run in '
+                            '--output-dir (only --output-dir is needed)')
     train.add_argument('--params', type=existing_file,
                        help='with --only-inference: parameters file (default '
                             '<output-dir>/best.params)')
@@ -94,14 +103,14 @@ def read_questions(path, limit, name):
 
 def main(argv=None):
     """Run the script; returns a dict with the dev EM/F1 and the output files."""
-    args = parse_script_args(build_parser(), argv)
+    args = parse_script_args(build_parser(), argv)  # the weights' flags are fixed on --resume
     backend = distributed.get_backend(args.comm_backend)  # joins the cluster, if any
     if not args.only_inference and not args.train_file:
         raise SystemExit('no training data: pass --train-file (or --only-inference)')
     ctx = contexts(args.gpus)
     check_dtype(args, ctx)
     start_worker(args, backend)  # the first write
-    progress = not args.no_progress and backend.is_root
+    progress = show_progress(args) and backend.is_root
     net, vocab = build_net(args, ctx)
     tokenizer = BERTTokenizer(vocab, lower=not args.cased)
 
@@ -119,8 +128,10 @@ def main(argv=None):
     LOG.info('dev: %s', dev_transform.report())
 
     def evaluate(n):
-        return squad.evaluate(n, dev_examples, dev, args.n_best_size, args.max_answer_length,
-                              args.batch_size * 2, ctx[0], progress)
+        scores, predictions = squad.evaluate(n, dev_examples, dev, args.n_best_size,
+                                             args.max_answer_length, args.batch_size * 2,
+                                             ctx[0], progress)
+        return percent_names(scores), predictions
 
     # the best evaluation of this process: its predictions need no second pass. Every worker
     # scores the whole dev set: identical weights give identical metrics, so all agree on best
@@ -128,14 +139,23 @@ def main(argv=None):
 
     def evaluate_during_training(n):
         metrics, predictions = evaluate(n)
-        if not best_seen or metrics['f1'] > best_seen['metrics']['f1']:  # the loop's rule
+        if not best_seen or metrics[MONITOR] > best_seen['metrics'][MONITOR]:  # the loop's rule
             best_seen.update(metrics=metrics, predictions=predictions)
         return metrics
 
+    # an inference run writes beside the training record, never over it
+    out = inference_folder(args.output_dir) if args.only_inference else args.output_dir
+    if backend.is_root:
+        write_run_config(out, args, argv, dict(task='squad1.1', monitor=MONITOR))
     net.hybridize(static_alloc=True)
     results = dict(task='squad1.1', model=args.model, dataset_name=args.dataset_name,
                    pretrained=args.pretrained, max_seq_length=args.max_seq_length,
-                   doc_stride=args.doc_stride)
+                   doc_stride=args.doc_stride, output_dir=out,
+                   hyperparameters=dict(seed=args.seed, lr=args.lr, epochs=args.epochs,
+                                        batch_size=args.batch_size, accumulate=args.accumulate,
+                                        max_seq_length=args.max_seq_length, dtype=args.dtype,
+                                        warmup_ratio=args.warmup_ratio,
+                                        weight_decay=args.weight_decay, dropout=args.dropout))
     if not args.only_inference:
         train_transform = transform(True)
         train = train_transform.features(train_examples)
@@ -144,7 +164,7 @@ def main(argv=None):
             *squad.training_batches(train, args.batch_size * len(ctx), seed=args.seed),
             backend.rank, backend.num_workers)
         LOG.info('%s', describe_run(backend, args, len(ctx), args.lr))
-        loop = TrainingLoop(net, squad.span_loss(), ctx, train_config(args, monitor='f1'),
+        loop = TrainingLoop(net, squad.span_loss(), ctx, train_config(args, monitor=MONITOR),
                             args.output_dir, model_record=dict(task='squad1.1'))
         start = time.time()
         state = loop.fit(batches, per_epoch, evaluate_during_training, resume=args.resume)
@@ -163,15 +183,24 @@ def main(argv=None):
         dev_metrics, predictions = evaluate(net)
     results.update(dev_metrics=dev_metrics, dev_questions=len(dev_examples),
                    dev_windows=len(dev))
-    LOG.info('dev (%d questions): exact_match %.2f, f1 %.2f', len(dev_examples),
-             dev_metrics['exact_match'], dev_metrics['f1'])
-    results['predictions'] = os.path.join(args.output_dir, 'predictions.json')
-    write_text(results['predictions'], json.dumps(predictions, indent=1,
-                                                         ensure_ascii=False))
-    results['export'] = _export(net, vocab, args, dev)
-    write_text(os.path.join(args.output_dir, 'dev_metrics.json'),
-                      json.dumps(results, indent=2))
+    LOG.info('dev (%d questions): exact_match_percent %.2f, f1_percent %.2f',
+             len(dev_examples), dev_metrics['exact_match_percent'], dev_metrics['f1_percent'])
+    MetricsLog(out).append(results.get('steps', 0), 'dev_final', dev_metrics)
+    results['predictions'] = os.path.join(out, 'predictions.json')
+    write_text(results['predictions'], json.dumps(predictions, indent=1, ensure_ascii=False))
+    if not args.only_inference:
+        results['export'] = _export(net, vocab, args, dev)
+        results['model_folder'] = os.path.join(args.output_dir, 'model')
+        gluonbert.save_pretrained(net, results['model_folder'], vocab,
+                                  max_length=args.max_seq_length, task='squad1.1',
+                                  lower=not args.cased, overwrite=True)
+    write_text(os.path.join(out, 'dev_metrics.json'), json.dumps(results, indent=2))
     return results
+
+
+def percent_names(scores):
+    """The official scores (0-100) under names that say so: exact_match_percent, f1_percent."""
+    return {f'{name}_percent': value for name, value in scores.items()}
 
 
 def _export(net, vocab, args, dev):

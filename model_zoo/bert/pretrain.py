@@ -35,10 +35,13 @@ from gluonbert.train import TrainingLoop
 from gluonbert.train import distributed, pretraining
 from gluonbert.errors import UsageError, run_main
 from gluonbert.train.checkpoint import load_parameters_file
-from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, check_dtype,
-                                         contexts, describe_run, fraction, parse_script_args,
-                                         positive_float, positive_int, start_worker,
-                                         train_config)
+from gluonbert.train.metrics_log import MetricsLog
+from gluonbert.train.run_record import write_run_config
+from gluonbert.train.script_args import (WEIGHTS_FLAGS, add_model_arguments,
+                                         add_training_arguments, check_dtype, contexts,
+                                         describe_run, fraction, parse_script_args,
+                                         positive_float, positive_int, show_progress,
+                                         start_worker, train_config)
 
 LOG = logging.getLogger('pretrain')
 ARCHITECTURE_FLAGS = ('num_layers', 'units', 'num_heads', 'hidden_size', 'max_length')
@@ -142,7 +145,8 @@ def make_examples(args, tokenizer):
 def main(argv=None):
     """Run the script; returns a dict with the held-out scores and the output files."""
     parser = build_parser()
-    args = parse_script_args(parser, argv)
+    # --max-steps sizes the one pass over the example stream: a resume cannot change it
+    args = parse_script_args(parser, argv, WEIGHTS_FLAGS + ARCHITECTURE_FLAGS + ('max_steps',))
     try:
         data_files(args.data)  # before anything is built or written
     except SystemExit as err:
@@ -151,10 +155,12 @@ def main(argv=None):
     ctx = contexts(args.gpus)
     check_dtype(args, ctx)
     start_worker(args, backend)  # the first write
-    progress = not args.no_progress and backend.is_root
+    progress = show_progress(args) and backend.is_root
     net, vocab = build_model(args, ctx)
     tokenizer = BERTTokenizer(vocab, lower=not args.cased)
     train, held_out = make_examples(args, tokenizer)
+    if backend.is_root:
+        write_run_config(args.output_dir, args, argv, dict(config=dict(build_config(net))))
     net.hybridize(static_alloc=True)
 
     def evaluate(n):  # every worker scores all of held_out: identical weights, identical scores
@@ -183,7 +189,8 @@ def main(argv=None):
     if not backend.is_root:  # rank 0 scores the best model and writes everything
         return results
     load_parameters_file(net, os.path.join(args.output_dir, 'best.params'), ctx)
-    after = evaluate(net)
+    # the loop scored best.params on the held-out part already
+    after = dict(state['best_metrics']) if state['best_metrics'] else evaluate(net)
     LOG.info('held-out after training (best by MLM loss, step %s): %s',
              _best_step(state), _format(after))
     losses = [h['loss'] for h in state['history'] if 'loss' in h]
@@ -195,9 +202,20 @@ def main(argv=None):
     results['checkpoint'] = os.path.join(args.output_dir, 'model')
     save_native_checkpoint(net, vocab, results['checkpoint'], overwrite=True)
     results['export'] = _export(net, held_out, args.output_dir)
+    results['hyperparameters'] = dict(
+        seed=args.seed, lr=args.lr, epochs=args.epochs, max_steps=args.max_steps,
+        batch_size=args.batch_size, accumulate=args.accumulate,
+        max_seq_length=args.max_seq_length, dtype=args.dtype, warmup_ratio=args.warmup_ratio,
+        weight_decay=args.weight_decay, dropout=args.dropout)
+    MetricsLog(args.output_dir).append(state['step'], 'held_out_final', after)
     write_text(os.path.join(args.output_dir, 'pretrain_metrics.json'),
                       json.dumps(results, indent=2))
     return results
+
+
+def build_config(net):
+    """The architecture the run trains (JSON-able)."""
+    return {k: v for k, v in net.config.items() if isinstance(v, (str, int, float, bool))}
 
 
 def _format(scores):

@@ -11,7 +11,8 @@ PY=${PY:-.venv/bin/python}
 GLUE=${GLUE:-../shared/data/glue}
 SQUAD=${SQUAD:-../shared/data/squad}
 OUT=${OUT:-out/results}
-MINILM=(--model bert_6_384_12 --dataset-name all_minilm_l6_v2 --no-progress)
+# a rerun replaces the earlier run of the same name
+MINILM=(--model bert_6_384_12 --dataset-name all_minilm_l6_v2 --no-progress --overwrite-output-dir)
 runs=("$@")
 [ ${#runs[@]} -eq 0 ] && runs=(sst2 mrpc mrpc5 squad pretrain)
 for what in "${runs[@]}"; do
@@ -62,7 +63,7 @@ for what in "${runs[@]}"; do
         "$SQUAD/dev-v1.1-subset.json" --sst2 data/sst2/train.tsv --output "$OUT/corpus.txt"
       $PY model_zoo/bert/pretrain.py --data "$OUT/corpus.txt" --model bert_2_128_2 --from-scratch \
         --max-steps 400 --batch-size 32 --lr 1e-3 --log-every 10 --no-progress \
-        --output-dir "$OUT/pretrain" ;;
+        --overwrite-output-dir --output-dir "$OUT/pretrain" ;;
     *) echo "unknown run $what" >&2; exit 2 ;;
   esac
 done
