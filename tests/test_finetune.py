@@ -17,7 +17,7 @@ from gluonbert.train import classification as cls
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLICE = os.path.join(REPO, 'data', 'sst2')
 sys.path.insert(0, os.path.join(REPO, 'model_zoo', 'bert'))
-import finetune_classifier  # noqa: E402  pylint: disable=wrong-import-position
+import finetune_classifier  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -192,7 +192,7 @@ def test_resume_with_more_epochs_continues_the_schedule(tmp_path):
 
 
 def test_custom_csv_task_with_held_out_dev_and_test_predictions(tmp_path):
-    rows = ['review,sentiment'] + ['"{}, really {}",{}'.format(w, w, s) for w, s in
+    rows = ['review,sentiment'] + [f'"{w}, really {w}",{s}' for w, s in
                                    [('great', 'positive'), ('awful', 'negative')] * 20]
     train = tmp_path / 'reviews.csv'
     train.write_text('\n'.join(rows) + '\n')
@@ -250,7 +250,7 @@ def test_monitor_must_be_a_metric_of_the_task(tmp_path):
 
 def test_pooling_probe_ridge_separates_what_is_separable_and_not_noise():
     sys.path.insert(0, os.path.join(REPO, 'scripts'))
-    import pooling_probe  # pylint: disable=import-outside-toplevel
+    import pooling_probe
     rng = np.random.RandomState(0)
     x = rng.normal(size=(400, 8))
     y = (x[:, 3] > 0).astype(int)

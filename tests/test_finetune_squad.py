@@ -16,7 +16,7 @@ from gluonbert.train.metrics_log import read_metrics
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'squad')
 sys.path.insert(0, os.path.join(REPO, 'model_zoo', 'bert'))
-import finetune_squad  # noqa: E402  pylint: disable=wrong-import-position
+import finetune_squad  # noqa: E402
 
 # Short windows keep the tiny model fast; the contexts still need several windows each.
 WINDOW = dict(max_seq_length=64, doc_stride=24, max_query_length=16)
@@ -25,7 +25,7 @@ WINDOW = dict(max_seq_length=64, doc_stride=24, max_query_length=16)
 def squad_path(name):
     path = os.path.join(SHARED, name)
     if not os.path.isfile(path):
-        pytest.skip('real data not found at {} (../shared/data relative to the repo)'.format(path))
+        pytest.skip(f'real data not found at {path} (../shared/data relative to the repo)')
     return path
 
 

@@ -15,7 +15,7 @@ from gluonbert.train import pretraining
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, 'model_zoo', 'bert'))
-import pretrain  # noqa: E402  pylint: disable=wrong-import-position
+import pretrain  # noqa: E402
 
 
 def test_mlm_accuracy_counts_match_a_manual_count():

@@ -36,7 +36,7 @@ class TextDataset(SimpleDataset):
 def read_text(path):
     """File -> str: UTF-8 (a leading BOM is dropped); undecodable bytes raise naming the line."""
     if not os.path.isfile(path):
-        raise FileNotFoundError('data file not found: {}'.format(path))
+        raise FileNotFoundError(f'data file not found: {path}')
     with open(path, 'rb') as f:
         raw = f.read()
     try:
@@ -44,9 +44,9 @@ def read_text(path):
     except UnicodeDecodeError as err:
         line = raw.count(b'\n', 0, err.start) + 1
         column = err.start - (raw.rfind(b'\n', 0, err.start) + 1) + 1
-        raise ReaderError('{}, line {}: not valid UTF-8 (byte {!r} at column {}); re-encode the '
-                          'file as UTF-8'.format(path, line, raw[err.start:err.start + 1],
-                                                 column)) from None
+        raise ReaderError(f'{path}, line {line}: not valid UTF-8 (byte '
+                          f'{raw[err.start:err.start + 1]!r} at column {column}); re-encode the '
+                          'file as UTF-8') from None
     return text[1:] if text.startswith('\ufeff') else text
 
 
@@ -63,7 +63,7 @@ class LabelMap:
         else:
             labels = list(labels)
             if len(set(labels)) != len(labels):
-                raise ValueError('label set has duplicates: {}'.format(labels))
+                raise ValueError(f'label set has duplicates: {labels}')
             self._table = {label: i for i, label in enumerate(labels)}
 
     def __call__(self, raw):
@@ -71,10 +71,9 @@ class LabelMap:
             try:
                 return self.labels(raw)
             except (TypeError, ValueError) as err:
-                raise ValueError('label {!r} cannot be converted: {}'.format(raw, err)) from None
+                raise ValueError(f'label {raw!r} cannot be converted: {err}') from None
         if raw not in self._table:
-            raise ValueError('label {!r} is not in the label set {}'.format(raw,
-                                                                             list(self._table)))
+            raise ValueError(f'label {raw!r} is not in the label set {list(self._table)}')
         return self._table[raw]
 
 
@@ -82,7 +81,7 @@ def finite_float(raw):
     """Label converter for regression targets: '3.8' -> 3.8; 'nan', 'inf' and text are errors."""
     value = float(raw)
     if not np.isfinite(value):
-        raise ValueError('{!r} is not a finite number'.format(raw))
+        raise ValueError(f'{raw!r} is not a finite number')
     return value
 
 
@@ -93,11 +92,11 @@ def _resolve_columns(wanted, header, path):
         if isinstance(field, numbers.Integral):
             indices.append(int(field))
         elif header is None:
-            raise ValueError('field {!r} is a column name but {} is read without a header; use '
-                             'column numbers'.format(field, path))
+            raise ValueError(f'field {field!r} is a column name but {path} is read without a '
+                             f'header; use '
+                             'column numbers')
         elif field not in header:
-            raise ReaderError('{}, line 1: no column named {!r}; the header has {}'.format(
-                path, field, header))
+            raise ReaderError(f'{path}, line 1: no column named {field!r}; the header has {header}')
         else:
             indices.append(header.index(field))
     return indices
@@ -121,7 +120,7 @@ def _rows_csv(text, delimiter):
         except StopIteration:
             return
         except csv.Error as err:
-            raise ReaderError('line {}: malformed CSV ({})'.format(reader.line_num, err)) from None
+            raise ReaderError(f'line {reader.line_num}: malformed CSV ({err})') from None
         if row:
             yield start, row
         start = reader.line_num + 1
@@ -142,11 +141,11 @@ def read_table(path, fields, label_field=None, labels=None, delimiter='\t', head
     try:
         rows = list(rows)
     except ReaderError as err:
-        raise ReaderError('{}, {}'.format(path, err)) from None
+        raise ReaderError(f'{path}, {err}') from None
     names = None
     if header:
         if not rows:
-            raise ReaderError('{}: the file is empty but a header was expected'.format(path))
+            raise ReaderError(f'{path}: the file is empty but a header was expected')
         names = [name.strip() for name in rows[0][1]]
         rows = rows[1:]
     wanted = list(fields) + ([label_field] if label_field is not None else [])
@@ -158,7 +157,7 @@ def read_table(path, fields, label_field=None, labels=None, delimiter='\t', head
         if (names is not None and len(row) != width) or len(row) < width:
             raise ReaderError('{}, line {}: expected {} {}-separated columns{}, found {}: {!r}'
                               .format(path, number, width, repr(delimiter),
-                                      ' (header: {})'.format(names) if names else '', len(row),
+                                      f' (header: {names})' if names else '', len(row),
                                       _preview(row)))
         values = [row[c] for c in columns]
         if label_field is not None:
@@ -178,7 +177,7 @@ def _map_label(label_map, raw, path, number):
     try:
         return label_map(raw)
     except ValueError as err:
-        raise ReaderError('{}, line {}: {}'.format(path, number, err)) from None
+        raise ReaderError(f'{path}, line {number}: {err}') from None
 
 
 def _preview(row, limit=120):
@@ -211,20 +210,20 @@ def read_jsonl(path, fields, label_field=None, labels=None, skip_labels=()):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ReaderError('{}, line {}: not valid JSON ({})'.format(path, number, err)) \
+            raise ReaderError(f'{path}, line {number}: not valid JSON ({err})') \
                 from None
         if not isinstance(record, dict):
-            raise ReaderError('{}, line {}: expected a JSON object, got {}'.format(
-                path, number, type(record).__name__))
+            raise ReaderError(f'{path}, line {number}: expected a JSON object, got '
+                              f'{type(record).__name__}')
         missing = [key for key in wanted if key not in record]
         if missing:
-            raise ReaderError('{}, line {}: missing key(s) {}; the object has {}'.format(
-                path, number, missing, sorted(record)))
+            raise ReaderError(f'{path}, line {number}: missing key(s) {missing}; the object has '
+                              f'{sorted(record)}')
         values = [record[key] for key in wanted]
         for key, value in zip(fields, values):
             if not isinstance(value, str):
-                raise ReaderError('{}, line {}: field {!r} must be a string, got {!r}'.format(
-                    path, number, key, value))
+                raise ReaderError(f'{path}, line {number}: field {key!r} must be a string, got '
+                                  f'{value!r}')
         if label_field is not None:
             raw = values[-1]
             if raw in skip_labels:
@@ -283,11 +282,9 @@ def train_test_split(dataset, test_fraction=0.2, seed=0):
     elif 0 < test_fraction < 1:
         num_test = int(round(n * test_fraction))
     else:
-        raise ValueError('test_fraction must be in (0, 1) or a count; got {}'.format(
-            test_fraction))
+        raise ValueError(f'test_fraction must be in (0, 1) or a count; got {test_fraction}')
     if not 0 < num_test < n:
-        raise ValueError('a split of {} samples into {} test samples leaves a part empty'.format(
-            n, num_test))
+        raise ValueError(f'a split of {n} samples into {num_test} test samples leaves a part empty')
     order = np.random.RandomState(seed).permutation(n)
     test_ids = np.sort(order[:num_test])
     train_ids = np.sort(order[num_test:])

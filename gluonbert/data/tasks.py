@@ -22,7 +22,7 @@ class Task:
     def __init__(self, name, text_fields, label_field, labels, metric_names, file_format='tsv',
                  header=True, test_fields=None, test_header=True, skip_labels=()):
         if file_format not in ('tsv', 'csv', 'jsonl'):
-            raise ValueError('file_format must be tsv, csv or jsonl; got {!r}'.format(file_format))
+            raise ValueError(f'file_format must be tsv, csv or jsonl; got {file_format!r}')
         self.name = name
         self.text_fields = tuple(text_fields)
         self.label_field = label_field
@@ -102,8 +102,7 @@ class Task:
         return cls(**record)
 
     def __repr__(self):
-        return 'Task({!r}, labels={}, metrics={})'.format(self.name, self.labels,
-                                                         list(self.metric_names))
+        return f'Task({self.name!r}, labels={self.labels}, metrics={list(self.metric_names)})'
 
 
 SST2 = Task('SST-2', ['sentence'], 'label', ['0', '1'], ['accuracy'],
@@ -127,7 +126,7 @@ def get_task(name):
     """Task by name, case-insensitive: sst-2, mrpc, cola, sts-b, snli, imdb."""
     key = name.lower()
     if key not in TASKS:
-        raise ValueError('unknown task {!r}; known: {}'.format(name, sorted(TASKS)))
+        raise ValueError(f'unknown task {name!r}; known: {sorted(TASKS)}')
     return TASKS[key]
 
 

@@ -15,7 +15,7 @@ AVERAGE_FILE = 'average.params'
 def check_ema_decay(decay):
     """Raise ValueError unless 0 < decay < 1."""
     if not 0.0 < decay < 1.0:
-        raise ValueError('ema_decay={} must be in (0, 1), e.g. 0.999'.format(decay))
+        raise ValueError(f'ema_decay={decay} must be in (0, 1), e.g. 0.999')
 
 
 class WeightAverage:
@@ -29,7 +29,7 @@ class WeightAverage:
     def __init__(self, net, decay):
         check_ema_decay(decay)
         self.decay = decay
-        named = net._collect_params_with_prefix()  # pylint: disable=protected-access
+        named = net._collect_params_with_prefix()
         self.params = {name: p for name, p in named.items() if p.grad_req != 'null'}
         self.shadow = {name: p.list_data()[0].copy() for name, p in self.params.items()}
 
@@ -78,17 +78,17 @@ class WeightAverage:
         try:
             saved = mx.nd.load(path)
         except mx.base.MXNetError as err:
-            raise ValueError('cannot resume from {}: {} is damaged ({})'.format(
-                folder, AVERAGE_FILE, str(err).strip().splitlines()[0])) from err
+            raise ValueError(f'cannot resume from {folder}: {AVERAGE_FILE} is damaged '
+                             f'({str(err).strip().splitlines()[0]})') from err
         if set(saved) != set(self.shadow):
-            raise ValueError('cannot resume from {}: its weight average has parameters {} '
-                             'that this model has not, and misses {}'.format(
-                                 folder, sorted(set(saved) - set(self.shadow))[:3],
-                                 sorted(set(self.shadow) - set(saved))[:3]))
+            raise ValueError(f'cannot resume from {folder}: its weight average has parameters '
+                             f'{sorted(set(saved) - set(self.shadow))[:3]} '
+                             'that this model has not, and misses '
+                             f'{sorted(set(self.shadow) - set(saved))[:3]}')
         for name, shadow in self.shadow.items():
             if saved[name].shape != shadow.shape:
-                raise ValueError('cannot resume from {}: the weight average of {} has shape {}, '
-                                 'the model {}'.format(folder, name, saved[name].shape,
-                                                       shadow.shape))
+                raise ValueError(f'cannot resume from {folder}: the weight average of {name} has '
+                                 f'shape {saved[name].shape}, '
+                                 f'the model {shadow.shape}')
             saved[name].copyto(shadow)
         return True

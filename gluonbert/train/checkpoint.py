@@ -94,8 +94,7 @@ class CheckpointManager:
 
     def __init__(self, output_dir, keep=1):
         if keep < 1:
-            raise ValueError('keep={} must be >= 1: the latest checkpoint is always kept'.format(
-                keep))
+            raise ValueError(f'keep={keep} must be >= 1: the latest checkpoint is always kept')
         self.root = os.path.join(output_dir, 'checkpoints')
         self.keep = keep
         os.makedirs(self.root, exist_ok=True)
@@ -114,7 +113,7 @@ class CheckpointManager:
     def save(self, step, net, trainer, state, average=None):
         """Write checkpoint `step` (net params, trainer states, JSON-able `state` and the
         WeightAverage if any); returns its directory."""
-        final = os.path.join(self.root, 'step-{:08d}'.format(step))
+        final = os.path.join(self.root, f'step-{step:08d}')
         with atomic_folder(final, overwrite=True) as tmp:
             net.save_parameters(os.path.join(tmp, MODEL_FILE))
             trainer.save_states(os.path.join(tmp, STATES_FILE))

@@ -30,11 +30,10 @@ def make_features(task, dataset, tokenizer, max_len, labeled=True, window_stride
     (sliding-window mode; predictions are averaged over an example's windows).
     """
     if window_stride is not None and task.is_pair:
-        raise ValueError('sliding windows are for single-text tasks; {} is a pair task'
-                         .format(task.name))
+        raise ValueError(f'sliding windows are for single-text tasks; {task.name} is a pair task')
     if window_stride is not None and not 0 < window_stride <= max_len - 2:
-        raise ValueError('window_stride={} must be in [1, max_len - 2 = {}]'.format(
-            window_stride, max_len - 2))
+        raise ValueError(f'window_stride={window_stride} must be in '
+                         f'[1, max_len - 2 = {max_len - 2}]')
     transform = task.transform(tokenizer, max_len, pad=False, labeled=labeled)
     sentence = BERTSentenceTransform(tokenizer, max_len, pad=False, pair=False)
     features, windowed = [], 0
@@ -56,8 +55,8 @@ def make_features(task, dataset, tokenizer, max_len, labeled=True, window_stride
     if window_stride is None:
         report = transform.truncation.report()
     else:
-        report = '{} of {} texts were split into sliding windows of {} tokens (stride {})'.format(
-            windowed, len(dataset), max_len - 2, window_stride)
+        report = (f'{windowed} of {len(dataset)} texts were split into sliding windows of '
+                  f'{max_len - 2} tokens (stride {window_stride})')
     return features, report
 
 
@@ -71,8 +70,7 @@ def training_batches(task, features, batch_size, seed=0, num_buckets=10, ratio=0
     batches (the last round is completed with the epoch's first batches).
     """
     if not 0 <= shard_index < num_shards:
-        raise ValueError('shard_index={} must be in [0, num_shards={})'.format(shard_index,
-                                                                              num_shards))
+        raise ValueError(f'shard_index={shard_index} must be in [0, num_shards={num_shards})')
     lengths = [int(f.valid_length) for f in features]
     fn = batchify.bert_inputs('float32' if task.is_regression else 'int32')
 
@@ -148,14 +146,13 @@ def task_loss(task, class_weights=None):
     """The per-sample loss for the TrainingLoop: softmax CE (optionally class-weighted) or L2."""
     if task.is_regression:
         if class_weights is not None:
-            raise ValueError('class weights need a classification task, not {}'.format(
-                task.name))
+            raise ValueError(f'class weights need a classification task, not {task.name}')
         l2 = mx.gluon.loss.L2Loss()
 
         def regression_loss(net, ids, types, lengths, targets):
             return l2(net(ids, types, lengths).reshape((-1,)), targets)
         return regression_loss
-    from .losses import WeightedSoftmaxCELoss  # pylint: disable=import-outside-toplevel
+    from .losses import WeightedSoftmaxCELoss
     ce = WeightedSoftmaxCELoss(class_weights)
 
     def classification_loss(net, ids, types, lengths, labels):

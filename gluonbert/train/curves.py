@@ -4,9 +4,9 @@ from ..files import write_with
 
 def save_curves(history, path):
     """Plot training loss (and every eval metric) against the step; write `path` atomically."""
-    import matplotlib  # pylint: disable=import-outside-toplevel
+    import matplotlib
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    import matplotlib.pyplot as plt
 
     losses = [(h['step'], h['loss']) for h in history if 'loss' in h]
     evals = [(h['step'], h['eval']) for h in history if 'eval' in h]

@@ -57,7 +57,7 @@ class LocalBackend:
 
     def describe(self):
         """One line for the log."""
-        return '1 worker ({})'.format(self.name)
+        return f'1 worker ({self.name})'
 
 
 class KVStoreBackend:
@@ -94,7 +94,6 @@ class KVStoreBackend:
         (MXNet would do it only at the first step, after a forward pass on local weights)."""
         trainer = gluon.Trainer(params, optimizer, kvstore=self.kv,
                                 update_on_kvstore=self.updates_on_kvstore)
-        # pylint: disable=protected-access
         trainer._init_kvstore()  # MXNet 1.9: creates the kvstore state, sets server optimizer
         trainer._init_params()  # kvstore.broadcast: init from rank 0 (+ barrier), pull all
         return trainer
@@ -107,8 +106,9 @@ class KVStoreBackend:
 
         Every worker must call it in the same order with the same shapes (a collective)."""
         if not self.synchronous:
-            raise RuntimeError('{} cannot all-reduce: asynchronous pushes are not rounds; '
-                               'use dist_sync or horovod'.format(self.name))
+            raise RuntimeError(f'{self.name} cannot all-reduce: asynchronous pushes are not '
+                               f'rounds; '
+                               'use dist_sync or horovod')
         if array.shape not in self._buffers:  # a new key: kv.init is a collective too
             key = next(self._next_key)
             self.kv.init(key, mx.nd.zeros(array.shape, dtype='float32'))
@@ -125,7 +125,7 @@ class KVStoreBackend:
 
     def describe(self):
         """One line for the log."""
-        return '{} workers ({}, rank {})'.format(self.num_workers, self.name, self.rank)
+        return f'{self.num_workers} workers ({self.name}, rank {self.rank})'
 
 
 class HorovodBackend:
@@ -134,14 +134,15 @@ class HorovodBackend:
 
     def __init__(self):
         if not kernels.disable('Horovod'):
-            raise RuntimeError('--comm-backend horovod: {}, and gluonbert kernels are already '
+            raise RuntimeError(f'--comm-backend horovod: {kernels.HOROVOD_CLASH}, and gluonbert '
+                               f'kernels are already '
                                'loaded here; create the backend before running a model, or set '
-                               '{}=0'.format(kernels.HOROVOD_CLASH, kernels.ENABLE_ENV))
+                               f'{kernels.ENABLE_ENV}=0')
         try:
-            import horovod.mxnet as hvd  # pylint: disable=import-outside-toplevel
+            import horovod.mxnet as hvd
         except ImportError as err:
-            raise ImportError('--comm-backend horovod: horovod is not installed ({}). Build it '
-                              'against this MXNet with: {}'.format(err, HOROVOD_INSTALL)) from err
+            raise ImportError(f'--comm-backend horovod: horovod is not installed ({err}). Build it '
+                              f'against this MXNet with: {HOROVOD_INSTALL}') from err
         self.name, self.hvd = 'horovod', hvd
         hvd.init()
         self.rank, self.num_workers = hvd.rank(), hvd.size()
@@ -154,7 +155,6 @@ class HorovodBackend:
         the trainer is made to sum instead."""
         self.hvd.broadcast_parameters(params, root_rank=0)
         trainer = self.hvd.DistributedTrainer(params, optimizer)
-        # pylint: disable=protected-access
         if trainer._average_in_framework:  # CPU / older NCCL: sum, then rescale_grad / size
             trainer._scale = optimizer.rescale_grad
         else:  # NCCL >= 2.10 averages in C++: scale its result back up by the size
@@ -164,29 +164,30 @@ class HorovodBackend:
     def check_contexts(self, ctx):
         """Horovod reduces one gradient per rank: one context per process."""
         if len(ctx) != 1:
-            raise ValueError('horovod runs one context per rank, got {}: start one rank per '
-                             'device instead'.format(len(ctx)))
+            raise ValueError(f'horovod runs one context per rank, got {len(ctx)}: start one rank '
+                             f'per '
+                             'device instead')
 
     def allreduce(self, array):
         """Sum of `array` over all ranks -> new NDArray (collective, same order everywhere)."""
         return self.hvd.allreduce(array.astype('float32', copy=False), op=self.hvd.Sum,
-                                  name='gluonbert.allreduce.{}'.format(next(self._calls)))
+                                  name=f'gluonbert.allreduce.{next(self._calls)}')
 
     def describe(self):
         """One line for the log."""
-        return '{} workers (horovod, rank {})'.format(self.num_workers, self.rank)
+        return f'{self.num_workers} workers (horovod, rank {self.rank})'
 
 
 def get_backend(name='device'):
     """The backend for a `--comm-backend` / TrainConfig.kvstore name. Distributed backends are
     created once per process (joining the cluster); later calls return the same one."""
-    global _ACTIVE  # pylint: disable=global-statement
+    global _ACTIVE
     if name not in KVSTORE_BACKENDS and name != 'horovod':
         return LocalBackend(name)
     if _ACTIVE is not None:
         if _ACTIVE.name != name:
-            raise ValueError('this process already joined a {} cluster; it cannot also use {}'
-                             .format(_ACTIVE.name, name))
+            raise ValueError(f'this process already joined a {_ACTIVE.name} cluster; it cannot '
+                             f'also use {name}')
         return _ACTIVE
     _ACTIVE = HorovodBackend() if name == 'horovod' else KVStoreBackend(name)
     return _ACTIVE

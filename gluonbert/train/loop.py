@@ -85,11 +85,11 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.accumulate < 1:
-            raise ValueError('accumulate={} must be >= 1'.format(self.accumulate))
+            raise ValueError(f'accumulate={self.accumulate} must be >= 1')
         if self.mode not in ('max', 'min'):
-            raise ValueError("mode={!r} must be 'max' or 'min'".format(self.mode))
+            raise ValueError(f"mode={self.mode!r} must be 'max' or 'min'")
         if not 0 <= self.warmup_ratio <= 1:
-            raise ValueError('warmup_ratio={} must be in [0, 1]'.format(self.warmup_ratio))
+            raise ValueError(f'warmup_ratio={self.warmup_ratio} must be in [0, 1]')
         if self.ema_decay is not None:
             check_ema_decay(self.ema_decay)
 
@@ -149,16 +149,17 @@ class TrainingLoop:
             return
         name = self.backend.name
         if self.config.max_grad_norm is not None:
-            raise ValueError('{} runs the optimizer on the servers, so the loop cannot clip the '
+            raise ValueError(f'{name} runs the optimizer on the servers, so the loop cannot clip '
+                             f'the '
                              'gradient norm: set max_grad_norm=None (--max-grad-norm 0) or use '
-                             'dist_sync'.format(name))
+                             'dist_sync')
         if self.config.early_stop:
-            raise ValueError('{}: early stopping needs all workers to agree; use dist_sync'
-                             .format(name))
+            raise ValueError(f'{name}: early stopping needs all workers to agree; use dist_sync')
         if self.config.dtype != 'float32':
-            raise ValueError('{} runs the optimizer on the servers; mixed precision needs the '
-                             "loop's own update (unscaling, skipping overflowed steps): train {} "
-                             'with dist_sync'.format(name, self.config.dtype))
+            raise ValueError(f'{name} runs the optimizer on the servers; mixed precision needs the '
+                             "loop's own update (unscaling, skipping overflowed steps): train "
+                             f"{self.config.dtype} "
+                             'with dist_sync')
 
     def _make_trainer(self, total_steps):
         cfg = self.config
@@ -202,13 +203,13 @@ class TrainingLoop:
                 handler.close()
             if self.backend.updates_on_kvstore:  # let set_data work on the weights again
                 for param in self.net.collect_params().values():
-                    param._trainer = None  # pylint: disable=protected-access
+                    param._trainer = None
 
     def _resume(self, state):
         """Load the latest checkpoint of output_dir (every worker reads rank 0's files)."""
         if self.backend.updates_on_kvstore:
-            raise ValueError('{} keeps the optimizer states on the servers: it cannot resume'
-                             .format(self.backend.name))
+            raise ValueError(f'{self.backend.name} keeps the optimizer states on the servers: it '
+                             f'cannot resume')
         manager = self.checkpoints or (CheckpointManager(self.output_dir)
                                        if self.output_dir else None)
         path = manager.latest() if manager else None
@@ -236,7 +237,7 @@ class TrainingLoop:
         """After a resume: the optimizer states bring back the saved run's lr schedule (its
         total steps); put this run's schedule back in, so a longer --epochs keeps training
         (the saved one would give lr 0 past its end) and say how the schedule changed."""
-        self.trainer._optimizer.lr_scheduler = self.schedule  # pylint: disable=protected-access
+        self.trainer._optimizer.lr_scheduler = self.schedule
         saved_total = state.get('total_steps')
         state['total_steps'] = total_steps
         if saved_total is not None and saved_total != total_steps and state['step']:
@@ -256,7 +257,7 @@ class TrainingLoop:
         epochs = range(state['epoch'], cfg.epochs)
         for epoch in epochs:
             skip, group = state['batch'], []
-            bar = tqdm(total=batches_per_epoch, initial=skip, desc='epoch {}'.format(epoch + 1),
+            bar = tqdm(total=batches_per_epoch, initial=skip, desc=f'epoch {epoch + 1}',
                        disable=not (cfg.progress and self.backend.is_root), unit='batch',
                        dynamic_ncols=True)
             for index, batch in enumerate(train_data(epoch)):
@@ -278,8 +279,8 @@ class TrainingLoop:
                     loss = self._read_loss(loss_sum, loss_steps, state)
                     rate = _as_float(samples) / max(time.time() - clock, 1e-9)
                     lr = self._learning_rate(state['step'])
-                    bar.set_postfix(loss='{:.4f}'.format(loss), lr='{:.2e}'.format(lr),
-                                    samples_per_s='{:.1f}'.format(rate))
+                    bar.set_postfix(loss=f'{loss:.4f}', lr=f'{lr:.2e}',
+                                    samples_per_s=f'{rate:.1f}')
                     state['history'].append(dict(step=state['step'], loss=loss, lr=lr))
                     self.metrics_log.append(state['step'], 'train', dict(loss=loss, lr=lr))
                     LOG.info('step %d epoch %d loss %.4f lr %.3e %.1f samples/s%s',
@@ -469,7 +470,7 @@ class TrainingLoop:
         state['history'].append(dict(step=state['step'], eval=metrics))
         self.metrics_log.append(state['step'], 'dev', metrics)
         LOG.info('eval at step %d: %s', state['step'],
-                 ', '.join('{} {:.4f}'.format(k, v) for k, v in metrics.items()))
+                 ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()))
         if better:
             state['best'], state['best_metrics'], state['bad_evals'] = value, metrics, 0
             if self.output_dir and self.backend.is_root:

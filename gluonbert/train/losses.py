@@ -14,7 +14,7 @@ class WeightedSoftmaxCELoss:
     def __init__(self, class_weights=None):
         self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
         if self.class_weights is not None and min(self.class_weights) < 0:
-            raise ValueError('class weights must be non-negative, got {}'.format(class_weights))
+            raise ValueError(f'class weights must be non-negative, got {class_weights}')
         self._ce = gluon.loss.SoftmaxCrossEntropyLoss()
         self._on_context = {}
 
@@ -35,6 +35,5 @@ def balanced_class_weights(labels, num_classes):
     for label in labels:
         counts[int(label)] += 1
     if 0 in counts:
-        raise ValueError('class {} never occurs in the labels; cannot balance it'.format(
-            counts.index(0)))
+        raise ValueError(f'class {counts.index(0)} never occurs in the labels; cannot balance it')
     return [len(labels) / (num_classes * c) for c in counts]

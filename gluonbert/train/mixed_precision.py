@@ -32,7 +32,7 @@ def check_mixed_precision(dtype, ctxs, lp16_ops=None):
     if dtype == 'float32':
         return dtype
     if dtype not in LOW_PRECISION:
-        raise ValueError('dtype={!r}: expected float32, float16 or bfloat16'.format(dtype))
+        raise ValueError(f'dtype={dtype!r}: expected float32, float16 or bfloat16')
     on_cpu = [c for c in ctxs if c.device_type == 'cpu']
     if dtype == 'float16' and on_cpu and (lp16_ops is None or 'FullyConnected' in lp16_ops):
         raise UnsupportedPrecisionError(
@@ -55,7 +55,7 @@ def convert_graph(symbol, input_names, dtype, lp16_ops=None):
     the attention kernels, softmax, LayerNorm and dropouts kept in float32). An explicit list
     moves AMP's other low-precision ops to float32. Parameters stay float32: casts follow them.
     """
-    from mxnet.contrib import amp  # pylint: disable=import-outside-toplevel
+    from mxnet.contrib import amp
     kwargs = dict(data_names=list(input_names), cast_optional_params=False)
     register_fp32_ops(dtype, [LAYER_NORM_OP])  # float32-only: AMP casts around the kernel
     if lp16_ops is not None:
@@ -77,16 +77,16 @@ class LowPrecisionForward:
 
     def __init__(self, net, dtype, lp16_ops=None):
         if dtype not in LOW_PRECISION:
-            raise ValueError('dtype={!r}: expected one of {}'.format(dtype, LOW_PRECISION))
+            raise ValueError(f'dtype={dtype!r}: expected one of {LOW_PRECISION}')
         self.net, self.dtype, self.lp16_ops = net, dtype, lp16_ops
         self.block = None
 
     def _build(self, inputs):
-        if not self.net._active:  # pylint: disable=protected-access
+        if not self.net._active:
             self.net.hybridize(static_alloc=True)
         with autograd.pause():
             self.net(*inputs)  # builds net's cached graph
-        data, symbol = self.net._cached_graph  # pylint: disable=protected-access
+        data, symbol = self.net._cached_graph
         converted = convert_graph(symbol, [d.name for d in data], self.dtype, self.lp16_ops)
         with warnings.catch_warnings():  # the int inputs' type is only known at the call
             warnings.filterwarnings('ignore', message='Cannot decide type')
@@ -114,8 +114,9 @@ class DynamicLossScale:
     def __init__(self, ctx, init_scale=2.0 ** 16, window=2000, min_scale=1.0,
                  max_scale=2.0 ** 24):
         if not (0 < min_scale <= min(init_scale, max_scale)) or window < 1:
-            raise ValueError('need 0 < min_scale={} <= init_scale={} and max_scale={}, and '
-                             'window={} >= 1'.format(min_scale, init_scale, max_scale, window))
+            raise ValueError(f'need 0 < min_scale={min_scale} <= init_scale={init_scale} and '
+                             f'max_scale={max_scale}, and '
+                             f'window={window} >= 1')
         self.window, self.min_scale, self.max_scale = window, min_scale, max_scale
         self.scale = mx.nd.full((1,), init_scale, ctx=ctx)
         self.good_steps = mx.nd.zeros((1,), ctx=ctx)

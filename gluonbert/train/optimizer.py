@@ -65,7 +65,8 @@ class AdamW(Optimizer):
         lr, wd = self._get_lr(index), self._get_wd(index)
         epsilon, lr_scale = self.epsilon, 1.0
         if self.correct_bias:
-            # m_hat/(sqrt(v_hat)+eps) == c * m/(sqrt(v) + eps*sqrt(1-b2^t)), c = sqrt(1-b2^t)/(1-b1^t)
+            # m_hat/(sqrt(v_hat)+eps) == c * m/(sqrt(v) + eps*sqrt(1-b2^t)),
+            # c = sqrt(1-b2^t)/(1-b1^t)
             t = self._index_update_count[index]
             root = math.sqrt(1 - self.beta2 ** t)
             lr_scale, epsilon = root / (1 - self.beta1 ** t), self.epsilon * root

@@ -54,8 +54,7 @@ def training_batches(examples, batch_size, seed=0, num_buckets=10, batches_per_e
     def stream(start):
         k, skip = divmod(start, per_pass)
         while True:
-            for ids in itertools.islice(sampler(k), skip, None):
-                yield ids
+            yield from itertools.islice(sampler(k), skip, None)
             k, skip = k + 1, 0
 
     def epoch_batches(epoch):

@@ -11,10 +11,10 @@ class LinearWarmupDecay(LRScheduler):
 
     def __init__(self, peak_lr, total_steps, warmup_steps=0):
         if total_steps <= 0:
-            raise ValueError('total_steps={} must be positive'.format(total_steps))
+            raise ValueError(f'total_steps={total_steps} must be positive')
         if not 0 <= warmup_steps <= total_steps:
-            raise ValueError('warmup_steps={} must be in [0, total_steps={}]'.format(
-                warmup_steps, total_steps))
+            raise ValueError(f'warmup_steps={warmup_steps} must be in [0, '
+                             f'total_steps={total_steps}]')
         super().__init__(base_lr=peak_lr)
         self.total_steps, self.warmup_steps = total_steps, warmup_steps
 

@@ -172,7 +172,7 @@ def add_model_arguments(group, default_model='bert_12_768_12'):
     """Add --model, --dataset-name, --pretrained, --from-scratch, --cased and --dropout to an
     argparse group."""
     group.add_argument('--model', default=default_model,
-                       help='registered model name (default {})'.format(default_model))
+                       help=f'registered model name (default {default_model})')
     group.add_argument('--dataset-name', help='pretrained weights from the store, e.g. '
                                               'all_minilm_l6_v2, book_corpus_wiki_en_uncased')
     group.add_argument('--pretrained', type=existing_path,
@@ -189,13 +189,13 @@ def add_training_arguments(group, lr, epochs, output_dir, batch_help, epochs_hel
     """Add the optimizer, device, cluster and run flags (and --debug) with the script's defaults
     and words."""
     group.add_argument('--batch-size', type=positive_int, default=32,
-                       help='{} per micro-batch and context (default 32)'.format(batch_help))
+                       help=f'{batch_help} per micro-batch and context (default 32)')
     group.add_argument('--accumulate', type=positive_int, default=1,
                        help='micro-batches per optimizer step (default 1)')
     group.add_argument('--lr', type=positive_float, default=lr,
-                       help='peak learning rate for the global batch (default {:g})'.format(lr))
+                       help=f'peak learning rate for the global batch (default {lr:g})')
     group.add_argument('--epochs', type=positive_int, default=epochs,
-                       help='{} (default {})'.format(epochs_help, epochs))
+                       help=f'{epochs_help} (default {epochs})')
     group.add_argument('--warmup-ratio', type=fraction, default=0.1,
                        help='share of the steps with linear warmup, then linear decay '
                             '(default 0.1)')
@@ -221,7 +221,7 @@ def add_training_arguments(group, lr, epochs, output_dir, batch_help, epochs_hel
                        help='seeds data order, weights and dropout; the same on every worker '
                             '(default 2)')
     group.add_argument('--output-dir', type=writable_dir, default=output_dir,
-                       help='where everything is written (default {})'.format(output_dir))
+                       help=f'where everything is written (default {output_dir})')
     group.add_argument('--resume', action='store_true',
                        help='continue from the last checkpoint in --output-dir, with the '
                             'settings of its run_config.json (only --output-dir is needed; a '
@@ -245,8 +245,9 @@ def contexts(gpus):
     except ValueError:
         ids = None
     if ids is None or any(i < 0 for i in ids) or len(set(ids)) != len(ids):
-        raise SystemExit('--gpus {!r}: expected distinct comma-separated GPU ids such as "0,1", '
-                         'or nothing for the CPU'.format(gpus))
+        raise SystemExit(f'--gpus {gpus!r}: expected distinct comma-separated GPU ids such as '
+                         f'"0,1", '
+                         'or nothing for the CPU')
     return [mx.gpu(i) for i in ids] or [mx.cpu()]
 
 
@@ -257,7 +258,7 @@ def check_dtype(args, ctx):
     try:
         check_mixed_precision(args.dtype, ctx)
     except (UnsupportedPrecisionError, ValueError) as err:
-        raise SystemExit('--dtype {}: {}'.format(args.dtype, err)) from err
+        raise SystemExit(f'--dtype {args.dtype}: {err}') from err
 
 
 def start_worker(args, backend):

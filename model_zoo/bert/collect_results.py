@@ -15,7 +15,7 @@ def main(run_dirs):
     for run in run_dirs:
         path = os.path.join(run, 'dev_metrics.json')
         if not os.path.isfile(path):
-            print('skipping {}: no dev_metrics.json (unfinished run?)'.format(run),
+            print(f'skipping {run}: no dev_metrics.json (unfinished run?)',
                   file=sys.stderr)
             continue
         with open(path) as f:
@@ -33,7 +33,7 @@ def main(run_dirs):
             scale = 1 if metric.endswith('_percent') else 100
             values = [scale * r['dev_metrics'][metric] for r in results]
             metrics.append('{} {:.2f} ({})'.format(metric, sum(values) / len(values),
-                                                   ', '.join('{:.2f}'.format(v) for v in values)))
+                                                   ', '.join(f'{v:.2f}' for v in values)))
         seconds = ', '.join('{:.0f} s'.format(r.get('train_seconds', 0)) for r in results)
         print('| {} | {} | {} | {} | {} | {} | {} | {} | {} |'.format(
             name, first['task'], first['model'], first['dataset_name'] or first['pretrained'],

@@ -11,10 +11,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import finetune_classifier  # noqa: E402  pylint: disable=wrong-import-position
-from gluonbert.errors import run_main  # noqa: E402  pylint: disable=wrong-import-position
-from gluonbert.inference import SentenceClassifier  # noqa: E402  pylint: disable=wrong-import-position
-from gluonbert.files import write_text  # noqa: E402  pylint: disable=wrong-import-position
+import finetune_classifier  # noqa: E402
+from gluonbert.errors import run_main  # noqa: E402
+from gluonbert.inference import SentenceClassifier  # noqa: E402
+from gluonbert.files import write_text  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SENTENCES = ['this movie is so great', 'a dull , lifeless and overlong mess',
@@ -47,8 +47,8 @@ def main(argv=None):
     print('re-imported it as a SymbolBlock; predictions:')
     for sentence, label, probs in zip(SENTENCES, classifier.predict(SENTENCES),
                                       classifier.predict_proba(SENTENCES)):
-        print('  {:<9} ({:.3f})  {}'.format(names[label], probs.max(), sentence))
-    print('total {:.0f} s'.format(time.time() - start))
+        print(f'  {names[label]:<9} ({probs.max():.3f})  {sentence}')
+    print(f'total {time.time() - start:.0f} s')
     write_text(os.path.join(args.output_dir, 'demo.json'),
                       json.dumps(dict(results, total_seconds=round(time.time() - start, 1)),
                                  indent=2))

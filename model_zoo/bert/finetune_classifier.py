@@ -172,7 +172,7 @@ def data_paths(args):
             return explicit
         if args.data_dir:
             for ext in ('tsv', 'csv', 'jsonl'):
-                path = os.path.join(args.data_dir, '{}.{}'.format(name, ext))
+                path = os.path.join(args.data_dir, f'{name}.{ext}')
                 if os.path.isfile(path):
                     return path
         return None
@@ -280,7 +280,7 @@ def main(argv=None):
         dev_metrics = cls.evaluate(net, task, dev, args.batch_size * 2, ctx[0], progress)
     results.update(dev_metrics=dev_metrics, dev_samples=len(dev_set))
     LOG.info('dev (%d samples): %s', len(dev_set),
-             ', '.join('{} {:.4f}'.format(k, v) for k, v in dev_metrics.items()))
+             ', '.join(f'{k} {v:.4f}' for k, v in dev_metrics.items()))
     MetricsLog(out).append(results.get('steps', 0), 'dev_final', dev_metrics)
     if test_set is not None:
         results['test_predictions'] = _predict_test(net, task, test_set, tokenizer, args, ctx,
@@ -375,9 +375,9 @@ def _predict_test(net, task, test_set, tokenizer, args, ctx, folder):
     with atomic_open(out) as f:
         f.write('index\tprediction\n')
         for i, row in enumerate(outputs):
-            value = '{:.6f}'.format(row[0]) if task.is_regression else \
+            value = f'{row[0]:.6f}' if task.is_regression else \
                 task.labels[int(row.argmax())]
-            f.write('{}\t{}\n'.format(i, value))
+            f.write(f'{i}\t{value}\n')
     return out
 
 

@@ -175,7 +175,7 @@ def main(argv=None):
             return results
     params = args.params or os.path.join(args.output_dir, 'best.params')
     if not os.path.isfile(params):
-        raise SystemExit('no parameters at {}: train first or pass --params'.format(params))
+        raise SystemExit(f'no parameters at {params}: train first or pass --params')
     load_parameters_file(net, params, ctx)
     if not args.only_inference and best_seen.get('metrics') == state['best_metrics']:
         dev_metrics, predictions = best_seen['metrics'], best_seen['predictions']

@@ -68,8 +68,8 @@ def main(argv=None):
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     write_text(args.output, corpus_text(documents))
     sentences = sum(len(d) for d in documents)
-    print('{}: {} SQuAD paragraphs, {} documents, {} sentences'.format(
-        args.output, paragraphs, len(documents), sentences))
+    print(f'{args.output}: {paragraphs} SQuAD paragraphs, {len(documents)} documents, {sentences} '
+          f'sentences')
     return len(documents), sentences
 
 

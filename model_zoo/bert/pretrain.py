@@ -75,7 +75,7 @@ def build_parser():
     add_model_arguments(model, default_model='bert_2_128_2')
     for flag in ARCHITECTURE_FLAGS:
         model.add_argument('--' + flag.replace('_', '-'), type=positive_int,
-                           help='override the model\'s {} (from scratch)'.format(flag))
+                           help=f'override the model\'s {flag} (from scratch)')
     train = p.add_argument_group('training')
     add_training_arguments(train, lr=1e-4, epochs=1, output_dir='out/pretrain',
                            batch_help='sequences',
@@ -127,7 +127,7 @@ def make_examples(args, tokenizer):
     try:
         train_docs, held_docs = train_test_split(documents, held_out, seed=args.seed)
     except ValueError as err:
-        raise SystemExit('cannot hold out documents: {}'.format(err)) from None
+        raise SystemExit(f'cannot hold out documents: {err}') from None
     parts = []
     for name, docs, seed in (('train', train_docs, args.seed), ('held-out', held_docs,
                                                                 args.seed + 1)):
@@ -137,7 +137,7 @@ def make_examples(args, tokenizer):
         try:
             parts.append(builder.build(list(docs)))
         except ValueError as err:
-            raise SystemExit('{} part: {}'.format(name, err)) from None
+            raise SystemExit(f'{name} part: {err}') from None
         LOG.info('%s (%d documents): %s', name, len(docs), builder.report())
     return parts
 
@@ -219,7 +219,7 @@ def build_config(net):
 
 
 def _format(scores):
-    return ', '.join('{} {:.4f}'.format(k, v) for k, v in scores.items())
+    return ', '.join(f'{k} {v:.4f}' for k, v in scores.items())
 
 
 def _best_step(state):
