@@ -193,7 +193,6 @@ def _convert(symbol, params, shape, opset):
     # declares the installed onnx's newest opset (22 for onnx 1.17) while translating operators
     # with their opset-13 definitions: ReduceMean with an `axes` attribute (LayerNorm, mean
     # pooling) is then invalid and onnx's checker refuses the graph.
-    # pylint: disable-next=import-outside-toplevel
     from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
     inputs = [name for name in symbol.list_inputs() if name not in params]
     if sorted(inputs) != sorted(INPUT_NAMES):
@@ -217,7 +216,6 @@ def _checker_at_opset(opset):
     from onnx import checker
     original = checker.check_graph
 
-    # pylint: disable-next=unused-argument
     def check_graph_at_opset(graph, ctx=None, lexical_scope_ctx=None):
         context = checker.C.CheckerContext()
         context.ir_version = checker.IR_VERSION

@@ -239,7 +239,6 @@ def _download_verified(url, file_name, sha1, target, timeout):
 def _download(url, out, timeout):
     """Stream `url` into the open file `out` -> (bytes received, Content-Length or None)."""
     try:
-        # pylint: disable-next=consider-using-with
         response = urllib.request.urlopen(url, timeout=timeout)
     except urllib.error.HTTPError as err:
         if err.code in (404, 403, 410):
