@@ -79,3 +79,31 @@ def test_readme_mapping_for_sentence_transformers_users_runs():
     hits = gluonbert.semantic_search(embeddings[:1], embeddings, top_k=2)
     assert [hit['corpus_id'] for hit in hits[0]] == [0, 1]  # itself, then the guitar paraphrase
     assert abs(float(scores[0][0]) - 1) < 1e-5
+
+
+@pytest.mark.slow
+def test_model_zoo_readme_command_lines_run(tmp_path):
+    """model_zoo/bert/README.md's example: a text,label CSV with three flags, a resume to more
+    epochs with only --output-dir, inference beside the training record."""
+    with open(os.path.join(REPO, 'model_zoo', 'bert', 'README.md'), encoding='utf-8') as f:
+        block = re.findall(r'```bash\n(.*?)```', f.read(), flags=re.S)[0]
+    words = ['a great film', 'dull and slow', 'I loved it', 'a waste of time', 'wonderful cast',
+             'boring plot']
+    (tmp_path / 'reviews.csv').write_text('text,label\n' + ''.join(
+        f'{w} number {i},{"positive" if j % 2 == 0 else "negative"}\n'
+        for i in range(8) for j, w in enumerate(words)), encoding='utf-8')
+    (tmp_path / 'unlabeled.csv').write_text('text\nwhat a film\nnot good\n', encoding='utf-8')
+    env = dict(os.environ, PYTHONPATH=REPO)
+    for line in commands(block):
+        argv = shlex.split(line)
+        argv = [sys.executable, os.path.join(REPO, argv[1])] + argv[2:] + [
+            '--no-progress', '--max-len', '32', '--batch-size', '8']
+        run = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert run.returncode == 0, f'{line}\n{run.stderr[-3000:]}'
+    out = tmp_path / 'out' / 'finetune'
+    config = json.loads((out / 'run_config.json').read_text())
+    assert config['arguments']['epochs'] == 5  # the resume's longer schedule is on record
+    assert len(config['commands']) == 2  # the first run's command and the resume's
+    inference = [d for d in os.listdir(out) if d.startswith('inference-')]
+    assert len(inference) == 1 and os.listdir(out / inference[0])
