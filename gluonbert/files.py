@@ -78,6 +78,22 @@ def write_json(path: str, data: Any, atomic: bool = True) -> str:
     return path
 
 
+def write_named_by_content(folder: str, prefix: str, writer: Callable[[str], Any],
+                           name_of: Callable[[str], str]) -> str:
+    """Call `writer(temp)` on a temporary file in `folder`, then move it atomically to
+    `folder/name_of(temp)`, a name only the written content gives (e.g. its checksum, as the
+    store names its files); returns that name."""
+    temp = _temp_file_beside(os.path.join(folder, prefix))
+    try:
+        writer(temp)
+        name = name_of(temp)
+        os.replace(temp, os.path.join(folder, name))
+        return name
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+
+
 def write_with(path: str, writer: Callable[[str], Any], suffix: str = '.part') -> str:
     """Call `writer(temp_path)` and move the result onto `path` atomically; returns the path."""
     with atomic_path(path, suffix) as temp:

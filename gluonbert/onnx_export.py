@@ -10,12 +10,11 @@ only one that knows about ONNX; onnx (and onnxruntime for int8=True) are importe
 import contextlib
 import importlib.util
 import json
-import os
-import tempfile
 
 import mxnet as mx
 import numpy as np
 
+from .files import write_with
 from .kernels import make_portable
 from .model import (BERTClassifier, BERTForMultipleChoice, BERTForQA, BERTForTokenClassification,
                     BERTModel, BERTRegression)
@@ -433,17 +432,12 @@ def _require_onnxruntime():
 
 def _write_atomically(model, path, int8):
     """Save `model` (quantized to int8 when asked) to `path` through a temporary file in the
-    same folder, so `path` is either the old file or the complete new one."""
+    same folder (gluonbert.files), so `path` is either the old file or the complete new one."""
     import onnx
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp',
-                                    dir=folder)
-    os.close(handle)
-    try:
+
+    def write(temp):
         if int8:
-            from onnxruntime.quantization import (
-                QuantType, quantize_dynamic)
+            from onnxruntime.quantization import QuantType, quantize_dynamic
             # Per-channel scales: per-tensor ones gave MiniLM sentence embeddings a cosine of
             # 0.83-0.97 to float32, per-channel 0.97-0.99. Reduced range (7-bit weights) avoids
             # the u8s8 saturation of CPUs without VNNI and cost nothing measurable here.
@@ -451,17 +445,7 @@ def _write_atomically(model, path, int8):
                              reduce_range=True)
         else:
             onnx.save(model, temp)
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp's 0600 would make the file private
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
-
-
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    write_with(path, write, suffix='.onnx')
 
 
 def describe(path: str) -> dict:

@@ -356,3 +356,34 @@ def test_explicit_flags_override_a_saved_run_and_fixed_ones_are_refused(tmp_path
                                       'bert_12_768_12'], ('model',))
     assert (f"--model 'bert_12_768_12' conflicts with the run in {tmp_path}, which was trained "
             "with --model 'bert_2_128_2'") in capsys.readouterr().err
+
+
+def test_a_pair_csv_fine_tunes_into_one_folder_gluonbert_and_hf_read_alike(tmp_path, monkeypatch):
+    """Issue 18's done-when for a pair task: fine-tune, save, load the folder in gluonbert and
+    in transformers.pipeline: equal probabilities (<=1e-5) under the task's label names."""
+    import gluonbert
+    from gluonbert.data import BERTSentenceTransform, batchify
+    rows = [('a cat sits on the mat', 'a cat is sitting on a mat', 'same'),
+            ('a cat sits on the mat', 'stocks fell sharply today', 'different')] * 12
+    path = tmp_path / 'pairs.csv'
+    path.write_text('text,text_pair,label\n' + ''.join(f'{a},{b},{y}\n' for a, b, y in rows))
+    monkeypatch.chdir(tmp_path)
+    results = finetune_classifier.main(['--train-file', str(path), '--model', 'bert_6_384_12',
+                                        '--dataset-name', 'all_minilm_l6_v2', '--epochs', '1',
+                                        '--max-len', '32', '--batch-size', '8', '--no-progress'])
+    net = gluonbert.from_pretrained(results['model_folder'])
+    info = net.pretrained_info
+    assert info.labels == ['different', 'same']
+    pairs = [('a dog runs in the park', 'a dog is running in a park'),
+             ('the sky is blue', 'the market closed lower')]
+    transform = BERTSentenceTransform(info.tokenizer(), 32, pair=True, pad=False)
+    samples = [transform(p) for p in pairs]  # GluonNLP's order: ids, valid_length, types
+    ids, types, lengths = batchify.bert_inputs()([(i, t, n) for i, n, t in samples])
+    ours = mx.nd.softmax(net(ids, types, lengths)).asnumpy()
+    transformers = pytest.importorskip('transformers')
+    classify = transformers.pipeline('text-classification', model=results['model_folder'],
+                                     top_k=None, device='cpu')
+    hf = classify([{'text': a, 'text_pair': b} for a, b in pairs])
+    for scores, probs in zip(hf, ours):
+        by_name = {row['label']: row['score'] for row in scores}
+        np.testing.assert_allclose([by_name[name] for name in info.labels], probs, atol=1e-5)

@@ -9,13 +9,13 @@ source (another package version, another Hub revision) is converted again.
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 
 from ..convert.common import Checkpoint, check_vocab_fits
 from ..convert.hf import read_hf_checkpoint
 from ..convert.native import read_params, save_params
 from ..data.vocab import BERTVocab
+from ..files import write_json, write_named_by_content
 from .download import FileLock, default_root, quarantine, sha1_of
 
 MANIFEST_VERSION = 1
@@ -66,43 +66,29 @@ def valid_manifest(model, dataset, identity, root, move_bad=False):
     return manifest
 
 
-def _install_copy(source_path, root, prefix, suffix):
-    """Copy a file into root atomically as {prefix}-{sha1[:8]}{suffix} -> (name, sha1)."""
-    fd, temp = tempfile.mkstemp(dir=root, prefix=f'.{prefix}', suffix=suffix + '.part')
-    os.close(fd)
-    try:
-        shutil.copyfile(source_path, temp)
-        sha1 = sha1_of(temp)
-        name = f'{prefix}-{sha1[:8]}{suffix}'
-        os.replace(temp, os.path.join(root, name))
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
-    return name, sha1
+def _install(root, prefix, suffix, writer):
+    """Write a file into root atomically as {prefix}-{sha1[:8]}{suffix} -> (name, sha1)."""
+    digest = {}
+
+    def name_of(temp):
+        digest['sha1'] = sha1_of(temp)
+        return f"{prefix}-{digest['sha1'][:8]}{suffix}"
+    name = write_named_by_content(root, prefix, writer, name_of)
+    return name, digest['sha1']
 
 
 def _convert(model, dataset, identity, hf_folder, root, description, keep_vocab):
     folder = hf_folder()
     checkpoint = read_hf_checkpoint(folder)
-    fd, temp = tempfile.mkstemp(dir=root, prefix=f'.{model}_{dataset}', suffix='.params')
-    os.close(fd)
-    try:
-        save_params(checkpoint.arrays, temp)
-        sha1 = sha1_of(temp)
-        file_name = f'{model}_{dataset}-{sha1[:8]}.params'
-        os.replace(temp, os.path.join(root, file_name))
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    file_name, sha1 = _install(root, f'{model}_{dataset}', '.params',
+                               lambda temp: save_params(checkpoint.arrays, temp))
     manifest = dict(version=MANIFEST_VERSION, file=file_name, sha1=sha1, source=description,
                     hparams=checkpoint.hparams, **identity)
     if keep_vocab:
-        manifest['vocab_file'], manifest['vocab_sha1'] = _install_copy(
-            os.path.join(folder, 'vocab.txt'), root, f'{model}_{dataset}', '.vocab.txt')
-    fd, temp = tempfile.mkstemp(dir=root, prefix='.manifest', suffix='.json')
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-        json.dump(manifest, f, indent=2, sort_keys=True)
-    os.replace(temp, manifest_path(model, dataset, root))
+        manifest['vocab_file'], manifest['vocab_sha1'] = _install(
+            root, f'{model}_{dataset}', '.vocab.txt',
+            lambda temp: shutil.copyfile(os.path.join(folder, 'vocab.txt'), temp))
+    write_json(manifest_path(model, dataset, root), manifest)
     return manifest
 
 

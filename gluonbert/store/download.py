@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 import zipfile
 
+from ..files import atomic_open
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -201,39 +203,33 @@ def fetch(file_name, sha1, kind, root=None, repo=None, retries=3, retry_wait=1.0
 
 def _download_verified(url, file_name, sha1, target, timeout):
     folder = os.path.dirname(target)
-    temps = [tempfile.mkstemp(dir=folder, prefix='.' + file_name, suffix=suffix)
-             for suffix in ('.zip.part', '.part')]
-    (zip_fd, zip_path), (out_fd, out_path) = temps
+    # scratch space for the archive, never published; the member goes through atomic_open
+    zip_fd, zip_path = tempfile.mkstemp(dir=folder, prefix='.' + file_name, suffix='.zip.part')
     try:
         with os.fdopen(zip_fd, 'wb') as out:
             received, expected = _download(url, out, timeout)
         if expected is not None and received != expected:
             raise _RetryableError(f'truncated download: {received} of {expected} bytes')
         digest = hashlib.sha1()
-        try:
-            with zipfile.ZipFile(zip_path) as archive, os.fdopen(out_fd, 'wb') as out:
-                out_fd = None
-                if file_name not in archive.namelist():
-                    raise _RetryableError('{} does not contain {} (it has: {})'.format(
-                        url, file_name, ', '.join(archive.namelist())))
-                with archive.open(file_name) as member:
-                    for chunk in iter(lambda: member.read(_CHUNK), b''):
-                        digest.update(chunk)
-                        out.write(chunk)
-        except (zipfile.BadZipFile, EOFError) as err:
-            raise _RetryableError(f'{url} is not a complete zip archive (truncated or corrupt: '
-                                  f'{err})'
-                                  ) from None
-        if digest.hexdigest() != sha1:
-            raise _RetryableError(f'downloaded {file_name} has sha1 {digest.hexdigest()}, '
-                                  f'expected {sha1}; it was discarded')
-        os.replace(out_path, target)
+        with atomic_open(target, 'wb') as out:  # in place only once the checksum matched
+            try:
+                with zipfile.ZipFile(zip_path) as archive:
+                    if file_name not in archive.namelist():
+                        raise _RetryableError('{} does not contain {} (it has: {})'.format(
+                            url, file_name, ', '.join(archive.namelist())))
+                    with archive.open(file_name) as member:
+                        for chunk in iter(lambda: member.read(_CHUNK), b''):
+                            digest.update(chunk)
+                            out.write(chunk)
+            except (zipfile.BadZipFile, EOFError) as err:
+                raise _RetryableError(f'{url} is not a complete zip archive (truncated or '
+                                      f'corrupt: {err})') from None
+            if digest.hexdigest() != sha1:
+                raise _RetryableError(f'downloaded {file_name} has sha1 {digest.hexdigest()}, '
+                                      f'expected {sha1}; it was discarded')
     finally:
-        if out_fd is not None:
-            os.close(out_fd)
-        for _, temp in temps:
-            if os.path.exists(temp):
-                os.remove(temp)
+        if os.path.exists(zip_path):
+            os.remove(zip_path)
 
 
 def _download(url, out, timeout):
