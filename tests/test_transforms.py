@@ -15,7 +15,8 @@ from gluonbert.data import (BERTSentenceTransform, BERTTokenizer, BERTVocab,
 # Truncation warns once per transform; test_truncation_warns_once_and_reports checks that.
 pytestmark = pytest.mark.filterwarnings('ignore:texts longer than max_seq_length')
 
-from conftest import REPO, SHARED, SLICE, shared_path  # noqa: E402,F401
+from conftest import (REPO, SHARED, SLICE, google_longest_first,  # noqa: E402,F401
+                      shared_path)
 
 
 def read_rows(path, names):
@@ -39,16 +40,10 @@ def gluonnlp_tokenizer(vocab):
     return gluonnlp.data.BERTTokenizer(gluonnlp.vocab.BERTVocab.from_json(vocab.to_json()))
 
 
-def test_google_longest_first_rule_equals_the_pop_loop():
-    def pop_loop(a, b, budget):
-        while a + b > budget:
-            if a > b:
-                a -= 1
-            else:
-                b -= 1
-        return a, b
+def test_truncate_pair_lengths_is_googles_longest_first_rule():
     for a, b, budget in itertools.product(range(12), range(12), range(1, 15)):
-        assert truncate_pair_lengths(a, b, budget) == pop_loop(a, b, budget), (a, b, budget)
+        assert truncate_pair_lengths(a, b, budget) == google_longest_first(a, b, budget), \
+            (a, b, budget)
 
 
 @pytest.mark.parametrize('max_len', [128, 24])
