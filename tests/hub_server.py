@@ -13,7 +13,25 @@ def git_sha1(data):
     return hashlib.sha1(b'blob %d\0' % len(data) + data).hexdigest()
 
 
-class FakeHub:
+class LocalServer:
+    """A threaded HTTP server on 127.0.0.1 (a free port) answering with `handler`; `url` is its
+    address, `close()` stops it and joins its thread."""
+
+    def __init__(self, handler, path=''):
+        self.server = ThreadingHTTPServer(('127.0.0.1', 0), handler)
+        self.url = f'http://127.0.0.1:{self.server.server_address[1]}{path}'
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs=dict(poll_interval=0.05), daemon=True)
+        self.thread.start()
+
+    def close(self):
+        """Stop serving and join the thread."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+class FakeHub(LocalServer):
     """A real HTTP server on 127.0.0.1 serving HEAD/GET /{repo}/resolve/{revision}/{file}.
 
     repos: repo -> {'branches': {name: commit}, 'commits': {commit: {file: bytes}}}.
@@ -40,11 +58,7 @@ class FakeHub:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.url = f'http://127.0.0.1:{self.server.server_address[1]}'
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs=dict(poll_interval=0.05), daemon=True)
-        self.thread.start()
+        super().__init__(Handler)
 
     def add_repo(self, repo, commits, branches):
         """Serve `repo` with its commits (commit -> {file: bytes}) and branches."""
@@ -120,8 +134,3 @@ class FakeHub:
         return [path for method, path in self.requests if method == 'GET' and
                 unquote(path).endswith('/' + name)]
 
-    def close(self):
-        """Stop serving and join the thread."""
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import mxnet as mx
 import numpy as np
@@ -19,6 +19,7 @@ from gluonbert import get_model, store
 from gluonbert.store import FileLock, StoreError, default_root, fetch, facts
 from gluonbert.store.download import gluonnlp_cache
 from checkpoint_helpers import gluonnlp_model
+from hub_server import LocalServer
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAYLOAD = np.random.RandomState(0).bytes(40000)
@@ -35,7 +36,7 @@ def zipped(name, data):
     return buffer.getvalue()
 
 
-class Mirror:
+class Mirror(LocalServer):
     """A real HTTP server on 127.0.0.1 with GluonNLP's layout; counts requests per path.
 
     routes: URL path -> (body, mode); mode 'ok', 'lie' (claims more bytes than it sends) or
@@ -71,11 +72,7 @@ class Mirror:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.url = f'http://127.0.0.1:{self.server.server_address[1]}/'
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs=dict(poll_interval=0.05), daemon=True)
-        self.thread.start()
+        super().__init__(Handler, path='/')
 
     def add(self, file_name, data, mode='ok', kind='models'):
         """Serve `data` zipped at GluonNLP's path for file_name; returns the URL path."""
@@ -84,11 +81,6 @@ class Mirror:
         self.routes[path] = (zipped(file_name, data), mode)
         return path
 
-    def close(self):
-        """Stop serving and join the thread."""
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(name='mirror')
