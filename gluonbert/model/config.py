@@ -18,11 +18,11 @@ HF_ACTIVATIONS = {'gelu': 'gelu', 'gelu_python': 'gelu', 'gelu_new': 'gelu_tanh'
 HF_WRITE_ACTIVATIONS = {'gelu': 'gelu', 'gelu_tanh': 'gelu_new', 'relu': 'relu'}
 
 
-def _field(default, hf_name, architecture, hf_required=True):
+def _field(default, *, hf, architecture=True, hf_required=True):
     """A hyperparameter: its default, its HuggingFace config.json name, and whether it changes
     the computation (a checkpoint and a model must agree on it) or only training (dropout).
     hf_required=False: a config.json may omit it, and then the default applies."""
-    return field(default=default, metadata=dict(hf=hf_name, architecture=architecture,
+    return field(default=default, metadata=dict(hf=hf, architecture=architecture,
                                                 hf_required=hf_required))
 
 
@@ -34,18 +34,18 @@ class BERTConfig(Mapping):
     `BERTEncoder(**config)`) as GluonNLP's and earlier gluonbert's `model.config` dict was.
     attention_dropout=None means "the same as dropout"; BERTEncoder.config has it filled in.
     """
-    vocab_size: int = _field(30522, 'vocab_size', True)
-    units: int = _field(768, 'hidden_size', True)
-    hidden_size: int = _field(3072, 'intermediate_size', True)
-    num_heads: int = _field(12, 'num_attention_heads', True)
-    num_layers: int = _field(12, 'num_hidden_layers', True)
-    max_length: int = _field(512, 'max_position_embeddings', True)
-    dropout: float = _field(0.1, 'hidden_dropout_prob', False, hf_required=False)
-    attention_dropout: float | None = _field(None, 'attention_probs_dropout_prob', False,
-                                             hf_required=False)
-    layer_norm_eps: float = _field(1e-12, 'layer_norm_eps', True, hf_required=False)
-    activation: str = _field('gelu', 'hidden_act', True)
-    token_type_vocab_size: int = _field(2, 'type_vocab_size', True)
+    vocab_size: int = _field(30522, hf='vocab_size')
+    units: int = _field(768, hf='hidden_size')
+    hidden_size: int = _field(3072, hf='intermediate_size')
+    num_heads: int = _field(12, hf='num_attention_heads')
+    num_layers: int = _field(12, hf='num_hidden_layers')
+    max_length: int = _field(512, hf='max_position_embeddings')
+    dropout: float = _field(0.1, hf='hidden_dropout_prob', architecture=False, hf_required=False)
+    attention_dropout: float | None = _field(None, hf='attention_probs_dropout_prob',
+                                             architecture=False, hf_required=False)
+    layer_norm_eps: float = _field(1e-12, hf='layer_norm_eps', hf_required=False)
+    activation: str = _field('gelu', hf='hidden_act')
+    token_type_vocab_size: int = _field(2, hf='type_vocab_size')
 
     POSITIVE_INT_FIELDS: ClassVar[tuple] = ('vocab_size', 'units', 'hidden_size', 'num_heads',
                                             'num_layers', 'max_length', 'token_type_vocab_size')
