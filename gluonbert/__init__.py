@@ -6,7 +6,7 @@ from .convert import ConversionError, load_checkpoint
 from .data import BERTSentenceTransform, BERTTokenizer, BERTVocab
 from .vocab import Vocab
 from .export import export_model, import_model, optimize_for_cpu
-from .model import (BERTClassifier, BERTEncoder, BERTForMultipleChoice, BERTForQA,
+from .model import (BERTClassifier, BERTConfig, BERTEncoder, BERTForMultipleChoice, BERTForQA,
                     BERTForTokenClassification, BERTModel, BERTRegression, MLMDecoder,
                     NSClassifier, Pooler)
 from .onnx_export import export_onnx

@@ -50,8 +50,9 @@ def convert(args):
     vocab = read_vocab(args.vocab) if args.vocab else None
     hparams = num_heads = None
     if args.model:
-        hparams = get_hparams(args.model)
-        num_heads = hparams['num_heads']
+        # a registered shape's vocab_size is only the default: the vocabulary sets it
+        hparams = get_hparams(args.model, **({'vocab_size': len(vocab)} if vocab else {}))
+        num_heads = hparams.num_heads
     checkpoint = load_checkpoint(args.source, vocab=vocab, num_heads=num_heads, hparams=hparams,
                                  fmt=args.source_format)
     if checkpoint.vocab is None:

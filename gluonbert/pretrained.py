@@ -99,12 +99,12 @@ def save_pretrained(block, folder: str, vocab: BERTVocab | None = None, labels=N
     if not isinstance(vocab, BERTVocab):
         raise TypeError('save_pretrained needs the model\'s vocabulary: vocab=BERTVocab(...) '
                         f'(got {type(vocab).__name__})')
-    config = backbone_of(block).config
+    positions = backbone_of(block).config.max_length
     labels = _check_labels(block, kind, labels)
-    max_length = int(max_length or config['max_length'])
-    if not 2 <= max_length <= config['max_length']:
+    max_length = int(max_length or positions)
+    if not 2 <= max_length <= positions:
         raise ValueError(f'max_length={max_length} must be between 2 and the position table\'s '
-                         f'{config["max_length"]}')
+                         f'{positions}')
     lower = (not vocab_looks_cased(vocab)) if lower is None else bool(lower)
     hf_readable = getattr(block, 'pooling', None) != 'mean'
     meta = dict(format=FORMAT, format_version=FORMAT_VERSION, block=type(block).__name__,
@@ -209,7 +209,7 @@ def from_pretrained(path: str, vocab=None, model: str | None = None, ctx=None, l
         lower = not vocab_looks_cased(checkpoint.vocab)
     block.pretrained_info = PretrainedInfo(
         vocab=checkpoint.vocab, lower=bool(lower), labels=labels,
-        max_length=meta.get('max_length', backbone_of(block).config['max_length']),
+        max_length=meta.get('max_length', backbone_of(block).config.max_length),
         task=meta.get('task'), precision=meta.get('precision', 'float32'), source=path,
         meta=meta)
     return block
@@ -253,7 +253,7 @@ def _read_params_file(path, vocab, model):
                          "model='<registered name, e.g. bert_12_768_12>' and vocab=<BERTVocab or "
                          'the vocabulary .json / vocab.txt it was trained with>')
     hparams = get_hparams(model, vocab_size=len(vocab))
-    return load_checkpoint(path, vocab=vocab, num_heads=hparams['num_heads'], hparams=hparams,
+    return load_checkpoint(path, vocab=vocab, num_heads=hparams.num_heads, hparams=hparams,
                            fmt='gluonnlp')
 
 

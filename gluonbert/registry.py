@@ -9,14 +9,11 @@ from .convert import ConversionError, detect_format, load_checkpoint
 from .convert.layout import canonical_to_block, load_into, resolve_heads
 from .data.vocab import BERTVocab, as_vocab, bundled_vocab_path
 from .model.bert import BERTModel
+from .model.config import BERTConfig
 from .model.encoder import BERTEncoder
 
-# Hyperparameters shared by every registered shape unless the entry says otherwise.
-COMMON = dict(max_length=512, dropout=0.1, attention_dropout=None, layer_norm_eps=1e-12,
-              activation='gelu', token_type_vocab_size=2)
-
 # name -> (num_layers, units, num_heads, hidden_size): BERT base/large, MiniLM-L6, Google's small
-# BERTs
+# BERTs; every other hyperparameter is BERTConfig's default (BERT-base's).
 _SHAPES = {
     'bert_12_768_12': (12, 768, 12, 3072),
     'bert_24_1024_16': (24, 1024, 16, 4096),
@@ -26,12 +23,9 @@ _SHAPES = {
     'bert_4_512_8': (4, 512, 8, 2048),
     'bert_8_512_8': (8, 512, 8, 2048),
 }
-_MODELS = {}
-OVERRIDABLE = ('vocab_size', 'units', 'hidden_size', 'num_heads', 'num_layers', 'max_length',
-               'dropout', 'attention_dropout', 'layer_norm_eps', 'activation',
-               'token_type_vocab_size')
+_MODELS = {}  # name -> BERTConfig
 # Overridable without hparam_allow_override=True (GluonNLP: dropout; vocab_size must match the
-# vocabulary anyway).
+# vocabulary anyway). Every other BERTConfig field needs hparam_allow_override=True.
 MUTABLE = ('dropout', 'attention_dropout', 'vocab_size')
 
 
@@ -43,13 +37,11 @@ class PretrainedMismatchError(ConversionError, AssertionError):
     """Pretrained weights do not fit the model built; an AssertionError too, as in GluonNLP."""
 
 
-def register_model(name, **hparams):
-    """Register (or replace) a named BERT shape; missing fields take the COMMON defaults."""
-    unknown = set(hparams) - set(OVERRIDABLE)
-    if unknown:
-        raise ValueError('unknown hyperparameter(s) {} for {!r}; known: {}'.format(
-            sorted(unknown), name, ', '.join(OVERRIDABLE)))
-    _MODELS[name] = dict(COMMON, **hparams)
+def register_model(name: str, **hparams) -> None:
+    """Register (or replace) a named BERT shape: BERTConfig fields; the missing ones take
+    BERTConfig's defaults (vocab_size is always set from the vocabulary by get_model)."""
+    BERTConfig.check_names(hparams, context=f' for {name!r}')
+    _MODELS[name] = BERTConfig(**hparams)
 
 
 for _name, (_layers, _units, _heads, _hidden) in _SHAPES.items():
@@ -57,21 +49,18 @@ for _name, (_layers, _units, _heads, _hidden) in _SHAPES.items():
                    hidden_size=_hidden)
 
 
-def list_models():
-    """Registered model names -> their hyperparameters (copies)."""
-    return {name: dict(hparams) for name, hparams in sorted(_MODELS.items())}
+def list_models() -> dict:
+    """Registered model names -> their hyperparameters (BERTConfig.to_dict() copies)."""
+    return {name: config.to_dict() for name, config in sorted(_MODELS.items())}
 
 
-def get_hparams(name, **overrides):
-    """Hyperparameters of a registered model with validated overrides applied."""
+def get_hparams(name: str, **overrides) -> BERTConfig:
+    """Hyperparameters (a BERTConfig) of a registered model with validated overrides applied."""
     if name not in _MODELS:
         raise ValueError('unknown model {!r}; registered models: {}'.format(
             name, ', '.join(sorted(_MODELS))))
-    unknown = set(overrides) - set(OVERRIDABLE)
-    if unknown:
-        raise ValueError('cannot override {} of {!r}; overridable: {}'.format(
-            sorted(unknown), name, ', '.join(OVERRIDABLE)))
-    return dict(_MODELS[name], **overrides)
+    BERTConfig.check_names(overrides, 'cannot override', f' of {name!r}')
+    return _MODELS[name].replace(**overrides)
 
 
 def get_model(name, dataset_name=None, vocab=None, pretrained=True, ctx=mx.cpu(), root=None,
@@ -114,7 +103,7 @@ def get_model(name, dataset_name=None, vocab=None, pretrained=True, ctx=mx.cpu()
     vocab = None if vocab is None else as_vocab(vocab)  # GluonNLP vocab objects too
     # Validate the overrides before any download; num_heads is needed to read GluonNLP files.
     num_heads = get_hparams(name, **{k: v for k, v in overrides.items()
-                                     if k != 'vocab_size'})['num_heads']
+                                     if k != 'vocab_size'}).num_heads
     checkpoint = None
     if pretrained is True:
         if dataset_name is None:
@@ -146,7 +135,7 @@ def get_model(name, dataset_name=None, vocab=None, pretrained=True, ctx=mx.cpu()
     overrides['vocab_size'] = len(vocab)
     if dropout is not None:
         overrides['dropout'] = dropout
-    encoder = BERTEncoder(**get_hparams(name, **overrides), output_attention=output_attention,
+    encoder = BERTEncoder(get_hparams(name, **overrides), output_attention=output_attention,
                           output_all_encodings=output_all_encodings,
                           use_token_type_embed=use_token_type_embed)
     present = {'pooler', 'decoder', 'classifier'} if checkpoint is None else checkpoint.heads
@@ -164,7 +153,7 @@ def get_model(name, dataset_name=None, vocab=None, pretrained=True, ctx=mx.cpu()
 
 def _check_overrides(name, overrides, hparam_allow_override):
     """GluonNLP's rule: a registered model's shape changes only with hparam_allow_override."""
-    fixed = sorted(k for k in overrides if k in OVERRIDABLE and k not in MUTABLE)
+    fixed = sorted(k for k in overrides if k in BERTConfig.field_names() and k not in MUTABLE)
     if fixed and not hparam_allow_override and name in _MODELS:
         registered = ', '.join(f'{k}={_MODELS[name][k]!r}' for k in fixed)
         raise ModelOptionError(f'cannot override the predefined hyperparameter(s) '
@@ -190,7 +179,7 @@ def _fit_checkpoint(checkpoint, encoder, ignore_extra):
     hparams = dict(checkpoint.hparams)
     if not encoder.use_token_type_embed:
         arrays = {k: v for k, v in arrays.items() if not k.startswith('encoder.token_type_embed.')}
-    layers = encoder.config['num_layers']
+    layers = encoder.config.num_layers
     if ignore_extra and hparams.get('num_layers', layers) > layers:
         kept = tuple(f'encoder.layers.{i}.' for i in range(layers))
         arrays = {k: v for k, v in arrays.items()

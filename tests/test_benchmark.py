@@ -186,7 +186,8 @@ def probe_peak(cmd, env):
 
 def test_memory_probe_reports_its_own_peak_not_the_parent_one():
     net, _, _ = gluonbert_peer.build_gluonbert(MODEL, weights=False)
-    cmd, env = memory.probe_command('gluonbert', 'infer', MODEL, dict(hparams=net.config, hf=None))
+    cmd, env = memory.probe_command('gluonbert', 'infer', MODEL,
+                                    dict(hparams=net.config.to_dict(), hf=None))
     assert cmd[1:3] == ['-m', 'gluonbert.benchmark']
     peak, _ = probe_peak(cmd, dict(env, OMP_NUM_THREADS='1'))
     # this test process has MXNet, torch, transformers and GluonNLP loaded; the probe only MXNet
@@ -197,7 +198,7 @@ def test_the_script_still_runs_and_restarts_when_the_thread_count_changes():
     """scripts/benchmark.py is the same command line; MXNet has read OMP_NUM_THREADS by the time
     the package loads, so asking for another count restarts the process with it."""
     net, _, _ = gluonbert_peer.build_gluonbert(MODEL, weights=False)
-    config = json.dumps(dict(hparams=net.config, hf=None))
+    config = json.dumps(dict(hparams=net.config.to_dict(), hf=None))
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO)
     peak, stderr = probe_peak([sys.executable, SCRIPT, '--threads', '2', '--memory-probe',
                                'gluonbert', 'infer', MODEL, '--probe-config', config], env)

@@ -24,7 +24,7 @@ class ConversionError(ValueError):
 class Checkpoint:
     """A converted checkpoint: canonical tensors, the source's hyperparameters and vocabulary."""
     arrays: dict
-    hparams: dict = field(default_factory=dict)  # BERTEncoder keyword arguments; {} if unknown
+    hparams: dict = field(default_factory=dict)  # BERTConfig fields (to_dict); {} if unknown
     vocab: object = None  # a BERTVocab, or None when the source ships none
     source: str = ''
     task: str = None  # the task head's kind, e.g. 'sequence_classification', if `task.*` exist

@@ -8,20 +8,13 @@ import numpy as np
 
 from ..data.vocab import BERTVocab
 from ..model.attention import interleave_qkv, split_qkv
+from ..model.config import BERTConfig
 from ..files import atomic_folder, write_json
 from .common import ConversionError, checkpoint_with_vocab
 from .layout import backbone_of, block_to_canonical
 from .safetensors_format import read_safetensors, write_safetensors
 
-# HF config field -> gluonbert hyperparameter; every one is required.
-CONFIG_FIELDS = {'vocab_size': 'vocab_size', 'hidden_size': 'units',
-                 'num_hidden_layers': 'num_layers', 'num_attention_heads': 'num_heads',
-                 'intermediate_size': 'hidden_size', 'max_position_embeddings': 'max_length',
-                 'type_vocab_size': 'token_type_vocab_size', 'hidden_act': 'activation'}
-HF_ACTIVATIONS = {'gelu': 'gelu', 'gelu_python': 'gelu', 'gelu_new': 'gelu_tanh',
-                  'gelu_pytorch_tanh': 'gelu_tanh', 'relu': 'relu'}
-_WRITE_ACTIVATIONS = {'gelu': 'gelu', 'gelu_tanh': 'gelu_new', 'relu': 'relu'}
-DEFAULT_LAYER_NORM_EPS = 1e-12  # BertConfig's default; Google's bert_config.json omits the field
+# The hyperparameters' HF names (config.json fields) are BERTConfig's: to_hf_dict / from_hf_dict.
 
 # task kind <-> HF architecture, and the HF name of the task's output layer
 TASK_ARCHITECTURES = {'sequence_classification': 'BertForSequenceClassification',
@@ -78,28 +71,13 @@ _TO_HF = [(_pattern(ours), hf) for ours, hf in _BACKBONE + _HEADS]
 _BACKBONE_OURS = [_pattern(ours) for ours, _ in _BACKBONE]
 
 
-def config_to_hparams(config, source='config.json'):
-    """A HuggingFace/Google BERT config dict -> BERTEncoder keyword arguments (validated)."""
-    if config.get('model_type', 'bert') != 'bert':
-        raise ConversionError('{}: model_type is {!r}; only BERT checkpoints can be converted'
-                              .format(source, config['model_type']))
-    if config.get('position_embedding_type', 'absolute') != 'absolute':
-        raise ConversionError('{}: position_embedding_type {!r} is not supported (BERT uses '
-                              'absolute)'.format(source, config['position_embedding_type']))
-    missing = [f for f in CONFIG_FIELDS if f not in config]
-    if missing:
-        raise ConversionError('{} lacks required field(s): {}'.format(source, ', '.join(missing)))
-    hparams = {ours: config[field] for field, ours in CONFIG_FIELDS.items()}
-    if hparams['activation'] not in HF_ACTIVATIONS:
-        raise ConversionError('{}: hidden_act {!r} is not supported; supported: {}'.format(
-            source, hparams['activation'], ', '.join(HF_ACTIVATIONS)))
-    hparams['activation'] = HF_ACTIVATIONS[hparams['activation']]
-    hparams['layer_norm_eps'] = float(config.get('layer_norm_eps', DEFAULT_LAYER_NORM_EPS))
-    for field, ours in (('hidden_dropout_prob', 'dropout'),
-                        ('attention_probs_dropout_prob', 'attention_dropout')):
-        if field in config:
-            hparams[ours] = float(config[field])
-    return hparams
+def config_to_hparams(config, source='config.json') -> dict:
+    """A HuggingFace/Google BERT config dict -> the hyperparameters (BERTConfig.to_dict(),
+    validated; a field the config omits, such as Google's layer_norm_eps, takes the default)."""
+    try:
+        return BERTConfig.from_hf_dict(config, source).to_dict()
+    except ValueError as err:
+        raise ConversionError(str(err)) from None
 
 
 def read_config(path):
@@ -326,21 +304,15 @@ def hf_architecture(block):
 
 def hparams_to_config(hparams, architecture, pad_token_id=0, num_labels=None,
                       problem_type=None, labels=None):
-    """gluonbert hyperparameters -> a BertConfig dict that transformers loads.
+    """gluonbert hyperparameters (a BERTConfig or its dict) -> a BertConfig dict that
+    transformers loads.
 
     labels: names of the num_labels outputs (id2label / label2id); default LABEL_0, LABEL_1...
     """
-    config = dict(
-        architectures=[architecture], model_type='bert', vocab_size=hparams['vocab_size'],
-        hidden_size=hparams['units'], num_hidden_layers=hparams['num_layers'],
-        num_attention_heads=hparams['num_heads'], intermediate_size=hparams['hidden_size'],
-        hidden_act=_WRITE_ACTIVATIONS[hparams['activation']],
-        hidden_dropout_prob=hparams['dropout'],
-        attention_probs_dropout_prob=hparams['attention_dropout'],
-        max_position_embeddings=hparams['max_length'],
-        type_vocab_size=hparams['token_type_vocab_size'], initializer_range=0.02,
-        layer_norm_eps=hparams['layer_norm_eps'], pad_token_id=pad_token_id,
-        position_embedding_type='absolute', tie_word_embeddings=True)
+    config = dict(architectures=[architecture], model_type='bert',
+                  **BERTConfig.from_dict(hparams).to_hf_dict(), initializer_range=0.02,
+                  pad_token_id=pad_token_id, position_embedding_type='absolute',
+                  tie_word_embeddings=True)
     if num_labels is not None:
         names = check_label_names(labels, num_labels) or [f'LABEL_{i}' for i in range(num_labels)]
         config['id2label'] = {str(i): name for i, name in enumerate(names)}
@@ -384,12 +356,12 @@ def write_hf_files(block, vocab, folder, labels=None, lower=None, max_length=Non
     """Write the HuggingFace files of `block` into an existing (temporary) folder; returns the
     architecture. max_length: the tokenizer's model_max_length (default: the position table)."""
     hparams = backbone_of(block).config
-    if len(vocab) != hparams['vocab_size']:
-        raise ConversionError('the vocabulary has {} tokens but the model embeds {}'.format(
-            len(vocab), hparams['vocab_size']))
+    if len(vocab) != hparams.vocab_size:
+        raise ConversionError(f'the vocabulary has {len(vocab)} tokens but the model embeds '
+                              f'{hparams.vocab_size}')
     architecture, task, arrays = hf_architecture(block)
     outputs = np.shape(arrays['task.weight'])[0] if task else None
-    state = canonical_to_hf(arrays, hparams['num_heads'], architecture,
+    state = canonical_to_hf(arrays, hparams.num_heads, architecture,
                             _TASK_LAYER.get(task, 'classifier'))
     is_regression = type(block).__name__ == 'BERTRegression'
     config = hparams_to_config(hparams, architecture, vocab[vocab.padding_token],
@@ -401,5 +373,5 @@ def write_hf_files(block, vocab, folder, labels=None, lower=None, max_length=Non
     write_json(os.path.join(folder, 'config.json'), config)
     vocab.to_file(os.path.join(folder, 'vocab.txt'))
     write_json(os.path.join(folder, 'tokenizer_config.json'),
-               tokenizer_config(vocab, lower, max_length or hparams['max_length']))
+               tokenizer_config(vocab, lower, max_length or hparams.max_length))
     return architecture

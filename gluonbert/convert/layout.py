@@ -7,6 +7,7 @@ canonical layout calls `task.`.
 import mxnet as mx
 
 from ..model.bert import BERTModel
+from ..model.config import BERTConfig
 from ..model.encoder import BERTEncoder
 from ..model.task_heads import (BERTClassifier, BERTForMultipleChoice, BERTForQA,
                                 BERTForTokenClassification, BERTRegression)
@@ -20,9 +21,6 @@ TASK_BLOCKS = {
     BERTForQA: ('span', 'question_answering'),
     BERTForMultipleChoice: ('scorer', 'multiple_choice'),
 }
-# Fields that change the computation; a checkpoint and a model must agree on all of them.
-ARCHITECTURE_FIELDS = ('vocab_size', 'units', 'hidden_size', 'num_heads', 'num_layers',
-                       'max_length', 'token_type_vocab_size', 'activation', 'layer_norm_eps')
 
 
 def task_of(block):
@@ -79,10 +77,11 @@ FIELDS_IN_WEIGHTS = {'vocab_size': ('encoder.word_embed.weight', 0),
 
 
 def check_hparams(model_config, checkpoint_hparams, source='', arrays=None):
-    """Raise ConversionError listing every architecture field where the checkpoint's
-    configuration and the model differ, saying what each side (and the weights) say."""
+    """Raise ConversionError listing every architecture field (BERTConfig.architecture_fields)
+    where the checkpoint's configuration (a dict, possibly partial) and the model's BERTConfig
+    differ, saying what each side (and the weights) say."""
     diffs = []
-    for f in ARCHITECTURE_FIELDS:
+    for f in BERTConfig.architecture_fields():
         if f in checkpoint_hparams and checkpoint_hparams[f] != model_config[f]:
             line = (f"{f}: the checkpoint's configuration says {checkpoint_hparams[f]!r}, "
                     f'the model has {model_config[f]!r}')
@@ -134,10 +133,10 @@ def _encoder(checkpoint, overrides):
     if not checkpoint.hparams:
         raise ConversionError(f'{checkpoint.source} carries no hyperparameters; build the model '
                               'yourself (e.g. get_model(name, pretrained=path)) and use load_into')
-    changed = sorted(set(overrides) & set(ARCHITECTURE_FIELDS))
+    changed = sorted(set(overrides) & set(BERTConfig.architecture_fields()))
     if changed:
         raise ConversionError(f'cannot override architecture field(s) {changed} of a checkpoint')
-    return BERTEncoder(**dict(checkpoint.hparams, **overrides))
+    return BERTEncoder(BERTConfig.from_dict(checkpoint.hparams).replace(**overrides))
 
 
 def model_from_checkpoint(checkpoint, use_pooler=None, use_decoder=None, use_classifier=None,

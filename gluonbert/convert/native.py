@@ -1,5 +1,6 @@
 """gluonbert's own checkpoint folder: `model.params` (canonical names, MXNet's format),
-`gluonbert_config.json` (hyperparameters) and `vocab.txt`."""
+`gluonbert_config.json` (hyperparameters: BERTConfig.to_dict() under "hparams") and
+`vocab.txt`."""
 import json
 import os
 
@@ -8,6 +9,7 @@ import numpy as np
 
 from ..data.vocab import BERTVocab
 from ..errors import mxnet_message
+from ..model.config import BERTConfig
 from ..files import atomic_folder, write_json, write_with
 from .common import Checkpoint, ConversionError, check_vocab_fits
 from .layout import backbone_of, block_to_canonical
@@ -48,7 +50,7 @@ def save_native_checkpoint(block, vocab, directory, overwrite=False, labels=None
 
 def write_native_files(block, vocab, folder, labels=None):
     """Write model.params, gluonbert_config.json and vocab.txt into an existing folder."""
-    hparams = dict(backbone_of(block).config)
+    hparams = backbone_of(block).config.to_dict()
     arrays, task = block_to_canonical(block)
     check_vocab_fits(vocab, arrays, hparams['vocab_size'], 'the model')
     outputs = int(np.shape(arrays['task.weight'])[0]) if task else None
@@ -72,10 +74,14 @@ def read_native_checkpoint(directory, vocab=None):
         raise ConversionError(f'cannot read {path}: {err}') from None
     if config.get('format') != 'gluonbert' or 'hparams' not in config:
         raise ConversionError(f'{path} is not a gluonbert checkpoint config')
+    try:
+        hparams = BERTConfig.from_dict(config['hparams']).to_dict()
+    except (TypeError, ValueError) as err:
+        raise ConversionError(f'{path}: hparams: {err}') from None
     arrays = read_params(os.path.join(directory, PARAMS_NAME))
     if vocab is None:
         vocab = BERTVocab.from_file(os.path.join(directory, 'vocab.txt'))
-    check_vocab_fits(vocab, arrays, config['hparams'].get('vocab_size'), directory)
-    return Checkpoint(arrays=arrays, hparams=config['hparams'], vocab=vocab, source=directory,
+    check_vocab_fits(vocab, arrays, hparams['vocab_size'], directory)
+    return Checkpoint(arrays=arrays, hparams=hparams, vocab=vocab, source=directory,
                       task=config.get('task'), task_labels=config.get('task_labels'),
                       pooling=config.get('pooling', 'cls'), labels=config.get('labels'))

@@ -2,6 +2,7 @@
 from .activations import GELU
 from .attention import MultiHeadSelfAttention, interleave_qkv, split_qkv
 from .bert import BERTModel
+from .config import BERTConfig
 from .encoder import BERTEncoder
 from .heads import MLMDecoder, NSClassifier, Pooler
 from .task_heads import (BERTClassifier, BERTForMultipleChoice, BERTForQA,
@@ -9,6 +10,6 @@ from .task_heads import (BERTClassifier, BERTForMultipleChoice, BERTForQA,
 from .transformer import TransformerLayer
 
 __all__ = ['GELU', 'MultiHeadSelfAttention', 'interleave_qkv', 'split_qkv', 'BERTModel',
-           'BERTEncoder', 'MLMDecoder', 'NSClassifier', 'Pooler', 'BERTClassifier',
+           'BERTConfig', 'BERTEncoder', 'MLMDecoder', 'NSClassifier', 'Pooler', 'BERTClassifier',
            'BERTForMultipleChoice', 'BERTForQA', 'BERTForTokenClassification', 'BERTRegression',
            'TransformerLayer']

@@ -37,13 +37,13 @@ class BERTModel(PortableExport, HybridBlock):
         with self.name_scope():
             self.encoder = encoder
             if use_pooler:
-                self.pooler = Pooler(cfg['units'], init, prefix='pooler_')
+                self.pooler = Pooler(cfg.units, init, prefix='pooler_')
             if use_classifier:
-                self.classifier = NSClassifier(cfg['units'], init, prefix='classifier_')
+                self.classifier = NSClassifier(cfg.units, init, prefix='classifier_')
             if use_decoder:
-                self.decoder = MLMDecoder(cfg['units'], cfg['vocab_size'],
-                                          encoder.word_embed.weight, cfg['activation'],
-                                          cfg['layer_norm_eps'], init, prefix='decoder_')
+                self.decoder = MLMDecoder(cfg.units, cfg.vocab_size, encoder.word_embed.weight,
+                                          cfg.activation, cfg.layer_norm_eps, init,
+                                          prefix='decoder_')
 
     @property
     def output_attention(self):
@@ -57,7 +57,7 @@ class BERTModel(PortableExport, HybridBlock):
 
     @property
     def config(self):
-        """The encoder's hyperparameters (a dict)."""
+        """The encoder's hyperparameters (a BERTConfig, readable as a dict)."""
         return self.encoder.config
 
     def __call__(self, input_ids, token_types=None, valid_length=None, masked_positions=None):

@@ -2,7 +2,7 @@
 import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 
-from .config import validate_config
+from .config import BERTConfig
 from .layer_norm import LayerNorm, PortableExport
 from .transformer import TransformerLayer
 
@@ -21,24 +21,26 @@ class BERTEncoder(PortableExport, HybridBlock):
     every layer's attention weights (batch, num_heads, seq_len, seq_len), or [] without
     output_attention. use_token_type_embed=False builds no segment embedding (token_types are
     then ignored, as in GluonNLP).
+
+    Hyperparameters: `BERTEncoder(BERTConfig(...))` or, as before, `BERTEncoder(vocab_size=...,
+    units=..., ...)`; `encoder.config` is the BERTConfig (attention_dropout filled in).
     """
 
-    def __init__(self, vocab_size, units=768, hidden_size=3072, num_heads=12, num_layers=12,
-                 max_length=512, dropout=0.1, layer_norm_eps=1e-12, activation='gelu',
-                 token_type_vocab_size=2, attention_dropout=None, weight_initializer=None,
+    def __init__(self, config: BERTConfig | None = None, *, weight_initializer=None,
                  output_attention=False, output_all_encodings=False, use_token_type_embed=True,
-                 **kwargs):
-        validate_config(vocab_size, units, hidden_size, num_heads, num_layers, max_length,
-                        dropout, layer_norm_eps, activation, token_type_vocab_size,
-                        attention_dropout)
-        super().__init__(**kwargs)
-        if attention_dropout is None:
-            attention_dropout = dropout
-        self.config = dict(vocab_size=vocab_size, units=units, hidden_size=hidden_size,
-                           num_heads=num_heads, num_layers=num_layers, max_length=max_length,
-                           dropout=dropout, attention_dropout=attention_dropout,
-                           layer_norm_eps=layer_norm_eps, activation=activation,
-                           token_type_vocab_size=token_type_vocab_size)
+                 prefix=None, params=None, **fields):
+        """config: a BERTConfig (default BERT-base's); keyword hyperparameters (vocab_size=...,
+        units=..., as BERTConfig's fields) build one, or change the given one."""
+        if config is None:
+            config = BERTConfig.from_dict(fields)
+        elif not isinstance(config, BERTConfig):
+            raise TypeError(f'config must be a BERTConfig, got {type(config).__name__}; keyword '
+                            f'hyperparameters (vocab_size=..., units=...) build one')
+        elif fields:
+            config = config.replace(**fields)
+        super().__init__(prefix=prefix, params=params)
+        self.config = config = config.resolved()
+        vocab_size, units, max_length = config.vocab_size, config.units, config.max_length
         # Output options, not hyperparameters: they change what is returned, not the weights.
         self.output_attention = bool(output_attention)
         self.output_all_encodings = bool(output_all_encodings)
@@ -49,26 +51,27 @@ class BERTEncoder(PortableExport, HybridBlock):
             self.word_embed = nn.Embedding(vocab_size, units, weight_initializer=init,
                                            prefix='word_embed_')
             if self.use_token_type_embed:
-                self.token_type_embed = nn.Embedding(token_type_vocab_size, units,
+                self.token_type_embed = nn.Embedding(config.token_type_vocab_size, units,
                                                      weight_initializer=init,
                                                      prefix='token_type_embed_')
             self.position_weight = self.params.get('position_weight', shape=(max_length, units),
                                                    init=init)
-            self.embed_norm = LayerNorm(epsilon=layer_norm_eps, in_channels=units,
+            self.embed_norm = LayerNorm(epsilon=config.layer_norm_eps, in_channels=units,
                                         prefix='embed_norm_')
-            self.embed_dropout = nn.Dropout(dropout) if dropout else None
+            self.embed_dropout = nn.Dropout(config.dropout) if config.dropout else None
             self.layers = nn.HybridSequential(prefix='layers_')
             with self.layers.name_scope():
-                for i in range(num_layers):
+                for i in range(config.num_layers):
                     self.layers.add(TransformerLayer(
-                        units, hidden_size, num_heads, dropout, attention_dropout,
-                        layer_norm_eps, activation, init, self.output_attention,
+                        units, config.hidden_size, config.num_heads, config.dropout,
+                        config.attention_dropout, config.layer_norm_eps, config.activation,
+                        init, self.output_attention,
                         prefix=f'{i}_'))
 
     @property
     def units(self):
         """Width of the hidden states."""
-        return self.config['units']
+        return self.config.units
 
     def __call__(self, input_ids, token_types=None, valid_length=None):
         self.check_inputs(input_ids, token_types, valid_length)
@@ -128,7 +131,7 @@ class BERTEncoder(PortableExport, HybridBlock):
         positions = F.reshape(F.cast(F.contrib.arange_like(ids, axis=0), 'float32'), (1, -1))
         is_key = F.broadcast_lesser(positions, F.reshape(F.cast(valid_length, 'float32'), (-1, 1)))
         bias = F.broadcast_axis(F.expand_dims((is_key - 1) * 1e4, axis=1), axis=1,
-                                size=self.config['num_heads'])
+                                size=self.config.num_heads)
         bias = F.expand_dims(F.reshape(bias, (-3, 0)), axis=1)  # (batch * heads, 1, seq_len)
         # Built full-size once for all layers and cut off from autograd: each layer then adds it
         # elementwise, whose backward is a copy, where a broadcast add's backward would reduce

@@ -13,6 +13,7 @@ import shutil
 import mxnet as mx
 
 from ..files import atomic_folder, write_text, write_with
+from ..model.config import BERTConfig
 from ..errors import CheckpointMismatchError, DamagedFileError, mxnet_message
 
 MODEL_FILE, STATES_FILE, STATE_FILE = 'model.params', 'trainer.states', 'state.json'
@@ -23,11 +24,13 @@ MODEL_RECORD = 'model'
 
 def describe_model(net, **extra) -> dict:
     """What a checkpoint records about the net that wrote it: the block class, the backbone's
-    architecture (not its dropout), the heads and pooling, and `extra` (e.g. the label set)."""
+    architecture (its BERTConfig's architecture_fields: not dropout), the heads and pooling,
+    and `extra` (e.g. the label set)."""
     bert = getattr(net, 'bert', net)
-    config = getattr(bert, 'config', None) or {}
+    config = getattr(bert, 'config', None)
     record = dict(block=type(net).__name__,
-                  config={k: v for k, v in config.items() if 'dropout' not in k})
+                  config={} if config is None else
+                  {k: config[k] for k in BERTConfig.architecture_fields() if k in config})
     if getattr(net, 'pooling', None) is not None:
         record['pooling'] = net.pooling
     for head in ('use_pooler', 'use_decoder', 'use_classifier'):

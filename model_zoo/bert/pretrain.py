@@ -194,7 +194,7 @@ def main(argv=None):
     LOG.info('held-out after training (best by MLM loss, step %s): %s',
              _best_step(state), _format(after))
     losses = [h['loss'] for h in state['history'] if 'loss' in h]
-    results.update(config=net.config, train_examples=len(train),
+    results.update(config=net.config.to_dict(), train_examples=len(train),
                    held_out_examples=len(held_out),
                    first_logged_loss=losses[0] if losses else None,
                    last_logged_loss=losses[-1] if losses else None,
