@@ -158,23 +158,20 @@ def test_back_to_back_allreduces_never_see_another_rounds_values(backend, tmp_pa
         assert json.load(open(tmp_path / f'allreduce-rank{rank}.json')) == expected
 
 
-class _AsyncStub:
-    """What TrainingLoop sees of a dist_async worker."""
-    name, rank, num_workers, is_root = 'dist_async', 0, 2, True
-    synchronous, updates_on_kvstore = False, True
+class _AsyncWorker(distributed.AsyncKVStoreBackend):
+    """A dist_async worker's behaviour, without joining a cluster (no kvstore is made)."""
 
-    def check_contexts(self, ctx):
-        """Any contexts."""
+    def __init__(self):  # no super().__init__(): it would join a cluster
+        self.name, self.rank, self.num_workers, self.is_root = 'dist_async', 0, 2, True
 
 
-def test_dist_async_refuses_clipping_and_early_stopping(monkeypatch):
-    monkeypatch.setattr('gluonbert.train.loop.get_backend', lambda name: _AsyncStub())
+def test_dist_async_refuses_clipping_and_early_stopping():
     net = dist_worker.classifier()
     with pytest.raises(ValueError, match='cannot clip the gradient norm: set max_grad_norm=None'):
-        TrainingLoop(net, dist_worker.ce_loss, mx.cpu(), TrainConfig(kvstore='dist_async'))
+        TrainingLoop(net, dist_worker.ce_loss, mx.cpu(), TrainConfig(), backend=_AsyncWorker())
     with pytest.raises(ValueError, match='early stopping needs all workers to agree'):
         TrainingLoop(net, dist_worker.ce_loss, mx.cpu(),
-                     TrainConfig(kvstore='dist_async', max_grad_norm=None, early_stop=2))
+                     TrainConfig(max_grad_norm=None, early_stop=2), backend=_AsyncWorker())
 
 
 def test_a_distributed_backend_outside_a_cluster_says_how_to_start_one(monkeypatch):
