@@ -230,8 +230,7 @@ class TrainingLoop:
         cfg = self.config
         state.finite_loss_step = state.step
         loss_sum, loss_steps, samples, clock = None, 0, 0, time.time()
-        epochs = range(state.epoch, cfg.epochs)
-        for epoch in epochs:
+        for epoch in range(state.epoch, cfg.epochs):
             skip, group = state.batch, []
             bar = tqdm(total=batches_per_epoch, initial=skip, desc=f'epoch {epoch + 1}',
                        disable=not (cfg.progress and self.backend.is_root), unit='batch',
@@ -273,7 +272,6 @@ class TrainingLoop:
             if state.stopped or (max_steps and state.step >= max_steps):
                 break
         self._finish(state)
-        return state
 
     def _step(self, group, step):
         """Forward/backward over the micro-batches of one optimizer step -> (this worker's share
