@@ -174,6 +174,25 @@ def test_dist_async_refuses_clipping_and_early_stopping():
                      TrainConfig(max_grad_norm=None, early_stop=2), backend=_AsyncWorker())
 
 
+def test_dist_async_behaviour_lives_in_its_backend():
+    """What the loop does differently under dist_async, asked of the backend object."""
+    worker = _AsyncWorker()
+    assert worker.updates_per_step == 2 and worker.step_samples(5, mx.cpu()) == (5, 10)
+    assert worker.evaluates_here and not worker.can_checkpoint
+    worker.is_root = False
+    assert not worker.evaluates_here
+    with pytest.raises(ValueError, match='keeps the optimizer states on the servers'):
+        worker.check_resume()
+    with pytest.raises(RuntimeError, match='cannot all-reduce'):
+        worker.allreduce(mx.nd.ones(1))
+    with pytest.raises(ValueError, match='mixed precision needs the loop.s own update'):
+        worker.check_loop_config(TrainConfig(max_grad_norm=None, dtype='bfloat16'))
+    local = distributed.LocalBackend()
+    assert local.updates_per_step == 1 and local.step_samples(5, mx.cpu()) == (5, 5)
+    assert local.evaluates_here and local.can_checkpoint
+    local.check_resume()
+
+
 def test_a_distributed_backend_outside_a_cluster_says_how_to_start_one(monkeypatch):
     for name in ('DMLC_ROLE', 'DMLC_PS_ROOT_URI'):
         monkeypatch.delenv(name, raising=False)
