@@ -88,8 +88,8 @@ def train(backend_name, global_batch, num_samples=35, epochs=2, max_grad_norm=1.
     ctx = [mx.cpu(i) for i in range(contexts)]
     net.collect_params().reset_ctx(ctx)
     config = TrainConfig(lr=1e-3, epochs=epochs, warmup_ratio=0.25, progress=False, log_every=2,
-                         eval_every=3, max_grad_norm=max_grad_norm, kvstore=backend_name)
-    loop = TrainingLoop(net, ce_loss, ctx, config, output_dir=output_dir)
+                         eval_every=3, max_grad_norm=max_grad_norm)
+    loop = TrainingLoop(net, ce_loss, ctx, config, output_dir=output_dir, backend=backend)
     batches, per_epoch = worker_batches(data, global_batch, backend.rank, backend.num_workers)
     evaluate = accuracy(dev, backend) if backend.synchronous else None
     return net, loop.fit(batches, per_epoch, evaluate, resume=resume, max_steps=max_steps)

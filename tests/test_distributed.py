@@ -158,23 +158,39 @@ def test_back_to_back_allreduces_never_see_another_rounds_values(backend, tmp_pa
         assert json.load(open(tmp_path / f'allreduce-rank{rank}.json')) == expected
 
 
-class _AsyncStub:
-    """What TrainingLoop sees of a dist_async worker."""
-    name, rank, num_workers, is_root = 'dist_async', 0, 2, True
-    synchronous, updates_on_kvstore = False, True
+class _AsyncWorker(distributed.AsyncKVStoreBackend):
+    """A dist_async worker's behaviour, without joining a cluster (no kvstore is made)."""
 
-    def check_contexts(self, ctx):
-        """Any contexts."""
+    def __init__(self):  # no super().__init__(): it would join a cluster
+        self.name, self.rank, self.num_workers, self.is_root = 'dist_async', 0, 2, True
 
 
-def test_dist_async_refuses_clipping_and_early_stopping(monkeypatch):
-    monkeypatch.setattr('gluonbert.train.loop.get_backend', lambda name: _AsyncStub())
+def test_dist_async_refuses_clipping_and_early_stopping():
     net = dist_worker.classifier()
     with pytest.raises(ValueError, match='cannot clip the gradient norm: set max_grad_norm=None'):
-        TrainingLoop(net, dist_worker.ce_loss, mx.cpu(), TrainConfig(kvstore='dist_async'))
+        TrainingLoop(net, dist_worker.ce_loss, mx.cpu(), TrainConfig(), backend=_AsyncWorker())
     with pytest.raises(ValueError, match='early stopping needs all workers to agree'):
         TrainingLoop(net, dist_worker.ce_loss, mx.cpu(),
-                     TrainConfig(kvstore='dist_async', max_grad_norm=None, early_stop=2))
+                     TrainConfig(max_grad_norm=None, early_stop=2), backend=_AsyncWorker())
+
+
+def test_dist_async_behaviour_lives_in_its_backend():
+    """What the loop does differently under dist_async, asked of the backend object."""
+    worker = _AsyncWorker()
+    assert worker.updates_per_step == 2 and worker.step_samples(5, mx.cpu()) == (5, 10)
+    assert worker.evaluates_here and not worker.can_checkpoint
+    worker.is_root = False
+    assert not worker.evaluates_here
+    with pytest.raises(ValueError, match='keeps the optimizer states on the servers'):
+        worker.check_resume()
+    with pytest.raises(RuntimeError, match='cannot all-reduce'):
+        worker.allreduce(mx.nd.ones(1))
+    with pytest.raises(ValueError, match='mixed precision needs the loop.s own update'):
+        worker.check_loop_config(TrainConfig(max_grad_norm=None, dtype='bfloat16'))
+    local = distributed.LocalBackend()
+    assert local.updates_per_step == 1 and local.step_samples(5, mx.cpu()) == (5, 5)
+    assert local.evaluates_here and local.can_checkpoint
+    local.check_resume()
 
 
 def test_a_distributed_backend_outside_a_cluster_says_how_to_start_one(monkeypatch):

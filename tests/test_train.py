@@ -11,6 +11,8 @@ from gluonbert.model import BERTClassifier
 from gluonbert.train import (LinearWarmupDecay, NonFiniteLossError, TrainConfig, TrainingLoop,
                              exclude_from_weight_decay)
 from gluonbert.train.clipping import clip_factor, global_norm
+from gluonbert.train.distributed import LocalBackend
+from gluonbert.train.loop_state import LoopState
 from conftest import tiny_model
 
 torch = pytest.importorskip('torch')
@@ -254,6 +256,59 @@ def test_interrupted_and_resumed_run_ends_where_the_uninterrupted_one_does(tmp_p
                                          r"another model \(pooling='cls' in the checkpoint, "
                                          r"'mean' in this run"):
         train(other, data, 8, epochs=3, output_dir=str(tmp_path), resume=True)
+
+
+def test_checkpoint_state_json_keeps_its_format(tmp_path):
+    """LoopState writes state.json with the keys (in the order) checkpoints always had, so older
+    checkpoints resume and newer ones stay readable by older code."""
+    net, data = classifier(), make_data(16)
+    train(net, data, 8, epochs=1, output_dir=str(tmp_path), evaluate=accuracy(data))
+    state = json.load(open(tmp_path / 'checkpoints' / 'step-00000002' / 'state.json'))
+    assert list(state) == ['epoch', 'batch', 'step', 'best', 'best_metrics', 'bad_evals',
+                           'history', 'stopped', 'total_steps', 'host_rng', 'model']
+    assert (state['epoch'], state['batch'], state['step'], state['total_steps']) == (1, 0, 2, 2)
+    assert state['history'][-1] == {'step': 2, 'eval': state['best_metrics']}
+    assert LoopState.from_dict(state).to_dict() == {k: state[k] for k in list(state)[:9]}
+
+
+class RecordingBackend(LocalBackend):
+    """One process, as LocalBackend, recording what the loop asks of it."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def make_trainer(self, params, optimizer):
+        self.calls.append('make_trainer')
+        return super().make_trainer(params, optimizer)
+
+    def step(self, trainer, gradient_factor):
+        self.calls.append('step')
+        super().step(trainer, gradient_factor)
+
+    def reduce_loss(self, loss_sum):
+        self.calls.append('reduce_loss')
+        return super().reduce_loss(loss_sum)
+
+    def release(self, params):
+        self.calls.append('release')
+
+
+def test_the_loop_trains_through_the_backend_it_is_given():
+    data = make_data(40)
+    reference = classifier()
+    given = classifier_with(params_of(reference))
+    state = train(reference, data, 8, epochs=2)  # the default: a LocalBackend of its own
+    backend = RecordingBackend()
+    config = TrainConfig(lr=1e-3, epochs=2, warmup_ratio=0.25, progress=False, log_every=2)
+    loop = TrainingLoop(given, ce_loss, mx.cpu(), config, backend=backend)
+    assert loop.backend is backend
+    loop.fit(batches(data, 8, config.seed), 5)
+    read_outs = sum('loss' in entry for entry in state['history'])
+    assert state['step'] == 10 and read_outs == 6  # every 2 steps and at each epoch's end
+    assert backend.calls[0] == 'make_trainer' and backend.calls[-1] == 'release'
+    assert backend.calls.count('step') == 10 and backend.calls.count('reduce_loss') == read_outs
+    assert_same_params(params_of(reference), params_of(given), atol=0)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):

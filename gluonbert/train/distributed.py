@@ -7,14 +7,16 @@ all-reduces small NDArrays (sample counts, losses, dev-set outputs) so every wor
 the same metrics. Worker processes are started by
 `scripts/launch.py` (`gluonbert launch`), which sets the DMLC_* / HOROVOD_* environment.
 
-Rules the TrainingLoop relies on:
+What differs between backends is here, so the TrainingLoop reads as one path (it calls the
+methods of `Backend`, whatever the backend):
 - synchronous backends (device, dist_sync*, horovod): gradients are *summed* over workers, the
   loop divides each loss by the global number of samples of the step, then clips the summed
   gradient's global norm and updates locally (update_on_kvstore=False): every worker applies
   the same update to the same weights.
-- dist_async: MXNet only supports it with the optimizer on the servers (update_on_kvstore=True),
-  where each worker's push is one update of its own batch; the loop cannot clip or skip
-  non-finite steps there, and all-reduce is impossible (pushes are not rounds).
+- dist_async (`AsyncKVStoreBackend`): MXNet only supports it with the optimizer on the servers
+  (update_on_kvstore=True), where each worker's push is one update of its own batch; the loop
+  cannot clip or skip non-finite steps there, and all-reduce is impossible (pushes are not
+  rounds): no early stopping, no resume, only rank 0 evaluates.
 """
 import itertools
 import logging
@@ -37,9 +39,65 @@ _KEY_BASE = 1 << 24  # kvstore keys for all-reduce; the Trainer uses 0..num_para
 _ACTIVE = None  # the one distributed backend of this process (a kvstore/Horovod is per process)
 
 
-class LocalBackend:
+class Backend:
+    """What the TrainingLoop asks of a backend; these defaults are the synchronous behaviour
+    (every worker makes the same local update from the gradients summed over all workers).
+
+    Subclasses set `name`, `rank`, `num_workers`, `is_root` and implement `make_trainer`,
+    `check_contexts`, `allreduce` and `describe`.
+    """
+    synchronous = True  # workers run in rounds: allreduce works, all agree on every decision
+    updates_on_kvstore = False  # the optimizer runs on parameter servers, not in the loop
+    # the optimizer states live in this process: checkpoints hold them and a run can resume
+    can_checkpoint = True
+    evaluates_here = True  # this worker runs the loop's evaluations (all of them agree)
+
+    @property
+    def updates_per_step(self) -> int:
+        """Optimizer updates one loop step makes on the shared lr schedule."""
+        return 1
+
+    def check_loop_config(self, config):
+        """Refuse TrainConfig settings this backend cannot honour (none here)."""
+
+    def check_resume(self):
+        """Refuse to resume when the optimizer states are not in this process (they are here)."""
+
+    def step_samples(self, num_samples: int, ctx):
+        """This worker's sample count of a step -> (what each summed loss is divided by, the
+        step's sample count over all workers); each an int or an NDArray (1,) on `ctx`.
+
+        Synchronous workers sum their gradients, so each divides by the global count
+        (all-reduced without a host sync: uneven last batches stay exact)."""
+        if self.num_workers == 1:
+            return num_samples, num_samples
+        count = self.allreduce(mx.nd.array([num_samples], ctx=ctx))
+        return count, count
+
+    def step(self, trainer, gradient_factor):
+        """Reduce the gradients over contexts and workers, then update the weights locally.
+
+        gradient_factor() -> NDArray (1,) multiplied into the reduced gradients (clipping, loss
+        scaling; NaN or 0 skips the update), called once the gradients are reduced."""
+        trainer.allreduce_grads()
+        trainer._optimizer.grad_scale = gradient_factor()
+        trainer.update(1)
+
+    def reduce_loss(self, loss_sum):
+        """A worker's share of the logged mean loss, NDArray (1,) -> the global one."""
+        return loss_sum if self.num_workers == 1 else self.allreduce(loss_sum)
+
+    def learning_rate(self, trainer, step: int) -> float:
+        """The learning rate of the latest update (loop step `step`)."""
+        return trainer.learning_rate
+
+    def release(self, params):
+        """After fit: give the weights back to the caller (nothing to do here)."""
+
+
+class LocalBackend(Backend):
     """One worker process: gradients are reduced across its contexts only."""
-    rank, num_workers, is_root, synchronous, updates_on_kvstore = 0, 1, True, True, False
+    rank, num_workers, is_root = 0, 1, True
 
     def __init__(self, kvstore='device'):
         self.name = kvstore
@@ -60,13 +118,15 @@ class LocalBackend:
         return f'1 worker ({self.name})'
 
 
-class KVStoreBackend:
-    """A worker of MXNet's parameter-server kvstore (scheduler and servers run elsewhere)."""
+class KVStoreBackend(Backend):
+    """A worker of MXNet's synchronous parameter-server kvstore (dist_sync, dist_sync_device;
+    the scheduler and servers run elsewhere)."""
+    names = ('dist_sync', 'dist_sync_device')
 
     def __init__(self, name):
-        if name not in KVSTORE_BACKENDS:
-            raise ValueError('{!r} is not a distributed kvstore; use one of {}'.format(
-                name, ', '.join(KVSTORE_BACKENDS)))
+        if name not in self.names:
+            raise ValueError(f"{name!r} is not a backend of {type(self).__name__}; use one of "
+                             f"{', '.join(self.names)}")
         missing = [v for v in ('DMLC_ROLE', 'DMLC_PS_ROOT_URI', 'DMLC_PS_ROOT_PORT',
                                'DMLC_NUM_WORKER', 'DMLC_NUM_SERVER') if v not in os.environ]
         if missing:
@@ -84,8 +144,6 @@ class KVStoreBackend:
         self.kv = mx.kv.create(name)
         self.rank, self.num_workers = self.kv.rank, self.kv.num_workers
         self.is_root = self.rank == 0
-        self.synchronous = 'async' not in name
-        self.updates_on_kvstore = not self.synchronous
         self._buffers = {}  # shape -> (kvstore key, the array every push/pull of it uses)
         self._next_key = itertools.count(_KEY_BASE)
 
@@ -105,10 +163,6 @@ class KVStoreBackend:
         """Sum of `array` (float32 NDArray) over all workers -> new NDArray, not synced.
 
         Every worker must call it in the same order with the same shapes (a collective)."""
-        if not self.synchronous:
-            raise RuntimeError(f'{self.name} cannot all-reduce: asynchronous pushes are not '
-                               f'rounds; '
-                               'use dist_sync or horovod')
         if array.shape not in self._buffers:  # a new key: kv.init is a collective too
             key = next(self._next_key)
             self.kv.init(key, mx.nd.zeros(array.shape, dtype='float32'))
@@ -128,9 +182,74 @@ class KVStoreBackend:
         return f'{self.num_workers} workers ({self.name}, rank {self.rank})'
 
 
-class HorovodBackend:
+class AsyncKVStoreBackend(KVStoreBackend):
+    """A worker of MXNet's dist_async kvstore: the servers run the optimizer and apply every
+    worker's push as its own update, as it arrives."""
+    names = ('dist_async',)
+    synchronous, updates_on_kvstore, can_checkpoint = False, True, False
+
+    @property
+    def evaluates_here(self):
+        """Workers do not wait for each other, so only rank 0 evaluates."""
+        return self.is_root
+
+    @property
+    def updates_per_step(self):
+        """Every worker's push is one update on the servers."""
+        return self.num_workers
+
+    def check_loop_config(self, config):
+        """The optimizer runs on the servers: no clipping, no collective decisions, no
+        mixed precision (it needs the loop's own update)."""
+        if config.max_grad_norm is not None:
+            raise ValueError(f'{self.name} runs the optimizer on the servers, so the loop cannot '
+                             'clip the gradient norm: set max_grad_norm=None (--max-grad-norm 0) '
+                             'or use dist_sync')
+        if config.early_stop:
+            raise ValueError(f'{self.name}: early stopping needs all workers to agree; use '
+                             'dist_sync')
+        if config.dtype != 'float32':
+            raise ValueError(f'{self.name} runs the optimizer on the servers; mixed precision '
+                             "needs the loop's own update (unscaling, skipping overflowed steps):"
+                             f' train {config.dtype} with dist_sync')
+
+    def check_resume(self):
+        """The optimizer states live on the servers: refuse."""
+        raise ValueError(f'{self.name} keeps the optimizer states on the servers: it cannot '
+                         'resume')
+
+    def step_samples(self, num_samples, ctx):
+        """Every push is its own update, so each worker divides by its own count; the global
+        count is an estimate (workers x this one's)."""
+        return num_samples, num_samples * self.num_workers
+
+    def step(self, trainer, gradient_factor):
+        """Push the gradients, the servers update, pull the weights (no clipping: refused by
+        check_loop_config, so gradient_factor is not called)."""
+        trainer.step(1)
+
+    def reduce_loss(self, loss_sum):
+        """No all-reduce: the logged loss is this worker's own."""
+        return loss_sum
+
+    def learning_rate(self, trainer, step):
+        """The servers count the updates (every worker's push is one); this worker's estimate
+        is step x workers."""
+        return trainer._optimizer.lr_scheduler(step * self.num_workers)
+
+    def release(self, params):
+        """Detach the trainer, so set_data works on the weights again."""
+        for param in params:
+            param._trainer = None
+
+    def allreduce(self, array):
+        """Impossible: asynchronous pushes are not rounds."""
+        raise RuntimeError(f'{self.name} cannot all-reduce: asynchronous pushes are not rounds; '
+                           'use dist_sync or horovod')
+
+
+class HorovodBackend(Backend):
     """A Horovod rank (gloo or MPI); one context per rank."""
-    synchronous, updates_on_kvstore = True, False
 
     def __init__(self):
         if not kernels.disable('Horovod'):
@@ -178,9 +297,10 @@ class HorovodBackend:
         return f'{self.num_workers} workers (horovod, rank {self.rank})'
 
 
-def get_backend(name='device'):
-    """The backend for a `--comm-backend` / TrainConfig.kvstore name. Distributed backends are
-    created once per process (joining the cluster); later calls return the same one."""
+def get_backend(name='device') -> Backend:
+    """The backend for a `--comm-backend` name (pass it to TrainingLoop(backend=...)).
+    Distributed backends are created once per process (joining the cluster); later calls
+    return the same one."""
     global _ACTIVE
     if name not in KVSTORE_BACKENDS and name != 'horovod':
         return LocalBackend(name)
@@ -189,7 +309,11 @@ def get_backend(name='device'):
             raise ValueError(f'this process already joined a {_ACTIVE.name} cluster; it cannot '
                              f'also use {name}')
         return _ACTIVE
-    _ACTIVE = HorovodBackend() if name == 'horovod' else KVStoreBackend(name)
+    if name == 'horovod':
+        _ACTIVE = HorovodBackend()
+    else:
+        _ACTIVE = (AsyncKVStoreBackend if name in AsyncKVStoreBackend.names
+                   else KVStoreBackend)(name)
     return _ACTIVE
 
 

@@ -25,7 +25,8 @@ from .checkpoint import (MODEL_RECORD, CheckpointManager, describe_model,
 from .clipping import clip_factor, global_norm
 from .curves import save_curves
 from .metrics_log import MetricsLog
-from .distributed import allreduce_numpy, get_backend
+from .distributed import Backend, LocalBackend, allreduce_numpy
+from .loop_state import LoopState
 from .mixed_precision import DynamicLossScale, LowPrecisionForward, check_mixed_precision
 from .optimizer import exclude_from_weight_decay
 from .schedule import LinearWarmupDecay
@@ -67,9 +68,6 @@ class TrainConfig:
     monitor: str = None  # metric that decides "best"; default: the first one evaluate returns
     mode: str = 'max'  # 'max' or 'min' for the monitored metric
     seed: int = 0
-    # communication backend (distributed.BACKENDS): 'device' (one process, any contexts),
-    # 'dist_sync' / 'dist_sync_device' / 'dist_async' (MXNet parameter server) or 'horovod'
-    kvstore: str = 'device'
     keep_checkpoints: int = 1
     # exponential moving average of the weights (averaging.py), e.g. 0.999: evaluation, the best
     # model and the weights fit() leaves in the net are the average; the trained weights' dev
@@ -101,23 +99,25 @@ class TrainingLoop:
     across them. With `output_dir`, it logs to `train.log`, writes checkpoints, `best.params`,
     `history.json` and `curves.png` there.
 
-    With several workers (`config.kvstore` a distributed backend, see `distributed.py`) every
-    worker runs this loop on its own shard of the batches (the same number of batches each);
-    losses are normalized by the global sample count of the step, logged losses are reduced
-    over workers, `evaluate` runs on every worker (it may reduce across them; it must return
-    the same metrics everywhere; dist_async: rank 0 only), and only rank 0 writes files.
+    `backend` (`distributed.get_backend(name)`, default one process: `LocalBackend()`) reduces
+    gradients and makes the updates. With several workers every worker runs this loop on its
+    own shard of the batches (the same number of batches each); losses are normalized by the
+    global sample count of the step, logged losses are reduced over workers, `evaluate` runs on
+    every worker the backend lets evaluate (it may reduce across them; it must return the same
+    metrics everywhere; dist_async: rank 0 only), and only rank 0 writes files.
     """
 
-    def __init__(self, net, compute_loss, ctx, config=None, output_dir=None, model_record=None):
+    def __init__(self, net, compute_loss, ctx, config=None, output_dir=None, model_record=None,
+                 backend: Backend = None):
         """model_record: what else checkpoints record about the model (e.g. labels=[...]),
         beside describe_model(net); a resume into a net described otherwise is refused."""
         self.net, self.compute_loss = net, compute_loss
         self.model_record = describe_model(net, **(model_record or {}))
         self.ctx = ctx if isinstance(ctx, (list, tuple)) else [ctx]
         self.config = config or TrainConfig()
-        self.backend = get_backend(self.config.kvstore)
+        self.backend = backend if backend is not None else LocalBackend()
         self.backend.check_contexts(self.ctx)
-        self._check_async_limits()
+        self.backend.check_loop_config(self.config)
         cfg = self.config
         check_mixed_precision(cfg.dtype, self.ctx, cfg.lp16_ops)
         # the training forward; evaluation, checkpoints and export use the float32 net
@@ -134,37 +134,18 @@ class TrainingLoop:
                              ' or import_model(..., for_training=False)?')
         exclude_from_weight_decay(net)
         self.trainer = None
-        self._finite_loss_step = 0  # see _run
+        self.state = LoopState()  # the current fit()'s
         self.average = None  # the WeightAverage, made at the first update (shapes known then)
-        writes = output_dir and self.backend.is_root and not self.backend.updates_on_kvstore
+        writes = output_dir and self.backend.is_root and self.backend.can_checkpoint
         self.checkpoints = CheckpointManager(output_dir, self.config.keep_checkpoints) \
             if writes else None
         self.metrics_log = MetricsLog(output_dir if output_dir and self.backend.is_root
                                       else None)
         self.schedule = None  # the LinearWarmupDecay of the current fit()
 
-    def _check_async_limits(self):
-        """dist_async updates on the servers: no clipping, no collective decisions."""
-        if not self.backend.updates_on_kvstore:
-            return
-        name = self.backend.name
-        if self.config.max_grad_norm is not None:
-            raise ValueError(f'{name} runs the optimizer on the servers, so the loop cannot clip '
-                             f'the '
-                             'gradient norm: set max_grad_norm=None (--max-grad-norm 0) or use '
-                             'dist_sync')
-        if self.config.early_stop:
-            raise ValueError(f'{name}: early stopping needs all workers to agree; use dist_sync')
-        if self.config.dtype != 'float32':
-            raise ValueError(f'{name} runs the optimizer on the servers; mixed precision needs the '
-                             "loop's own update (unscaling, skipping overflowed steps): train "
-                             f"{self.config.dtype} "
-                             'with dist_sync')
-
     def _make_trainer(self, total_steps):
         cfg = self.config
-        if self.backend.updates_on_kvstore:  # every worker's push is one update on the servers
-            total_steps *= self.backend.num_workers
+        total_steps *= self.backend.updates_per_step
         self.schedule = LinearWarmupDecay(cfg.lr, total_steps,
                                           int(cfg.warmup_ratio * total_steps))
         optimizer = mx.optimizer.create('adamw', learning_rate=cfg.lr, wd=cfg.weight_decay,
@@ -174,14 +155,14 @@ class TrainingLoop:
 
     def fit(self, train_data, batches_per_epoch, evaluate=None, resume=False, max_steps=None):
         """Run the epochs. `train_data(epoch)` yields batches (tuples of arrays, batch-major);
-        `evaluate(net)` returns a dict of dev metrics. Returns the run summary (a dict)."""
+        `evaluate(net)` returns a dict of dev metrics. Returns the run summary: the dict of
+        LoopState.to_dict() (step, best, best_metrics, history, stopped...)."""
         cfg = self.config
         steps_per_epoch = math.ceil(batches_per_epoch / cfg.accumulate)
         total_steps = steps_per_epoch * cfg.epochs
         self.trainer = self._make_trainer(total_steps)
         self.average = None
-        state = dict(epoch=0, batch=0, step=0, best=None, best_metrics=None, bad_evals=0,
-                     history=[], stopped=None, total_steps=total_steps)
+        state = self.state = LoopState(total_steps=total_steps)
         for param in self.params:  # accumulation sums micro-batch gradients until the step
             param.grad_req = 'add' if cfg.accumulate > 1 else 'write'
         handler = self._attach_log_file()
@@ -190,47 +171,45 @@ class TrainingLoop:
                 LOG.info('%s; %d batches per worker per epoch', self.backend.describe(),
                          batches_per_epoch)
             if resume:
-                state = self._resume(state)
+                state = self.state = self._resume(state)
                 self._continue_schedule(state, total_steps)
             # on a terminal, log lines are printed above the bar instead of onto it
             redirect = logging_redirect_tqdm() if cfg.progress and self.backend.is_root \
                 else contextlib.nullcontext()
             with redirect:
-                return self._run(train_data, batches_per_epoch, evaluate, max_steps, state)
+                self._run(train_data, batches_per_epoch, evaluate, max_steps, state)
+            return state.to_dict()
         finally:
             if handler is not None:
                 LOG.removeHandler(handler)
                 handler.close()
-            if self.backend.updates_on_kvstore:  # let set_data work on the weights again
-                for param in self.net.collect_params().values():
-                    param._trainer = None
+            self.backend.release(self.net.collect_params().values())
 
     def _resume(self, state):
         """Load the latest checkpoint of output_dir (every worker reads rank 0's files)."""
-        if self.backend.updates_on_kvstore:
-            raise ValueError(f'{self.backend.name} keeps the optimizer states on the servers: it '
-                             f'cannot resume')
+        self.backend.check_resume()
         manager = self.checkpoints or (CheckpointManager(self.output_dir)
                                        if self.output_dir else None)
         path = manager.latest() if manager else None
         if path:
-            state = manager.load(path, self.net, self.trainer, self.ctx, self.model_record)
+            saved = manager.load(path, self.net, self.trainer, self.ctx, self.model_record)
+            state = LoopState.from_dict(saved)
             if self.config.ema_decay and not self._make_average().load(path):
                 LOG.warning('%s has no weight average: it starts again from its weights', path)
             elif not self.config.ema_decay and os.path.isfile(os.path.join(path, AVERAGE_FILE)):
                 LOG.warning('%s has a weight average, dropped: this run has no ema_decay', path)
-            _set_host_rng(state.pop('host_rng'))
-            saved_scale = state.pop('loss_scale', None)  # the run may change precision
+            _set_host_rng(saved['host_rng'])
+            saved_scale = saved.get('loss_scale')  # the run may change precision
             if self.loss_scale is not None and saved_scale is not None:
                 self.loss_scale.load_state_dict(saved_scale)
-            LOG.info('resumed from %s (step %d)', path, state['step'])
+            LOG.info('resumed from %s (step %d)', path, state.step)
         if self.backend.num_workers > 1:  # all workers must continue from the same step
-            step = float(state['step'])
+            step = float(state.step)
             total, squares = allreduce_numpy(self.backend, np.array([step, step * step]))
             if self.backend.num_workers * squares != total * total:
                 raise RuntimeError('the workers found different checkpoints to resume from '
-                                   '(this one: step {}); put --output-dir on a filesystem all '
-                                   'workers share'.format(state['step']))
+                                   f'(this one: step {state.step}); put --output-dir on a '
+                                   'filesystem all workers share')
         return state
 
     def _continue_schedule(self, state, total_steps):
@@ -238,25 +217,21 @@ class TrainingLoop:
         total steps); put this run's schedule back in, so a longer --epochs keeps training
         (the saved one would give lr 0 past its end) and say how the schedule changed."""
         self.trainer._optimizer.lr_scheduler = self.schedule
-        saved_total = state.get('total_steps')
-        state['total_steps'] = total_steps
-        if saved_total is not None and saved_total != total_steps and state['step']:
+        saved_total, state.total_steps = state.total_steps, total_steps
+        if saved_total is not None and saved_total != total_steps and state.step:
             LOG.info('the schedule now has %d steps (the checkpoint\'s run had %d): linear decay '
                      'to 0 at step %d; the lr at step %d is %.3e', total_steps, saved_total,
-                     total_steps, state['step'] + 1, self.schedule(state['step'] + 1))
-        if state['step'] >= total_steps:
+                     total_steps, state.step + 1, self.schedule(state.step + 1))
+        if state.step >= total_steps:
             LOG.info('the checkpoint is at step %d of %d: nothing left to train (pass a larger '
-                     '--epochs to train longer)', state['step'], total_steps)
+                     '--epochs to train longer)', state.step, total_steps)
 
     def _run(self, train_data, batches_per_epoch, evaluate, max_steps, state):
         cfg = self.config
-        # the step of the last finite loss read-out: a checkpoint before it was followed by a
-        # finite loss (with keep_checkpoints=1 the only candidate is the latest one)
-        self._finite_loss_step = state['step']
+        state.finite_loss_step = state.step
         loss_sum, loss_steps, samples, clock = None, 0, 0, time.time()
-        epochs = range(state['epoch'], cfg.epochs)
-        for epoch in epochs:
-            skip, group = state['batch'], []
+        for epoch in range(state.epoch, cfg.epochs):
+            skip, group = state.batch, []
             bar = tqdm(total=batches_per_epoch, initial=skip, desc=f'epoch {epoch + 1}',
                        disable=not (cfg.progress and self.backend.is_root), unit='batch',
                        dynamic_ncols=True)
@@ -267,37 +242,36 @@ class TrainingLoop:
                 last = index + 1 == batches_per_epoch
                 if len(group) < cfg.accumulate and not last:
                     continue
-                step_loss, step_samples = self._step(group, state['step'])
+                step_loss, step_samples = self._step(group, state.step)
                 samples = samples + step_samples
                 bar.update(len(group))
                 group = []
-                state['step'] += 1
-                state['batch'] = index + 1
+                state.step += 1
+                state.batch = index + 1
                 loss_sum = step_loss if loss_sum is None else loss_sum + step_loss
                 loss_steps += 1
-                if state['step'] % cfg.log_every == 0 or last:
+                if state.step % cfg.log_every == 0 or last:
                     loss = self._read_loss(loss_sum, loss_steps, state)
                     rate = _as_float(samples) / max(time.time() - clock, 1e-9)
-                    lr = self._learning_rate(state['step'])
+                    lr = self.backend.learning_rate(self.trainer, state.step)
                     bar.set_postfix(loss=f'{loss:.4f}', lr=f'{lr:.2e}',
                                     samples_per_s=f'{rate:.1f}')
-                    state['history'].append(dict(step=state['step'], loss=loss, lr=lr))
-                    self.metrics_log.append(state['step'], 'train', dict(loss=loss, lr=lr))
+                    state.history.append(dict(step=state.step, loss=loss, lr=lr))
+                    self.metrics_log.append(state.step, 'train', dict(loss=loss, lr=lr))
                     LOG.info('step %d epoch %d loss %.4f lr %.3e %.1f samples/s%s',
-                             state['step'], epoch + 1, loss, lr, rate, self._read_loss_scale())
+                             state.step, epoch + 1, loss, lr, rate, self._read_loss_scale())
                     loss_sum, loss_steps, samples, clock = None, 0, 0, time.time()
-                due = cfg.eval_every and state['step'] % cfg.eval_every == 0
+                due = cfg.eval_every and state.step % cfg.eval_every == 0
                 if due or last:
                     if last:
-                        state['epoch'], state['batch'] = epoch + 1, 0
+                        state.epoch, state.batch = epoch + 1, 0
                     self._evaluate_and_checkpoint(evaluate, state)
-                if state['stopped'] or (max_steps and state['step'] >= max_steps):
+                if state.stopped or (max_steps and state.step >= max_steps):
                     break
             bar.close()
-            if state['stopped'] or (max_steps and state['step'] >= max_steps):
+            if state.stopped or (max_steps and state.step >= max_steps):
                 break
         self._finish(state)
-        return state
 
     def _step(self, group, step):
         """Forward/backward over the micro-batches of one optimizer step -> (this worker's share
@@ -321,24 +295,23 @@ class TrainingLoop:
                 total = loss if total is None else total + loss
         # made at the first update, from the weights before it
         average = self._make_average() if self.config.ema_decay else None
-        if self.backend.updates_on_kvstore:
-            self.trainer.step(1)  # push gradients, the servers update, pull weights
-        else:
-            self.trainer.allreduce_grads()
-            norm = global_norm([p.grad(self.ctx[0]) for p in self.params])
-            if loss_scale is None:
-                factor = clip_factor(norm, self.config.max_grad_norm)
-            else:  # clip the unscaled norm; an overflow makes the factor NaN: step skipped
-                factor = clip_factor(norm / loss_scale, self.config.max_grad_norm) / loss_scale
-                self.loss_scale.update(mx.nd.contrib.isfinite(norm))
-            self.trainer._optimizer.grad_scale = factor
-            self.trainer.update(1)
+        self.backend.step(self.trainer, lambda: self._gradient_factor(loss_scale))
         if average is not None:
             average.update(step + 1)
         if self.config.accumulate > 1:
             for param in self.params:
                 param.zero_grad()
         return total.reshape((1,)), scales['samples']
+
+    def _gradient_factor(self, loss_scale):
+        """The factor of the reduced gradients, NDArray (1,): the clipping factor of their
+        global norm, unscaled (float16); an overflow makes it NaN, so the step is skipped."""
+        norm = global_norm([p.grad(self.ctx[0]) for p in self.params])
+        if loss_scale is None:
+            return clip_factor(norm, self.config.max_grad_norm)
+        factor = clip_factor(norm / loss_scale, self.config.max_grad_norm) / loss_scale
+        self.loss_scale.update(mx.nd.contrib.isfinite(norm))
+        return factor
 
     def _make_average(self):
         """The run's WeightAverage, made from the current weights on first use."""
@@ -347,18 +320,13 @@ class TrainingLoop:
         return self.average
 
     def _loss_scales(self, num_samples):
-        """Per-context factor 1 / (samples in this step over all workers) for the summed losses,
-        and that sample count. Synchronous workers sum their gradients, so each divides by the
-        global count (all-reduced without a host sync: uneven last batches stay exact);
-        dist_async applies every worker's push as its own update, so it divides by its own."""
-        if self.backend.num_workers == 1 or not self.backend.synchronous:
-            scales = {ctx: 1.0 / num_samples for ctx in self.ctx}
-            scales['samples'] = num_samples * self.backend.num_workers  # async: an estimate
-            return scales
-        count = self.backend.allreduce(mx.nd.array([num_samples], ctx=self.ctx[0]))
+        """Per-context factor 1 / (the backend's sample count of the step: over all workers when
+        they sum their gradients) for the summed losses, and the step's global sample count."""
+        count, samples = self.backend.step_samples(num_samples, self.ctx[0])
         inverse = 1.0 / count
-        scales = {ctx: inverse.as_in_context(ctx) for ctx in self.ctx}
-        scales['samples'] = count
+        scales = {ctx: inverse.as_in_context(ctx) if isinstance(inverse, mx.nd.NDArray)
+                  else inverse for ctx in self.ctx}
+        scales['samples'] = samples
         return scales
 
     def _shards(self, batch):
@@ -378,22 +346,14 @@ class TrainingLoop:
             weights.append(0.0)
         return shards, weights
 
-    def _learning_rate(self, step):
-        """The learning rate of the latest update. With dist_async the servers count the
-        updates (every worker's push is one); this worker's estimate is step x workers."""
-        if not self.backend.updates_on_kvstore:
-            return self.trainer.learning_rate
-        return self.trainer._optimizer.lr_scheduler(step * self.backend.num_workers)
-
     def _read_loss(self, loss_sum, steps, state):
-        if self.backend.num_workers > 1 and self.backend.synchronous:
-            loss_sum = self.backend.allreduce(loss_sum)  # the shares of the global mean losses
+        loss_sum = self.backend.reduce_loss(loss_sum)  # the shares of the global mean loss
         loss = float(loss_sum.asscalar()) / steps
         if not math.isfinite(loss):
             raise NonFiniteLossError(
-                f'training loss became {loss} by step {state["step"]}; the weights were not '
+                f'training loss became {loss} by step {state.step}; the weights were not '
                 f'updated from that batch; {self._good_checkpoint_advice()}')
-        self._finite_loss_step = state['step']
+        state.finite_loss_step = state.step
         return loss
 
     def _good_checkpoint_advice(self):
@@ -402,12 +362,12 @@ class TrainingLoop:
         if latest is None:
             return 'there is no earlier checkpoint. Lower --lr or check the data and start again'
         step = int(os.path.basename(latest).split('-')[-1])
-        if step < self._finite_loss_step:
+        if step < self.state.finite_loss_step:
             return (f'the last good checkpoint is {latest}. Lower --lr or check the data, and '
                     'resume from it with --resume')
         return (f'no checkpoint is known to be good: {latest} was written after the last finite '
-                f'loss (step {self._finite_loss_step}) and may hold the diverged weights. Lower '
-                '--lr or check the data and start again in a new --output-dir')
+                f'loss (step {self.state.finite_loss_step}) and may hold the diverged weights. '
+                'Lower --lr or check the data and start again in a new --output-dir')
 
     def _read_loss_scale(self):
         """float16: ', loss scale S, K steps skipped' for the log line (read with the loss);
@@ -423,10 +383,8 @@ class TrainingLoop:
         return ', loss scale {:g}, {} steps skipped'.format(scale['scale'], scale['skipped'])
 
     def _evaluate_and_checkpoint(self, evaluate, state):
-        # synchronous workers all evaluate (and agree); dist_async workers do not wait for
-        # each other, so only rank 0 evaluates there
         self._check_finite_weights(state)
-        if evaluate is not None and (self.backend.synchronous or self.backend.is_root):
+        if evaluate is not None and self.backend.evaluates_here:
             try:
                 raw = dict(evaluate(self.net)) if self.average is not None else {}
                 with self._averaged_weights():
@@ -435,15 +393,15 @@ class TrainingLoop:
                     self._keep_if_best(metrics, state)
             except NonFiniteOutputError as err:
                 raise NonFiniteOutputError(
-                    f'evaluation at step {state["step"]}: {err}; it is not kept as best and no '
+                    f'evaluation at step {state.step}: {err}; it is not kept as best and no '
                     f'checkpoint was written for it; {self._good_checkpoint_advice()}') from None
         if self.checkpoints:
             self.trainer._optimizer.grad_scale = None  # a per-step NDArray, not state
             extra = {'host_rng': _get_host_rng(), MODEL_RECORD: self.model_record}
             if self.loss_scale is not None:
                 extra['loss_scale'] = self.loss_scale.state_dict()
-            self.checkpoints.save(state['step'], self.net, self.trainer, dict(state, **extra),
-                                  average=self.average)
+            self.checkpoints.save(state.step, self.net, self.trainer,
+                                  dict(state.to_dict(), **extra), average=self.average)
 
     def _check_finite_weights(self, state):
         """Stop before evaluating or checkpointing weights that hold NaN or infinity."""
@@ -451,7 +409,7 @@ class TrainingLoop:
         zero = mx.nd.add_n(*[mx.nd.sum(p.data(self.ctx[0]) * 0) for p in self.params])
         if not math.isfinite(float(zero.asscalar())):
             raise NonFiniteLossError(
-                f'the weights hold NaN or infinite values at step {state["step"]}; no checkpoint '
+                f'the weights hold NaN or infinite values at step {state.step}; no checkpoint '
                 f'was written for them; {self._good_checkpoint_advice()}')
 
     def _averaged_weights(self):
@@ -465,22 +423,22 @@ class TrainingLoop:
         monitor = cfg.monitor or next(iter(metrics))
         value = metrics[monitor]
         better = math.isfinite(value) and (
-            state['best'] is None or (value > state['best'] if cfg.mode == 'max'
-                                      else value < state['best']))
-        state['history'].append(dict(step=state['step'], eval=metrics))
-        self.metrics_log.append(state['step'], 'dev', metrics)
-        LOG.info('eval at step %d: %s', state['step'],
+            state.best is None or (value > state.best if cfg.mode == 'max'
+                                      else value < state.best))
+        state.history.append(dict(step=state.step, eval=metrics))
+        self.metrics_log.append(state.step, 'dev', metrics)
+        LOG.info('eval at step %d: %s', state.step,
                  ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()))
         if better:
-            state['best'], state['best_metrics'], state['bad_evals'] = value, metrics, 0
+            state.best, state.best_metrics, state.bad_evals = value, metrics, 0
             if self.output_dir and self.backend.is_root:
-                save_best(self.output_dir, self.net, dict(step=state['step'], **metrics))
+                save_best(self.output_dir, self.net, dict(step=state.step, **metrics))
         else:
-            state['bad_evals'] += 1
-            if cfg.early_stop and state['bad_evals'] >= cfg.early_stop:
-                state['stopped'] = 'early stop: {} evaluations without a better {}'.format(
-                    state['bad_evals'], monitor)
-                LOG.info(state['stopped'])
+            state.bad_evals += 1
+            if cfg.early_stop and state.bad_evals >= cfg.early_stop:
+                state.stopped = (f'early stop: {state.bad_evals} evaluations without a better '
+                                 f'{monitor}')
+                LOG.info(state.stopped)
 
     def _attach_log_file(self):
         """Log this run to <output_dir>/train.log; returns the handler (removed after fit).
@@ -500,8 +458,8 @@ class TrainingLoop:
         if not self.output_dir or not self.backend.is_root:
             return
         write_text(os.path.join(self.output_dir, 'history.json'),
-                          json.dumps(state['history'], indent=1))
-        save_curves(state['history'], os.path.join(self.output_dir, 'curves.png'))
+                          json.dumps(state.history, indent=1))
+        save_curves(state.history, os.path.join(self.output_dir, 'curves.png'))
 
 
 def _as_float(value):

@@ -304,6 +304,6 @@ def train_config(args, **task_specific):
                   weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm or None,
                   accumulate=args.accumulate, log_every=args.log_every,
                   eval_every=args.eval_every, seed=args.seed, progress=show_progress(args),
-                  kvstore=args.comm_backend, dtype=args.dtype, ema_decay=args.ema_decay)
+                  dtype=args.dtype, ema_decay=args.ema_decay)
     fields.update(task_specific)
     return TrainConfig(**fields)

@@ -261,7 +261,8 @@ def main(argv=None):
         LOG.info('%s', describe_run(backend, args, len(ctx), lr))
         config = train_config(args, lr=lr, early_stop=args.early_stop, monitor=monitor)
         loop = TrainingLoop(net, cls.task_loss(task, weights), ctx, config, args.output_dir,
-                            model_record=dict(task=task.name, labels=task.labels))
+                            model_record=dict(task=task.name, labels=task.labels),
+                            backend=backend)
         start = time.time()
         state = loop.fit(batches, per_epoch, lambda n: cls.evaluate(
             n, task, dev, args.batch_size * 2, ctx[0], progress, backend), resume=args.resume)

@@ -165,7 +165,7 @@ def main(argv=None):
             backend.rank, backend.num_workers)
         LOG.info('%s', describe_run(backend, args, len(ctx), args.lr))
         loop = TrainingLoop(net, squad.span_loss(), ctx, train_config(args, monitor=MONITOR),
-                            args.output_dir, model_record=dict(task='squad1.1'))
+                            args.output_dir, model_record=dict(task='squad1.1'), backend=backend)
         start = time.time()
         state = loop.fit(batches, per_epoch, evaluate_during_training, resume=args.resume)
         results.update(train_seconds=round(time.time() - start, 1), steps=state['step'],

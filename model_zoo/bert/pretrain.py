@@ -180,7 +180,7 @@ def main(argv=None):
     config = train_config(args, epochs=1 if steps else args.epochs, monitor='mlm_loss',
                           mode='min')
     loop = TrainingLoop(net, pretraining.pretraining_loss(), ctx, config, args.output_dir,
-                        model_record=dict(task='pretraining'))
+                        model_record=dict(task='pretraining'), backend=backend)
     start = time.time()
     state = loop.fit(batches, per_epoch, evaluate, resume=args.resume)
     results = dict(model=args.model, dataset_name=args.dataset_name, pretrained=args.pretrained,
