@@ -10,8 +10,8 @@ import mxnet as mx
 import numpy as np
 
 from .errors import UsageError, add_debug_flag, run_main
-from .train.script_args import (check_weights_source, existing_dir, existing_file,
-                                 existing_path, positive_int)
+from .train.script_args import (add_weights_arguments, check_weights_source, existing_dir,
+                                 existing_file, existing_path, positive_int)
 
 
 @contextlib.contextmanager
@@ -252,12 +252,8 @@ def build_parser():
     emb.set_defaults(run=_embed)
     exp = sub.add_parser('export', help='export a model\'s encoder (and pooler) for deployment:'
                                         ' MXNet symbol + params (default) or ONNX')
-    exp.add_argument('--model', default='bert_6_384_12')
-    exp.add_argument('--dataset-name', help='pretrained weights from the store')
-    exp.add_argument('--pretrained', type=existing_path,
-                     help='checkpoint path instead of --dataset-name')
-    exp.add_argument('--from-scratch', action='store_true',
-                     help='export random weights (a deployment dry run)')
+    add_weights_arguments(exp, 'bert_6_384_12',
+                          scratch_help='export random weights (a deployment dry run)')
     exp.add_argument('--output', required=True,
                      help='path prefix (mxnet: PREFIX-symbol.json, PREFIX-0000.params) or '
                           '.onnx file (onnx)')

@@ -119,7 +119,7 @@ def evaluate(net, task, features, batch_size=64, ctx=mx.cpu(), progress=True, ba
     num_workers-th feature and the outputs are all-reduced, so every worker gets the metrics of
     the whole set (a collective: all workers must call it). dist_async: the caller predicts
     everything."""
-    if backend is None or backend.num_workers == 1 or not backend.synchronous:
+    if backend is None or not backend.shares_evaluation:
         outputs = predict(net, features, batch_size, ctx, progress)
     else:
         outputs = _predict_sharded(net, features, batch_size, ctx, progress, backend)

@@ -53,6 +53,12 @@ class Backend:
     evaluates_here = True  # this worker runs the loop's evaluations (all of them agree)
 
     @property
+    def shares_evaluation(self) -> bool:
+        """Whether each worker predicts a share of an evaluation set and the outputs are
+        all-reduced (synchronous workers, several of them)."""
+        return self.synchronous and self.num_workers > 1
+
+    @property
     def updates_per_step(self) -> int:
         """Optimizer updates one loop step makes on the shared lr schedule."""
         return 1

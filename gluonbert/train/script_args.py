@@ -33,52 +33,24 @@ def _number(kind, text):
     return value
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = _number(int, text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be a whole number >= 1; got {text}')
-    return value
+def _bounded(kind, accepts, wanted: str):
+    """An argparse type reading a finite `kind` (int or float) for which `accepts(value)` holds;
+    otherwise argparse's error says it `must be {wanted}`."""
+    def check(text: str):
+        value = _number(kind, text)
+        if not accepts(value):
+            raise argparse.ArgumentTypeError(f'must be {wanted}; got {text}')
+        return value
+    check.__doc__ = f'argparse type: {wanted}.'
+    return check
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = _number(int, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'must be a whole number >= 0; got {text}')
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    value = _number(float, text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f'must be a number > 0; got {text}')
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a finite number >= 0."""
-    value = _number(float, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'must be a number >= 0; got {text}')
-    return value
-
-
-def fraction(text: str) -> float:
-    """argparse type: a number in [0, 1]."""
-    value = _number(float, text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f'must be in [0, 1]; got {text}')
-    return value
-
-
-def probability(text: str) -> float:
-    """argparse type: a number in [0, 1) (a dropout rate, a decay)."""
-    value = _number(float, text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f'must be in [0, 1); got {text}')
-    return value
+positive_int = _bounded(int, lambda v: v >= 1, 'a whole number >= 1')
+non_negative_int = _bounded(int, lambda v: v >= 0, 'a whole number >= 0')
+positive_float = _bounded(float, lambda v: v > 0, 'a number > 0')
+non_negative_float = _bounded(float, lambda v: v >= 0, 'a number >= 0')
+fraction = _bounded(float, lambda v: 0 <= v <= 1, 'in [0, 1]')
+probability = _bounded(float, lambda v: 0 <= v < 1, 'in [0, 1)')  # a dropout rate, a decay
 
 
 def existing_file(text: str) -> str:
@@ -168,9 +140,11 @@ def require_rows(dataset, path):
     return dataset
 
 
-def add_model_arguments(group, default_model='bert_12_768_12'):
-    """Add --model, --dataset-name, --pretrained, --from-scratch, --cased and --dropout to an
-    argparse group."""
+def add_weights_arguments(group, default_model='bert_12_768_12',
+                          scratch_help='start from random weights (needed when neither '
+                                       '--dataset-name nor --pretrained is given)'):
+    """Add --model and where its weights come from: --dataset-name, --pretrained or, asked for
+    explicitly, --from-scratch (see check_weights_source)."""
     group.add_argument('--model', default=default_model,
                        help=f'registered model name (default {default_model})')
     group.add_argument('--dataset-name', help='pretrained weights from the store, e.g. '
@@ -178,9 +152,12 @@ def add_model_arguments(group, default_model='bert_12_768_12'):
     group.add_argument('--pretrained', type=existing_path,
                        help='checkpoint path: HuggingFace folder, Google TF '
                             'checkpoint, GluonNLP .params or gluonbert folder')
-    group.add_argument('--from-scratch', action='store_true',
-                       help='start from random weights (needed when neither --dataset-name nor '
-                            '--pretrained is given)')
+    group.add_argument('--from-scratch', action='store_true', help=scratch_help)
+
+
+def add_model_arguments(group, default_model='bert_12_768_12'):
+    """Add add_weights_arguments' flags, --cased and --dropout to an argparse group."""
+    add_weights_arguments(group, default_model)
     group.add_argument('--cased', action='store_true', help='cased vocabulary: do not lowercase')
     group.add_argument('--dropout', type=probability, default=0.1, help='dropout (default 0.1)')
 
