@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from mxnet.gluon.data import Sampler
+from numpy.typing import ArrayLike
 
 __all__ = ['BucketScheme', 'ConstWidthBucket', 'LinearWidthBucket', 'ExpWidthBucket',
            'FixedBucketSampler', 'SortedBucketSampler', 'SortedSampler', 'SplitSampler']
@@ -84,8 +85,8 @@ def _stable_order(keys, reverse):
 class BucketScheme:
     """Base class: bucket keys from the longest and shortest lengths and a bucket count."""
 
-    def __call__(self, max_lengths: int | Sequence[int], min_lengths: int | Sequence[int],
-                 num_buckets: int) -> list[int] | list[tuple[int, ...]]:
+    def __call__(self, max_lengths: ArrayLike, min_lengths: ArrayLike, num_buckets: int
+                 ) -> list[int] | list[tuple[int, ...]]:
         """-> num_buckets keys: ints for int lengths, K-tuples for K-field lengths."""
         if np.ndim(max_lengths) == 0:
             return [int(k) for k in self.field_keys(int(max_lengths), int(min_lengths),
