@@ -1,6 +1,8 @@
 """What pipelines and sentence embeddings share: a model from a folder, a dataset name or a
 block; inputs sorted by length into batches; a progress bar on long runs; results back in
 input order."""
+from __future__ import annotations
+
 import dataclasses
 import os
 import sys
@@ -18,10 +20,16 @@ from .pretrained import PretrainedInfo, from_pretrained
 from .registry import get_model
 from .store import list_pretrained
 
+# What load_model takes: a folder path or a pretrained dataset name, a block (with vocab=), or
+# get_model's (block, vocab) pair.
+ModelSource = str | os.PathLike | mx.gluon.Block | tuple[mx.gluon.Block, BERTVocab]
+
 PROGRESS_MIN_INPUTS = 256  # progress=None shows a bar from this many inputs on (on a terminal)
 
 
-def load_model(model, vocab=None, ctx=None, lower=None, max_length=None):
+def load_model(model: ModelSource, vocab: BERTVocab | None = None, ctx: mx.Context | None = None,
+               lower: bool | None = None, max_length: int | None = None
+               ) -> tuple[mx.gluon.HybridBlock, PretrainedInfo, bool]:
     """A folder path, a pretrained dataset name ('all_minilm_l6_v2'), a block (with vocab=) or
     get_model's (block, vocab) -> (block, PretrainedInfo, loaded_here).
 
@@ -85,7 +93,8 @@ def _info(block, vocab, lower):
                           max_length=int(backbone_of(block).config['max_length']))
 
 
-def prepare_for_inference(block, loaded_here: bool, hybridize: bool = True):
+def prepare_for_inference(block: mx.gluon.HybridBlock, loaded_here: bool,
+                          hybridize: bool = True) -> mx.gluon.HybridBlock:
     """Hybridize `block` once and, for a block this module loaded, drop its gradient buffers."""
     if loaded_here:
         block.collect_params().setattr('grad_req', 'null')
@@ -101,7 +110,7 @@ def show_progress(count: int, progress: bool | None) -> bool:
     return bool(progress)
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list:
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Row indices grouped into batches of similar length (longest first), so little padding
     is computed; each batch a list of indices into `lengths`."""
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -110,8 +119,9 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list:
     return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
 
-def run_batched(forward: Callable, rows: Sequence, batch_size: int, ctx=None,
-                progress: bool | None = None, desc: str = 'batches') -> list:
+def run_batched(forward: Callable, rows: Sequence, batch_size: int,
+                ctx: mx.Context | None = None, progress: bool | None = None,
+                desc: str = 'batches') -> list[tuple[np.ndarray, ...]]:
     """(input_ids, token_types, valid_length) numpy rows -> per row, the tuple of `forward`'s
     outputs for that row (numpy; token-level outputs padded to their batch's width), in input
     order. Rows are sorted by length into batches."""
@@ -139,7 +149,7 @@ def run_batched(forward: Callable, rows: Sequence, batch_size: int, ctx=None,
     return results
 
 
-def check_block(block, expected: tuple, task: str):
+def check_block(block: mx.gluon.Block, expected: tuple[type, ...], task: str) -> None:
     """Raise naming the task and the head it needs unless `block` is one of `expected`."""
     if not isinstance(block, expected):
         names = ' or '.join(cls.__name__ for cls in expected)
@@ -147,6 +157,6 @@ def check_block(block, expected: tuple, task: str):
                          f'{type(block).__name__}: use the pipeline task that matches its head')
 
 
-def backbone(block) -> BERTModel:
+def backbone(block: mx.gluon.Block) -> BERTModel:
     """The BERTModel inside a task head (or the block itself)."""
     return backbone_of(block)

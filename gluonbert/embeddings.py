@@ -12,21 +12,28 @@ vector, pooling='pooler' the backbone's pooler output. Sentences are tokenized, 
 length into batches (little padding computed) and returned in input order;
 `gluonbert.inference.embed` runs through the same `encode_texts`.
 """
+from __future__ import annotations
+
 import dataclasses
 import json
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock
+from numpy.typing import ArrayLike
 
-from .batched import backbone, load_model, prepare_for_inference, run_batched
+from .batched import ModelSource, backbone, load_model, prepare_for_inference, run_batched
 from .data.tokenizer import BERTTokenizer
 from .data.transforms import BERTSentenceTransform
+from .data.vocab import BERTVocab
+from .model.bert import BERTModel
 from .model.task_heads import mean_over_valid
 
 POOLINGS = ('mean', 'cls', 'pooler')
+Tensor = mx.nd.NDArray | mx.sym.Symbol  # what a HybridBlock takes and returns
 
 __all__ = ['SentenceEncoder', 'SentencePooler', 'cos_sim', 'encode_texts', 'semantic_search']
 
@@ -35,7 +42,7 @@ class SentencePooler(HybridBlock):
     """A BERT backbone's encoder plus pooling: (batch, seq_len) ids, types, (batch,) lengths
     -> (batch, units) sentence vectors; pooling=None: token vectors (batch, seq_len, units)."""
 
-    def __init__(self, bert, pooling: str | None = 'mean', **kwargs):
+    def __init__(self, bert: BERTModel, pooling: str | None = 'mean', **kwargs: Any):
         super().__init__(**kwargs)
         if pooling is not None and pooling not in POOLINGS:
             raise ValueError(f'pooling must be one of {POOLINGS} or None; got {pooling!r}')
@@ -49,13 +56,15 @@ class SentencePooler(HybridBlock):
         self.encoder = bert.encoder
         self.pooler = bert.pooler if pooling == 'pooler' else None
 
-    def __call__(self, input_ids, token_types=None, valid_length=None):
+    def __call__(self, input_ids: Tensor, token_types: Tensor | None = None,
+                 valid_length: Tensor | None = None) -> Tensor:
         self.encoder.check_inputs(input_ids, token_types, valid_length)
         if not self.encoder.use_token_type_embed:
             token_types = None
         return super().__call__(input_ids, token_types, valid_length)
 
-    def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
+    def hybrid_forward(self, F, input_ids: Tensor, token_types: Tensor | None = None,
+                       valid_length: Tensor | None = None) -> Tensor:
         """-> (batch, units), or (batch, seq_len, units) for pooling=None."""
         sequence = self.encoder(input_ids, token_types, valid_length)
         if self.pooling == 'mean':
@@ -68,7 +77,8 @@ class SentencePooler(HybridBlock):
 
 
 def encode_texts(forward: Callable, tokenizer: BERTTokenizer, sentences: Sequence[str],
-                 max_length: int, batch_size: int = 32, ctx=None, normalize: bool = False,
+                 max_length: int, batch_size: int = 32, ctx: mx.Context | None = None,
+                 normalize: bool = False,
                  progress: bool | None = None) -> np.ndarray:
     """Sentences -> (n, units) float32 vectors in input order; `forward(ids, types, lengths)`
     returns (batch, units). Longer sentences are cut to max_length tokens."""
@@ -163,8 +173,9 @@ class SentenceEncoder:
     pass is hybridized (hybridize=False leaves it alone) and otherwise untouched.
     """
 
-    def __init__(self, model, vocab=None, pooling: str | None = None,
-                 max_length: int | None = None, normalize: bool | None = None, ctx=None,
+    def __init__(self, model: ModelSource, vocab: BERTVocab | None = None,
+                 pooling: str | None = None, max_length: int | None = None,
+                 normalize: bool | None = None, ctx: mx.Context | None = None,
                  lower: bool | None = None, hybridize: bool = True):
         self.ctx = ctx or mx.cpu()
         settings = _settings_of(model)
@@ -186,8 +197,9 @@ class SentenceEncoder:
         """Width of the vectors."""
         return self.net.units
 
-    def encode(self, sentences, batch_size: int = 32, normalize: bool | None = None,
-               progress: bool | None = None, convert_to_numpy: bool = True):
+    def encode(self, sentences: str | Sequence[str], batch_size: int = 32,
+               normalize: bool | None = None, progress: bool | None = None,
+               convert_to_numpy: bool = True) -> np.ndarray | mx.nd.NDArray:
         """Sentences -> (n, units) vectors in input order (one str -> (units,)).
 
         normalize: unit L2 norm (then a dot product is the cosine); None: the encoder's
@@ -222,7 +234,7 @@ def _as_matrix(x, name):
     return x
 
 
-def cos_sim(a, b) -> np.ndarray:
+def cos_sim(a: ArrayLike | mx.nd.NDArray, b: ArrayLike | mx.nd.NDArray) -> np.ndarray:
     """Cosine similarities: (n, units), (m, units) -> (n, m); one vector counts as one row."""
     a, b = _as_matrix(a, 'a'), _as_matrix(b, 'b')
     if a.shape[1] != b.shape[1]:
@@ -231,8 +243,9 @@ def cos_sim(a, b) -> np.ndarray:
     return normalize_rows(a) @ normalize_rows(b).T
 
 
-def semantic_search(query_embeddings, corpus_embeddings, top_k: int = 10,
-                    score_function: Callable = cos_sim) -> list:
+def semantic_search(query_embeddings: ArrayLike | mx.nd.NDArray,
+                    corpus_embeddings: ArrayLike | mx.nd.NDArray, top_k: int = 10,
+                    score_function: Callable = cos_sim) -> list[list[dict]]:
     """For each query, the top_k corpus entries by score: a list (one per query) of
     [{'corpus_id': int, 'score': float}, ...], best first (ties: lower corpus_id first)."""
     if not isinstance(top_k, int) or top_k < 1:

@@ -12,8 +12,12 @@ Every `gluonbert` subcommand and zoo script runs its `main(argv)` through `run_m
 
 `--debug` on the command line or `GLUONBERT_DEBUG=1` re-raises instead, with the traceback.
 """
+from __future__ import annotations
+
+import argparse
 import os
 import sys
+from collections.abc import Callable, Sequence
 
 import mxnet as mx
 
@@ -41,13 +45,13 @@ INPUT_ERRORS = (UsageError, ValueError, TypeError, LookupError, FileNotFoundErro
                 FileExistsError, NotADirectoryError, IsADirectoryError)
 
 
-def add_debug_flag(parser):
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
     """Add --debug (show the traceback of an error) to an argparse parser."""
     parser.add_argument('--debug', action='store_true',
                         help=f'on an error, show the Python traceback (or set {DEBUG_VARIABLE}=1)')
 
 
-def debug_requested(argv) -> bool:
+def debug_requested(argv: Sequence[str]) -> bool:
     """True when --debug is among the options of `argv` or GLUONBERT_DEBUG is set (not 0)."""
     options = list(argv)[:list(argv).index('--')] if '--' in argv else list(argv)
     return '--debug' in options or os.environ.get(DEBUG_VARIABLE, '0') not in ('', '0')
@@ -79,7 +83,7 @@ def mxnet_message(text: str) -> str:
     return 'MXNet error'
 
 
-def exit_code_and_line(err: BaseException, prog: str):
+def exit_code_and_line(err: BaseException, prog: str) -> tuple[int, str]:
     """(exit code, the line to print) for an exception that ended `prog`'s main."""
     if isinstance(err, KeyboardInterrupt):
         return EXIT_INTERRUPTED, (f'{prog}: interrupted; the last complete checkpoint (if any) '
@@ -92,7 +96,8 @@ def exit_code_and_line(err: BaseException, prog: str):
                          'traceback)')
 
 
-def run_main(main, argv=None, prog=None) -> int:
+def run_main(main: Callable[[list[str]], object], argv: Sequence[str] | None = None,
+             prog: str | None = None) -> int:
     """Run `main(argv)` as a command -> its exit code; an error is printed as one line."""
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = prog or os.path.basename(sys.argv[0] or 'gluonbert')

@@ -1,6 +1,9 @@
 """Hybridized symbol export and re-import for deployment (`-symbol.json` + `-0000.params`)."""
+from __future__ import annotations
+
 import os
 import warnings
+from collections.abc import Sequence
 
 import mxnet as mx
 import numpy as np
@@ -21,11 +24,14 @@ class CheckedSymbolBlock(SymbolBlock):
     vocabulary, lengths within 1..seq_len, seq_len within the position table. The raw symbol
     files loaded elsewhere (C++, other frontends) cannot check anything."""
 
-    def __init__(self, outputs, inputs, params=None):
+    def __init__(self, outputs: mx.sym.Symbol | list[mx.sym.Symbol],
+                 inputs: mx.sym.Symbol | list[mx.sym.Symbol],
+                 params: mx.gluon.ParameterDict | None = None):
         super().__init__(outputs, inputs, params)
         self.config = None  # {'vocab_size', 'token_type_vocab_size', 'max_length'} once known
 
-    def forward(self, x, *args):
+    def forward(self, x: mx.nd.NDArray | mx.sym.Symbol, *args: mx.nd.NDArray | mx.sym.Symbol
+                ) -> mx.nd.NDArray | mx.sym.Symbol | list:
         """Check (batch, seq_len) NDArray inputs, then run the symbol."""
         if self.config is not None and isinstance(x, mx.nd.NDArray) and x.ndim == 2:
             check_inputs(self.config, x, *args[:2])  # the same checks as BERTEncoder's
@@ -43,7 +49,8 @@ def _input_limits(block):
     return config if len(config) == len(EMBEDDING_LIMITS) else None
 
 
-def export_model(block, path_prefix, sample_inputs, epoch=0, portable=True):
+def export_model(block: HybridBlock, path_prefix: str, sample_inputs: Sequence[mx.nd.NDArray],
+                 epoch: int = 0, portable: bool = True) -> tuple[str, str]:
     """Hybridize `block`, run it once on `sample_inputs`, write the symbol and params.
 
     Returns (symbol_file, params_file). The graph is length-agnostic: the exported model accepts
@@ -65,7 +72,9 @@ def export_model(block, path_prefix, sample_inputs, epoch=0, portable=True):
     return symbol_file, f'{path_prefix}-{epoch:04d}.params'
 
 
-def import_model(path_prefix, num_inputs=3, epoch=0, ctx=mx.cpu(), for_training=True):
+def import_model(path_prefix: str, num_inputs: int = 3, epoch: int = 0,
+                 ctx: mx.Context | list[mx.Context] = mx.cpu(),
+                 for_training: bool = True) -> CheckedSymbolBlock:
     """Load an exported model as a SymbolBlock taking inputs data0..data{num_inputs-1}; a BERT's
     inputs are checked as BERTModel checks them (CheckedSymbolBlock).
 
@@ -92,7 +101,9 @@ def import_model(path_prefix, num_inputs=3, epoch=0, ctx=mx.cpu(), for_training=
     return block
 
 
-def sample_inputs(vocab_size, batch_size=2, seq_len=8, ctx=mx.cpu(), seed=0):
+def sample_inputs(vocab_size: int, batch_size: int = 2, seq_len: int = 8,
+                  ctx: mx.Context = mx.cpu(), seed: int = 0
+                  ) -> tuple[mx.nd.NDArray, mx.nd.NDArray, mx.nd.NDArray]:
     """Random valid (input_ids, token_types, valid_length): (batch, seq_len) x 2 and (batch,)."""
     rng = np.random.RandomState(seed)
     input_ids = rng.randint(0, vocab_size, size=(batch_size, seq_len))
@@ -101,7 +112,8 @@ def sample_inputs(vocab_size, batch_size=2, seq_len=8, ctx=mx.cpu(), seed=0):
     return tuple(mx.nd.array(a, ctx=ctx) for a in (input_ids, token_types, valid_length))
 
 
-def optimize_for_cpu(block, sample_inputs):
+def optimize_for_cpu(block: HybridBlock, sample_inputs: Sequence[mx.nd.NDArray]
+                     ) -> CheckedSymbolBlock:
     """A float32 inference copy of `block` with oneDNN's fused subgraphs (Dense + bias + GELU,
     the interleaved self-attention matmuls): same outputs, ~7% faster for MiniLM-size models
     on this project's AVX2 CPUs, ~1.5% for BERT-base. Not trainable; exportable."""

@@ -1,8 +1,12 @@
 """Using trained models: classify sentences with an exported model, embed sentences, plot
 their similarity."""
+from __future__ import annotations
+
 import csv
 import json
 import os
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import mxnet as mx
 import numpy as np
@@ -21,6 +25,9 @@ from .model.task_heads import mean_over_valid
 from .precision import to_bfloat16
 from .pretrained import EXPORT_FOLDER, META_NAME
 from .quantization import quantize
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 PRECISIONS = ('float32', 'bfloat16')
@@ -50,7 +57,7 @@ def _task_key(task) -> str:
     return ''.join(c for c in str(task or '').lower() if c.isalnum())
 
 
-def task_is_pair(meta: dict):
+def task_is_pair(meta: dict) -> bool | None:
     """True / False when an export's meta.json says (or its task tells) whether the model reads
     sentence pairs; None when unknown."""
     if meta.get('pair') is not None:
@@ -102,7 +109,8 @@ class SentenceClassifier:
     finetune_classifier.py writes it, or the export/ of a save_pretrained folder) ready to label
     raw sentences or sentence pairs."""
 
-    def __init__(self, folder, ctx=mx.cpu(), precision='float32'):
+    def __init__(self, folder: str | os.PathLike, ctx: mx.Context = mx.cpu(),
+                 precision: str = 'float32'):
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}; got {precision!r} (int8: '
                              'load float32, then call quantize)')
@@ -153,7 +161,7 @@ class SentenceClassifier:
         """A sample input of the kind the model reads (a sentence or a pair)."""
         return ('a sample sentence', 'another one') if self.pair else 'a sample sentence'
 
-    def check_inputs(self, texts):
+    def check_inputs(self, texts: Sequence[str | Sequence[str]]) -> None:
         """Raise one clear error when `texts` mixes singles and pairs or does not match the
         model's kind (pairs for a pair model, single sentences otherwise)."""
         kinds = {isinstance(t, (tuple, list)) for t in texts}
@@ -178,7 +186,8 @@ class SentenceClassifier:
         return [_inputs(transform, texts[start:start + batch_size], self.ctx)
                 for start in range(0, len(texts), batch_size)]
 
-    def quantize(self, calib_texts, batch_size=32, calib_mode='naive'):
+    def quantize(self, calib_texts: Iterable[str | Sequence[str]], batch_size: int = 32,
+                 calib_mode: str = 'naive') -> SentenceClassifier:
         """Replace the model by its int8 version calibrated on `calib_texts` (a few hundred
         real sentences, or pairs for a pair model, of the task, e.g. its dev set); returns self."""
         if not calib_texts:
@@ -190,7 +199,7 @@ class SentenceClassifier:
         self.meta['precision'] = 'int8'
         return self
 
-    def save(self, folder, overwrite=False):
+    def save(self, folder: str, overwrite: bool = False) -> str:
         """Write this classifier (e.g. after quantize) as an export folder loadable again."""
         meta = dict(self.meta, pair=self.pair) if self.pair is not None else self.meta
         with atomic_folder(folder, overwrite=overwrite) as tmp:
@@ -200,7 +209,8 @@ class SentenceClassifier:
             write_json(os.path.join(tmp, 'meta.json'), meta)
         return folder
 
-    def predict_proba(self, texts, batch_size=32):
+    def predict_proba(self, texts: Iterable[str | Sequence[str]], batch_size: int = 32
+                      ) -> np.ndarray:
         """Texts (or (a, b) pairs) -> class probabilities (N, C), or scores (N,) for regression."""
         texts = list(texts)
         self.check_inputs(texts)
@@ -211,11 +221,12 @@ class SentenceClassifier:
                        mx.nd.softmax(logits).asnumpy())
         return np.concatenate(out)
 
-    def predict(self, texts, batch_size=32):
+    def predict(self, texts: Iterable[str | Sequence[str]], batch_size: int = 32
+                ) -> list[str] | list[float]:
         """Texts -> labels (the task's label strings) or scores for regression."""
         return self.labels_of(self.predict_proba(texts, batch_size))
 
-    def labels_of(self, probs):
+    def labels_of(self, probs: np.ndarray) -> list[str] | list[float]:
         """predict_proba's output -> labels (the task's label strings as meta.json records them,
         output numbers without them) or the scores themselves for regression."""
         if self.meta['regression']:
@@ -231,8 +242,10 @@ PAIR_COLUMNS = (('#1 String', '#2 String'), ('sentence1', 'sentence2'), ('text',
 SINGLE_COLUMNS = ('sentence', 'text', 'review')
 
 
-def find_text_columns(header: list, pair=None, names=None, task=None, path='the file',
-                      headerless_ok=False):
+def find_text_columns(header: list[str], pair: bool | None = None,
+                      names: Sequence[str] | None = None, task: str | None = None,
+                      path: str = 'the file', headerless_ok: bool = False
+                      ) -> tuple[list[str] | list[int], bool]:
     """The text columns of a table -> (columns, has_header).
 
     header: the cells of the file's first row. pair: True / False when the model reads pairs /
@@ -276,7 +289,9 @@ def _task_fields(task):
     return ()
 
 
-def read_text_table(path: str, pair=None, names=None, task=None, headerless_ok=False) -> list:
+def read_text_table(path: str, pair: bool | None = None, names: Sequence[str] | None = None,
+                    task: str | None = None, headerless_ok: bool = False
+                    ) -> list[str | tuple[str, ...]]:
     """A .tsv or .csv file (format from the extension) -> texts, or (text, text_pair) tuples
     when two text columns are found (see find_text_columns)."""
     delimiter = ',' if path.lower().endswith('.csv') else '\t'
@@ -288,7 +303,8 @@ def read_text_table(path: str, pair=None, names=None, task=None, headerless_ok=F
     return [row[0] if len(row) == 1 else tuple(row) for row in rows]
 
 
-def split_tsv_lines(lines, pair=None, source='standard input') -> list:
+def split_tsv_lines(lines: Iterable[str], pair: bool | None = None,
+                    source: str = 'standard input') -> list[str | tuple[str, ...]]:
     """Non-empty lines -> texts, or (text, text_pair) tuples when the lines have two
     tab-separated columns (pair=True demands them, pair=False refuses them)."""
     rows = [(number, line.rstrip('\r\n').split('\t'))
@@ -305,16 +321,18 @@ def split_tsv_lines(lines, pair=None, source='standard input') -> list:
     return [tuple(cells) if pair else cells[0] for _, cells in rows]
 
 
-def predict_sentiment(net, tokenizer, sentence, max_len=128, labels=('negative', 'positive'),
-                      ctx=mx.cpu()):
+def predict_sentiment(net: mx.gluon.Block, tokenizer: BERTTokenizer, sentence: str,
+                      max_len: int = 128, labels: Sequence[str] = ('negative', 'positive'),
+                      ctx: mx.Context = mx.cpu()) -> str:
     """GluonNLP tutorial style: one sentence -> its label, from a classifier net or SymbolBlock."""
     transform = BERTSentenceTransform(tokenizer, max_len, pad=False, pair=False)
     logits = net(*_inputs(transform, [sentence], ctx))
     return labels[int(logits.argmax(axis=1).asscalar())]
 
 
-def embed(bert, tokenizer, sentences, max_len=128, batch_size=32, ctx=mx.cpu(), normalize=True,
-          progress=None):
+def embed(bert: mx.gluon.Block, tokenizer: BERTTokenizer, sentences: Sequence[str],
+          max_len: int = 128, batch_size: int = 32, ctx: mx.Context = mx.cpu(),
+          normalize: bool = True, progress: bool | None = None) -> np.ndarray:
     """Mean-pooled sentence embeddings (N, units) over valid tokens ([CLS]/[SEP] included, as
     sentence-transformers does); L2-normalized by default. `bert` is any block returning the
     hidden states (batch, seq_len, units) first; batching, sorting by length and the progress
@@ -332,7 +350,7 @@ def shorten(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[:width - 1].rstrip() + '\u2026'
 
 
-def similarity_table(texts, sims, width: int = 60) -> str:
+def similarity_table(texts: Sequence[str], sims: np.ndarray, width: int = 60) -> str:
     """The (N, N) similarity matrix as text: numbered rows and columns, values rounded to two
     decimals, then the numbered sentences (cut with an ellipsis beyond `width` characters)."""
     n = len(texts)
@@ -351,7 +369,8 @@ def _text_colour(rgba) -> str:
     return 'white' if 0.2126 * red + 0.7152 * green + 0.0722 * blue < 0.5 else 'black'
 
 
-def plot_similarity(labels, embeddings, path, title='Semantic textual similarity'):
+def plot_similarity(labels: Sequence[str], embeddings: np.ndarray, path: str,
+                    title: str = 'Semantic textual similarity') -> np.ndarray:
     """Heatmap PNG of the cosine similarities of `embeddings` (N, units) (rows L2-normalized),
     like TF Hub's plot_similarity: numbered cells, the numbered sentences beside, a labelled
     colour bar; returns the (N, N) similarity matrix."""
@@ -362,7 +381,8 @@ def plot_similarity(labels, embeddings, path, title='Semantic textual similarity
     return sims
 
 
-def similarity_figure(labels, embeddings, title='Semantic textual similarity'):
+def similarity_figure(labels: Sequence[str], embeddings: np.ndarray,
+                      title: str = 'Semantic textual similarity') -> tuple[Figure, np.ndarray]:
     """(matplotlib Figure, (N, N) similarities) of plot_similarity, not yet saved."""
     import matplotlib
     matplotlib.use('Agg')

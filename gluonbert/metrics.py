@@ -4,11 +4,22 @@ Functions take label and prediction arrays; the metric classes accumulate batche
 EvalMetric interface (`update(labels, preds)`, `get()`, `reset()`), where predictions may be
 class scores (N, C) (arg-maxed) or class ids (N,).
 """
+from __future__ import annotations
+
 import collections
 import re
 import string
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import mxnet as mx
+    from numpy.typing import ArrayLike
+
+    # what the metrics score: numpy arrays, lists, or MXNet NDArrays
+    Values = ArrayLike | mx.nd.NDArray
 
 
 def _to_numpy(x):
@@ -37,13 +48,13 @@ def _pair(labels, preds, classify=True):
     return labels, preds
 
 
-def accuracy(labels, preds):
+def accuracy(labels: Values, preds: Values) -> float:
     """Share of predictions equal to the labels (preds: ids (N,) or scores (N, C))."""
     labels, preds = _pair(labels, preds)
     return float(np.mean(labels.astype(np.int64) == preds.astype(np.int64)))
 
 
-def f1_score(labels, preds, positive=1):
+def f1_score(labels: Values, preds: Values, positive: int = 1) -> float:
     """Binary F1 of the `positive` class (0 when it is never predicted nor present)."""
     labels, preds = _pair(labels, preds)
     tp = np.sum((preds == positive) & (labels == positive))
@@ -52,7 +63,7 @@ def f1_score(labels, preds, positive=1):
     return float(2 * tp / (2 * tp + fp + fn)) if tp else 0.0
 
 
-def matthews_corrcoef(labels, preds):
+def matthews_corrcoef(labels: Values, preds: Values) -> float:
     """Matthews correlation coefficient (multi-class form; the binary MCC for two classes)."""
     labels, preds = _pair(labels, preds)
     classes = np.union1d(labels, preds)
@@ -69,7 +80,7 @@ def matthews_corrcoef(labels, preds):
     return float(numerator / denominator) if denominator else 0.0
 
 
-def pearson_corr(labels, preds):
+def pearson_corr(labels: Values, preds: Values) -> float:
     """Pearson correlation of two score arrays (nan if either is constant)."""
     labels, preds = _pair(labels, preds, classify=False)
     x = labels.astype(np.float64) - labels.mean()
@@ -78,7 +89,7 @@ def pearson_corr(labels, preds):
     return float(x @ y / denominator) if denominator else float('nan')
 
 
-def rank_average(values):
+def rank_average(values: ArrayLike) -> np.ndarray:
     """Ranks 1..N of values, ties getting the average of their ranks (as scipy's rankdata)."""
     values = np.asarray(values)
     order = np.argsort(values, kind='stable')
@@ -91,7 +102,7 @@ def rank_average(values):
     return ranks
 
 
-def spearman_corr(labels, preds):
+def spearman_corr(labels: Values, preds: Values) -> float:
     """Spearman rank correlation (Pearson of tie-averaged ranks)."""
     labels, preds = _pair(labels, preds, classify=False)
     return pearson_corr(rank_average(labels), rank_average(preds))
@@ -102,16 +113,17 @@ class Metric:
     name = 'metric'
     classify = True
 
-    def __init__(self, name=None):
+    def __init__(self, name: str | None = None):
         if name is not None:
             self.name = name
         self.reset()
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget all batches."""
         self._labels, self._preds = [], []
 
-    def update(self, labels, preds):
+    def update(self, labels: Values | Sequence[Values], preds: Values | Sequence[Values]
+               ) -> None:
         """Add a batch, or lists of batches as MXNet metrics take them."""
         if isinstance(labels, (list, tuple)) and labels and hasattr(labels[0], 'shape'):
             for batch_labels, batch_preds in zip(labels, preds):
@@ -121,17 +133,17 @@ class Metric:
         self._labels.append(labels)
         self._preds.append(preds)
 
-    def compute(self, labels, preds):
+    def compute(self, labels: np.ndarray, preds: np.ndarray) -> float:
         """The metric on full arrays."""
         raise NotImplementedError
 
-    def get(self):
+    def get(self) -> tuple[str, float]:
         """(name, value); value is nan before any update."""
         if not self._labels:
             return self.name, float('nan')
         return self.name, self.compute(np.concatenate(self._labels), np.concatenate(self._preds))
 
-    def get_name_value(self):
+    def get_name_value(self) -> list[tuple[str, float]]:
         """[(name, value)] as MXNet metrics return it."""
         return [self.get()]
 
@@ -140,7 +152,7 @@ class Accuracy(Metric):
     """Classification accuracy."""
     name = 'accuracy'
 
-    def compute(self, labels, preds):
+    def compute(self, labels: np.ndarray, preds: np.ndarray) -> float:
         return accuracy(labels, preds)
 
 
@@ -148,7 +160,7 @@ class F1(Metric):
     """Binary F1 of class 1."""
     name = 'f1'
 
-    def compute(self, labels, preds):
+    def compute(self, labels: np.ndarray, preds: np.ndarray) -> float:
         return f1_score(labels, preds)
 
 
@@ -156,7 +168,7 @@ class MCC(Metric):
     """Matthews correlation coefficient."""
     name = 'mcc'
 
-    def compute(self, labels, preds):
+    def compute(self, labels: np.ndarray, preds: np.ndarray) -> float:
         return matthews_corrcoef(labels, preds)
 
 
@@ -165,7 +177,7 @@ class PearsonCorrelation(Metric):
     name = 'pearsonr'
     classify = False
 
-    def compute(self, labels, preds):
+    def compute(self, labels: np.ndarray, preds: np.ndarray) -> float:
         return pearson_corr(labels, preds)
 
 
@@ -174,32 +186,33 @@ class SpearmanCorrelation(Metric):
     name = 'spearmanr'
     classify = False
 
-    def compute(self, labels, preds):
+    def compute(self, labels: np.ndarray, preds: np.ndarray) -> float:
         return spearman_corr(labels, preds)
 
 
 class MetricGroup:
     """Several metrics updated together; `get()` -> (names, values) like CompositeEvalMetric."""
 
-    def __init__(self, metrics):
+    def __init__(self, metrics: Iterable[Metric]):
         self.metrics = list(metrics)
 
-    def update(self, labels, preds):
+    def update(self, labels: Values | Sequence[Values], preds: Values | Sequence[Values]
+               ) -> None:
         """Forward the batch to every metric."""
         for metric in self.metrics:
             metric.update(labels, preds)
 
-    def reset(self):
+    def reset(self) -> None:
         """Reset every metric."""
         for metric in self.metrics:
             metric.reset()
 
-    def get(self):
+    def get(self) -> tuple[list[str], list[float]]:
         """(list of names, list of values)."""
         pairs = self.get_name_value()
         return [name for name, _ in pairs], [value for _, value in pairs]
 
-    def get_name_value(self):
+    def get_name_value(self) -> list[tuple[str, float]]:
         """[(name, value), ...]."""
         return [metric.get() for metric in self.metrics]
 
@@ -208,7 +221,7 @@ METRICS = dict(accuracy=Accuracy, f1=F1, mcc=MCC, pearsonr=PearsonCorrelation,
                spearmanr=SpearmanCorrelation)
 
 
-def create_metric(names):
+def create_metric(names: str | Iterable[str]) -> MetricGroup:
     """'accuracy' or ['accuracy', 'f1'] -> a MetricGroup of fresh metrics."""
     names = [names] if isinstance(names, str) else list(names)
     unknown = [n for n in names if n not in METRICS]
@@ -223,18 +236,18 @@ _ARTICLES = re.compile(r'\b(a|an|the)\b')
 _PUNCTUATION = set(string.punctuation)
 
 
-def normalize_answer(text):
+def normalize_answer(text: str) -> str:
     """Lowercase, drop punctuation and the articles a/an/the, collapse whitespace."""
     text = ''.join(ch for ch in text.lower() if ch not in _PUNCTUATION)
     return ' '.join(_ARTICLES.sub(' ', text).split())
 
 
-def squad_exact_match(prediction, ground_truth):
+def squad_exact_match(prediction: str, ground_truth: str) -> float:
     """1.0 when the normalized strings are equal, else 0.0."""
     return float(normalize_answer(prediction) == normalize_answer(ground_truth))
 
 
-def squad_f1(prediction, ground_truth):
+def squad_f1(prediction: str, ground_truth: str) -> float:
     """Bag-of-tokens F1 of the normalized strings."""
     pred_tokens = normalize_answer(prediction).split()
     truth_tokens = normalize_answer(ground_truth).split()
@@ -247,7 +260,8 @@ def squad_f1(prediction, ground_truth):
     return 2 * precision * recall / (precision + recall)
 
 
-def squad_evaluate(answers, predictions):
+def squad_evaluate(answers: Mapping[str, Sequence[str]], predictions: Mapping[str, str]
+                   ) -> dict[str, float]:
     """{qas_id: [gold answer texts]}, {qas_id: predicted text} -> {'exact_match', 'f1'} in %.
 
     Each question scores its best match over the gold answers; unanswered questions score 0.

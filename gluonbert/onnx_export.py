@@ -7,9 +7,12 @@ and converts the mask to gluonbert's `valid_length` inside the graph (its sum ov
 axis: masks must be right-padded, 1s then 0s, as HF tokenizers make them). This module is the
 only one that knows about ONNX; onnx (and onnxruntime for int8=True) are imported lazily.
 """
+from __future__ import annotations
+
 import contextlib
 import importlib.util
 import json
+from typing import TYPE_CHECKING
 
 import mxnet as mx
 import numpy as np
@@ -19,6 +22,12 @@ from .kernels import make_portable
 from .model import (BERTClassifier, BERTForMultipleChoice, BERTForQA, BERTForTokenClassification,
                     BERTModel, BERTRegression)
 
+if TYPE_CHECKING:
+    from onnx import GraphProto
+
+# [(output name, dims)]: see output_spec
+OutputSpec = list[tuple[str, tuple[str | None, ...]]]
+
 INPUT_NAMES = ('input_ids', 'attention_mask', 'token_type_ids')
 # mx2onnx 1.9.1 has translations for opsets 12 and 13 only; 13 is its newest.
 SUPPORTED_OPSETS = (12, 13)
@@ -27,7 +36,7 @@ _BATCH, _SEQ, _CHOICES = 'batch_size', 'sequence_length', 'num_choices'
 _SUFFIX = '__gluonbert_onnx_out'
 
 
-def output_spec(block) -> list:
+def output_spec(block: mx.gluon.HybridBlock) -> OutputSpec:
     """[(name, dims)] of the ONNX outputs of `block`, in its output order; dims name the dynamic
     axes (HF's names) and hold None where the size is fixed by the model (units, classes)."""
     if isinstance(block, BERTModel):
@@ -57,14 +66,14 @@ def output_spec(block) -> list:
                     f'BERTForMultipleChoice); got {type(block).__name__}')
 
 
-def input_dims(block) -> tuple:
+def input_dims(block: mx.gluon.HybridBlock) -> tuple[str, ...]:
     """Dynamic axis names of each input: (batch_size, [num_choices,] sequence_length)."""
     if isinstance(block, BERTForMultipleChoice):
         return (_BATCH, _CHOICES, _SEQ)
     return (_BATCH, _SEQ)
 
 
-def export_onnx(block, path: str, seq_len: int = 128, batch_size: int = 1,
+def export_onnx(block: mx.gluon.HybridBlock, path: str, seq_len: int = 128, batch_size: int = 1,
                 opset: int | None = None, dynamic: bool = True, int8: bool = False,
                 num_choices: int = 2) -> str:
     """Write `block` (BERTModel or a task head) to the ONNX file `path`; returns `path`.
@@ -108,7 +117,8 @@ def export_onnx(block, path: str, seq_len: int = 128, batch_size: int = 1,
     return path
 
 
-def input_shape(block, batch_size: int, seq_len: int, num_choices: int = 2) -> tuple:
+def input_shape(block: mx.gluon.HybridBlock, batch_size: int, seq_len: int,
+                num_choices: int = 2) -> tuple[int, ...]:
     """The sample shape of each input: (batch, [num_choices,] seq_len)."""
     if isinstance(block, BERTForMultipleChoice):
         return (batch_size, num_choices, seq_len)
@@ -139,7 +149,7 @@ def _float32_params(block, shape):
             for param in block.collect_params().values()}
 
 
-def onnx_input_symbol(block, spec) -> 'mx.sym.Symbol':
+def onnx_input_symbol(block: mx.gluon.HybridBlock, spec: OutputSpec) -> mx.sym.Symbol:
     """`block` as a symbol of HF's inputs: int64 ids, mask and types become the float ids,
     types and valid_length (the mask's sum over the last axis) gluonbert's blocks take; each
     output passes through an identity named as in `spec`, so mx2onnx names the ONNX outputs.
@@ -264,7 +274,8 @@ def _order_inputs(model):
 SIMPLIFIED_OPS = ('Reshape', 'slice_like', 'broadcast_like')
 
 
-def node_facts(symbol, shape) -> dict:
+def node_facts(symbol: mx.sym.Symbol, shape: tuple[int, ...]
+               ) -> dict[str, tuple[str, dict, list[int]]]:
     """{MXNet node name: (op, attrs, [rank of each input])} for the nodes of `symbol` that
     `simplify_reshapes` and `simplify_shape_like` rewrite, with every input of `shape` (the
     ranks come from MXNet's shape inference on the sample)."""
@@ -292,7 +303,7 @@ def _int_tuple(text):
     return tuple(int(d) for d in text.split(',') if d.strip())
 
 
-def simplify_reshapes(graph, facts) -> int:
+def simplify_reshapes(graph: GraphProto, facts: dict[str, tuple[str, dict, list[int]]]) -> int:
     """Replace mx2onnx's generic Reshape translation by a plain equivalent; returns how many.
 
     mx2onnx translates MXNet's Reshape (unless `reverse='False'` is spelled out in the graph)
@@ -329,7 +340,8 @@ def simplify_reshapes(graph, facts) -> int:
     return replaced
 
 
-def simplify_shape_like(graph, facts) -> int:
+def simplify_shape_like(graph: GraphProto, facts: dict[str, tuple[str, dict, list[int]]]
+                        ) -> int:
     """Replace mx2onnx's slice_like / broadcast_like translations (with axes) by plain ones;
     returns how many.
 
@@ -398,7 +410,7 @@ def simplify_shape_like(graph, facts) -> int:
     return replaced
 
 
-def prune_dead_nodes(graph) -> int:
+def prune_dead_nodes(graph: GraphProto) -> int:
     """Drop nodes whose outputs nothing reads (and that are no graph output); returns how many."""
     dropped = 0
     while True:
@@ -412,7 +424,7 @@ def prune_dead_nodes(graph) -> int:
         dropped += len(dead)
 
 
-def prune_initializers(graph) -> int:
+def prune_initializers(graph: GraphProto) -> int:
     """Drop initializers no node reads (mx2onnx leaves the constants of some translations, e.g.
     LayerNorm's unused axes, and onnxruntime warns about each); returns how many were dropped."""
     used = {name for node in graph.node for name in node.input}

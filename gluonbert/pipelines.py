@@ -15,11 +15,19 @@ many inputs when stderr is a terminal (progress=True/False forces it). Texts lon
 model's max length are cut (HF's pipelines raise instead); question answering windows long
 contexts (gluonbert.data.squad).
 """
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import mxnet as mx
 import numpy as np
 
-from .batched import (backbone, check_block, load_model, prepare_for_inference, run_batched)
+from .batched import (ModelSource, backbone, check_block, load_model, prepare_for_inference,
+                      run_batched)
 from .data.squad import SquadExample, SquadTransform, best_spans
 from .data.transforms import BERTSentenceTransform, TruncationCounter
+from .data.vocab import BERTVocab
 from .embeddings import SentencePooler
 from .model.task_heads import BERTClassifier, BERTForQA, BERTForTokenClassification, BERTRegression
 
@@ -34,9 +42,10 @@ __all__ = ['pipeline', 'Pipeline', 'TextClassificationPipeline', 'TokenClassific
 class Pipeline:
     """Shared parts: the model, its tokenizer, batching in length order, input/output shapes."""
 
-    def __init__(self, model, vocab=None, ctx=None, batch_size: int = 32, progress=None,
-                 lower: bool | None = None, max_length: int | None = None,
-                 hybridize: bool = True):
+    def __init__(self, model: ModelSource, vocab: BERTVocab | None = None,
+                 ctx: mx.Context | None = None, batch_size: int = 32,
+                 progress: bool | None = None, lower: bool | None = None,
+                 max_length: int | None = None, hybridize: bool = True):
         block, self.info, loaded_here = load_model(model, vocab, ctx, lower, max_length)
         self.ctx = ctx
         self.block = block
@@ -50,7 +59,9 @@ class Pipeline:
         """The block that is run: (ids, types, lengths) -> outputs."""
         return block
 
-    def __call__(self, inputs, batch_size: int | None = None, progress=None, **options):
+    def __call__(self, inputs: str | dict | tuple[str, str] | Iterable[Any],
+                 batch_size: int | None = None, progress: bool | None = None,
+                 **options: Any) -> dict | list | np.ndarray:
         """One input -> its answer; a list of inputs -> a list of answers, in input order."""
         single = self._is_single(inputs)
         items = [inputs] if single else list(inputs)
@@ -96,7 +107,8 @@ class TextClassificationPipeline(Pipeline):
     heads = (BERTClassifier, BERTRegression)
     task = 'text-classification'
 
-    def __init__(self, model, top_k=_UNSET, function_to_apply: str | None = None, **kwargs):
+    def __init__(self, model: ModelSource, top_k: int | None | object = _UNSET,
+                 function_to_apply: str | None = None, **kwargs: Any):
         super().__init__(model, **kwargs)
         check_block(self.block, self.heads, self.task)
         self.top_k = top_k
@@ -178,7 +190,8 @@ class TokenClassificationPipeline(Pipeline):
     (aggregation_strategy='simple': grouped [{'entity_group', 'score', 'word', 'start',
     'end'}]); tokens labelled with ignore_labels (default ['O']) are left out."""
 
-    def __init__(self, model, aggregation_strategy: str = 'none', ignore_labels=None, **kwargs):
+    def __init__(self, model: ModelSource, aggregation_strategy: str = 'none',
+                 ignore_labels: Iterable[str] | None = None, **kwargs: Any):
         super().__init__(model, **kwargs)
         check_block(self.block, (BERTForTokenClassification,), 'token-classification')
         self.aggregation_strategy = aggregation_strategy
@@ -258,8 +271,8 @@ class QuestionAnsweringPipeline(Pipeline):
     character offsets in the context and the product of its start and end probabilities
     (softmax over [CLS] and the context tokens of its window, as HF's pipeline scored it)."""
 
-    def __init__(self, model, max_answer_len: int = 15, doc_stride: int = 128,
-                 max_question_len: int = 64, max_seq_len: int = 384, **kwargs):
+    def __init__(self, model: ModelSource, max_answer_len: int = 15, doc_stride: int = 128,
+                 max_question_len: int = 64, max_seq_len: int = 384, **kwargs: Any):
         super().__init__(model, **kwargs)
         check_block(self.block, (BERTForQA,), 'question-answering')
         self.max_answer_len = max_answer_len
@@ -269,7 +282,8 @@ class QuestionAnsweringPipeline(Pipeline):
                                         max_query_length=min(max_question_len, seq_len - 4),
                                         is_training=False)
 
-    def __call__(self, inputs=None, question=None, context=None, **kwargs):
+    def __call__(self, inputs: dict | Iterable[dict] | None = None, question: str | None = None,
+                 context: str | None = None, **kwargs: Any) -> dict | list | np.ndarray:
         """Also HF's call form pipe(question=..., context=...)."""
         if inputs is None:
             if question is None or context is None:
@@ -324,8 +338,8 @@ class FeatureExtractionPipeline(Pipeline):
     """A text -> its token vectors as nested lists (1, tokens, units), as HF; pooling='mean' or
     'cls' -> one (units,) vector. return_tensors=True gives numpy arrays."""
 
-    def __init__(self, model, pooling: str | None = None, return_tensors: bool = False,
-                 **kwargs):
+    def __init__(self, model: ModelSource, pooling: str | None = None,
+                 return_tensors: bool = False, **kwargs: Any):
         self.pooling = pooling
         super().__init__(model, **kwargs)
         self.return_tensors = return_tensors
@@ -360,7 +374,7 @@ TASKS = {'text-classification': TextClassificationPipeline,
          'feature-extraction': FeatureExtractionPipeline}
 
 
-def pipeline(task: str, model=None, **kwargs) -> Pipeline:
+def pipeline(task: str, model: ModelSource | None = None, **kwargs: Any) -> Pipeline:
     """HF-style `pipeline(task, model=folder)` -> a callable answering raw texts.
 
     task: one of TASKS. model: a save_pretrained (or transformers) folder, a block with vocab=,

@@ -5,7 +5,10 @@ uses AVX512_BF16/AMX where present). `to_bfloat16` first asks oneDNN for one bf1
 raises `UnsupportedPrecisionError` naming the CPU when it has none, instead of failing deep in
 a forward pass with "could not create a primitive descriptor iterator".
 """
+from __future__ import annotations
+
 import functools
+from collections.abc import Sequence
 
 import mxnet as mx
 
@@ -22,7 +25,7 @@ class UnsupportedPrecisionError(RuntimeError):
 
 
 @functools.cache
-def bfloat16_supported():
+def bfloat16_supported() -> bool:
     """True when oneDNN can run a bf16 matmul on this CPU."""
     try:
         from mxnet.contrib.amp.amp import bfloat16
@@ -34,7 +37,7 @@ def bfloat16_supported():
         return False
 
 
-def require_bfloat16(what, instead):
+def require_bfloat16(what: str, instead: str) -> None:
     """Raise UnsupportedPrecisionError naming the CPU and its flags when it has no bf16
     kernels; `what` names the feature, `instead` says what to use."""
     if bfloat16_supported():
@@ -46,7 +49,8 @@ def require_bfloat16(what, instead):
                                                     instead))
 
 
-def to_bfloat16(model, sample_inputs):
+def to_bfloat16(model: mx.gluon.HybridBlock, sample_inputs: Sequence[mx.nd.NDArray]
+                ) -> mx.gluon.HybridBlock:
     """fp32 HybridBlock + one sample batch (input_ids, token_types, valid_length) -> a hybridized
     block computing in bfloat16 (matmuls, GELU) with float32 attention, softmax and LayerNorm.
     Its outputs are float32. Raises UnsupportedPrecisionError where the CPU has no bf16."""
@@ -72,7 +76,7 @@ def _amp_convert(model, sample_inputs):
                                     excluded_sym_names=dropout_names(symbol), ctx=mx.cpu())
 
 
-def register_fp32_ops(dtype='bfloat16', ops=FP32_OPS):
+def register_fp32_ops(dtype: str = 'bfloat16', ops: Sequence[str] = FP32_OPS) -> list[str]:
     """Add `ops` to AMP's float32 list for `dtype` (AMP refuses fp32_ops it has no entry
     for); returns them as the list to pass as `fp32_ops`."""
     from mxnet.contrib.amp.lists import symbol_bf16, symbol_fp16
@@ -83,7 +87,7 @@ def register_fp32_ops(dtype='bfloat16', ops=FP32_OPS):
     return list(ops)
 
 
-def dropout_names(symbol):
+def dropout_names(symbol: mx.sym.Symbol) -> list[str]:
     """Names of the Dropout nodes of a graph (no bf16 kernel: AMP must leave them alone)."""
     return [name[:-len('_output')] for name in symbol.get_internals().list_outputs()
             if 'dropout' in name and name.endswith('_output')]

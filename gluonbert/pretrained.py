@@ -12,8 +12,11 @@ BertFor{SequenceClassification,TokenClassification,QuestionAnswering,MultipleCho
 checkpoint folders, and GluonNLP 0.10 `.params` files (a BERTModel, or the BERTClassifier /
 BERTRegression of its `finetune_classifier.py`).
 """
+from __future__ import annotations
+
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import mxnet as mx
@@ -57,12 +60,13 @@ class PretrainedInfo:
     source: str = ''
     meta: dict = field(default_factory=dict)  # gluonbert.json as read ({} without one)
 
-    def tokenizer(self):
+    def tokenizer(self) -> BERTTokenizer:
         """A BERTTokenizer with the folder's vocabulary and casing."""
         return BERTTokenizer(self.vocab, lower=self.lower)
 
 
-def save_pretrained(block, folder: str, vocab: BERTVocab | None = None, labels=None,
+def save_pretrained(block: mx.gluon.HybridBlock, folder: str, vocab: BERTVocab | None = None,
+                    labels: Sequence[str] | None = None,
                     max_length: int | None = None, task: str | None = None,
                     lower: bool | None = None, overwrite: bool = False,
                     export: bool = True) -> str:
@@ -169,8 +173,10 @@ def _write_export(block, vocab, folder, meta):
                     lower=meta['lower'], block=meta['block'], num_inputs=len(inputs)))
 
 
-def from_pretrained(path: str, vocab=None, model: str | None = None, ctx=None, labels=None,
-                    lower: bool | None = None):
+def from_pretrained(path: str | os.PathLike, vocab: BERTVocab | str | os.PathLike | None = None,
+                    model: str | None = None, ctx: mx.Context | None = None,
+                    labels: Sequence[str] | None = None,
+                    lower: bool | None = None) -> mx.gluon.HybridBlock:
     """Load a pretrained or fine-tuned model -> the block (BERTModel or the task head it holds),
     with `block.pretrained_info` (PretrainedInfo: vocab, casing, label names, max length).
 

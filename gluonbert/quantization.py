@@ -9,20 +9,26 @@ batches may have any sequence length (GluonNLP's helper needed one fixed shape a
 that BERT's input checks refuse). The result is a hybridized `SymbolBlock` taking the same
 (input_ids, token_types, valid_length) and exportable with `gluonbert.export_model`.
 """
+from __future__ import annotations
+
 import os
 import tempfile
+from collections.abc import Iterable, Sequence
 
 import mxnet as mx
 from mxnet.contrib import quantization as mxq
-from mxnet.gluon import SymbolBlock
+from mxnet.gluon import HybridBlock, SymbolBlock
+from numpy.typing import ArrayLike
 
 INPUT_NAMES = ('data0', 'data1', 'data2')
 CALIB_MODES = ('naive',)  # MXNet's 'entropy' (KL) mode needs scipy, not a dependency here
 GRANULARITIES = ('channel-wise', 'tensor-wise')
 
 
-def quantize(model, calib_batches, num_calib_batches=None, calib_mode='naive',
-             granularity='channel-wise', exclude_layers=None):
+def quantize(model: HybridBlock, calib_batches: Iterable[Sequence[mx.nd.NDArray | ArrayLike]],
+             num_calib_batches: int | None = None, calib_mode: str = 'naive',
+             granularity: str = 'channel-wise',
+             exclude_layers: Iterable[str] | None = None) -> SymbolBlock:
     """fp32 HybridBlock + iterable of (input_ids, token_types, valid_length) batches
     ((batch, seq_len) x 2 and (batch,), NDArrays on the CPU) -> int8 SymbolBlock.
 

@@ -1,8 +1,10 @@
 """A keras-style model summary for Gluon blocks: one row per block, parameter counts, shapes."""
+from __future__ import annotations
+
 import mxnet as mx
 
 
-def count_parameters(block):
+def count_parameters(block: mx.gluon.Block) -> int:
     """Number of scalar parameters in `block`, each shared Parameter counted once."""
     unique = {id(p): p for p in block.collect_params().values()}
     return sum(int(_size(p.shape)) for p in unique.values())
@@ -15,7 +17,7 @@ def _size(shape):
     return total
 
 
-def model_summary(block, *inputs, max_depth=3):
+def model_summary(block: mx.gluon.Block, *inputs: mx.nd.NDArray, max_depth: int = 3) -> str:
     """Table (str) of blocks up to `max_depth`: path, type, output shape (if inputs), params.
 
     Output shapes come from one imperative forward pass with `inputs`; pass none to skip it.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
+from types import ModuleType
 
 import mxnet as mx
 
@@ -10,7 +11,8 @@ from . import __version__
 from .train.clipping import global_norm
 
 
-def check_version(min_version: str, warning_only: bool = False, library=None) -> None:
+def check_version(min_version: str, warning_only: bool = False,
+                  library: ModuleType | None = None) -> None:
     """Raise (or warn) when the library's version is older than `min_version`.
 
     Code written for GluonNLP calls `nlp.utils.check_version('0.8.1')`: gluonbert provides the

@@ -1,7 +1,8 @@
 """The package's layer order: every gluonbert module imports only modules of its own layer or below.
 
 A module missing from LAYERS fails the test: a new module is placed on purpose, not by accident.
-Function-level (lazy) imports count too: they are upward imports all the same.
+Function-level (lazy) imports count too: they are upward imports all the same. Imports under
+`if TYPE_CHECKING:` do not: they exist only for type checkers (annotations), never at run time.
 """
 import ast
 import os
@@ -41,12 +42,31 @@ def _modules():
                 yield (rel[:-len('.__init__')] if rel.endswith('.__init__') else rel), path
 
 
+def _is_type_checking(test):
+    """True for the condition `TYPE_CHECKING` or `typing.TYPE_CHECKING`."""
+    return (isinstance(test, ast.Name) and test.id == 'TYPE_CHECKING') or (
+        isinstance(test, ast.Attribute) and test.attr == 'TYPE_CHECKING')
+
+
+def _runtime_nodes(tree):
+    """Every node of `tree` (as ast.walk) except the body of `if TYPE_CHECKING:` blocks (their
+    `else:` branch runs, so it is kept)."""
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        yield node
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            pending.extend(node.orelse)
+            continue
+        pending.extend(ast.iter_child_nodes(node))
+
+
 def _imports(module, path):
     """Absolute gluonbert module names imported anywhere in the file (lazy imports included)."""
     is_package = path.endswith('__init__.py')
     with open(path, encoding='utf-8') as f:
         tree = ast.parse(f.read(), path)
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -100,3 +120,16 @@ def test_the_checker_sees_relative_and_lazy_imports(tmp_path):
     found = set(_imports('gluonbert.model.sub.mod', str(source)))
     assert found == {'gluonbert.model.train', 'gluonbert.registry',
                      'gluonbert.model.sub.sibling'}
+
+
+def test_the_checker_skips_type_checking_imports(tmp_path):
+    """Imports only type checkers run (for annotations) are no layer dependency; the `else:`
+    branch of such a block, and any other `if`, run and count."""
+    source = tmp_path / 'mod.py'
+    source.write_text('import typing\nfrom typing import TYPE_CHECKING\n'
+                      'if TYPE_CHECKING:\n    from ...registry import get_model\n'
+                      'else:\n    from ...store import fetch\n'
+                      'if typing.TYPE_CHECKING:\n    from ...train import loop\n'
+                      'if not TYPE_CHECKING:\n    from ...cli import main\n')
+    found = set(_imports('gluonbert.model.sub.mod', str(source)))
+    assert found == {'gluonbert.store', 'gluonbert.cli'}

@@ -5,12 +5,17 @@ differences: integer inputs stay integer (GluonNLP's Pad turned Python lists int
 Pad's padding value defaults to 0 explicitly (no warning). Outputs live on mx.cpu(); MXNet's
 DataLoader moves worker batches through shared memory by itself.
 """
+from __future__ import annotations
+
 import math
 import numbers
 import warnings
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
 
 import mxnet as mx
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = ['Stack', 'Pad', 'Tuple', 'List', 'Dict', 'NamedTuple']
 
@@ -35,10 +40,10 @@ class Stack:
     unless the inputs were float64 numpy arrays).
     """
 
-    def __init__(self, dtype=None):
+    def __init__(self, dtype: DTypeLike = None):
         self.dtype = dtype
 
-    def __call__(self, data):
+    def __call__(self, data: Sequence[Any]) -> mx.nd.NDArray:
         if len(data) == 0:
             raise ValueError('Stack got an empty list of samples')
         arrays = [_as_numpy(x) for x in data]
@@ -58,7 +63,8 @@ class Pad:
     lengths (N,). pad_val: fill value (0). dtype: None keeps the inputs' (see Stack).
     """
 
-    def __init__(self, axis=0, pad_val=0, ret_length=False, dtype=None, round_to=None):
+    def __init__(self, axis: int = 0, pad_val: float | None = 0, ret_length: bool = False,
+                 dtype: DTypeLike = None, round_to: int | None = None):
         if not isinstance(axis, numbers.Integral):
             raise TypeError(f'axis must be an int; got {axis!r}')
         if round_to is not None and (not isinstance(round_to, numbers.Integral) or round_to < 1):
@@ -70,7 +76,8 @@ class Pad:
         self.round_to = round_to
         self._warned = False
 
-    def __call__(self, data):
+    def __call__(self, data: Sequence[Any]
+                 ) -> mx.nd.NDArray | tuple[mx.nd.NDArray, mx.nd.NDArray]:
         if len(data) == 0:
             raise ValueError('Pad got an empty list of samples')
         if isinstance(data[0], mx.nd.NDArray) and not self._warned:
@@ -129,7 +136,7 @@ def _infer_dtype(data, arrays):
 class Tuple:
     """Apply one batchify function per field of tuple samples: Tuple(Pad(), Stack(), ...)."""
 
-    def __init__(self, fn, *args):
+    def __init__(self, fn: Callable | Sequence[Callable], *args: Callable):
         fns = list(fn) if isinstance(fn, (list, tuple)) else [fn]
         fns.extend(args)
         for i, f in enumerate(fns):
@@ -137,7 +144,7 @@ class Tuple:
                 raise TypeError(f'batchify function {i} is not callable: {f!r}')
         self.fns = fns
 
-    def __call__(self, data):
+    def __call__(self, data: Sequence[Sequence[Any]]) -> tuple:
         for sample in data:
             if len(sample) != len(self.fns):
                 raise ValueError(f'Tuple has {len(self.fns)} batchify functions but a sample has '
@@ -148,7 +155,7 @@ class Tuple:
 class List:
     """Keep the samples as a Python list (no batching)."""
 
-    def __call__(self, data):
+    def __call__(self, data: Sequence[Any]) -> list:
         return list(data)
 
 
@@ -162,7 +169,7 @@ def _check_callables(named_fns):
 class Dict:
     """Batch dict samples field by field: Dict({'ids': Pad(), 'label': Stack()})."""
 
-    def __init__(self, fn_dict):
+    def __init__(self, fn_dict: dict[Hashable, Callable]):
         # ValueError, not TypeError, for bad arguments: GluonNLP's Dict and NamedTuple raise it.
         if not isinstance(fn_dict, dict):
             raise ValueError(f'Dict needs a dict of batchify functions; got '
@@ -170,7 +177,7 @@ class Dict:
         _check_callables(fn_dict.items())
         self.fn_dict = fn_dict
 
-    def __call__(self, data):
+    def __call__(self, data: Sequence[Mapping]) -> dict:
         out = {}
         for key, fn in self.fn_dict.items():
             try:
@@ -187,7 +194,8 @@ class NamedTuple:
     fn_info: a dict field -> batchify function, or one function per field in order.
     """
 
-    def __init__(self, container, fn_info):
+    def __init__(self, container: type[tuple],
+                 fn_info: Mapping[str, Callable] | Sequence[Callable]):
         fields = container._fields
         if isinstance(fn_info, dict):
             if set(fn_info) != set(fields):
@@ -203,7 +211,7 @@ class NamedTuple:
         self.container = container
         self.fns = fns
 
-    def __call__(self, data):
+    def __call__(self, data: Sequence[tuple]) -> tuple:
         for sample in data:
             if not isinstance(sample, self.container):
                 raise ValueError(f'NamedTuple({self.container.__name__}) got a '
@@ -212,7 +220,7 @@ class NamedTuple:
                                 for i, fn in enumerate(self.fns)])
 
 
-def bert_inputs(label_dtype=None):
+def bert_inputs(label_dtype: DTypeLike = None) -> Tuple:
     """Batchify for (input_ids, token_types, valid_length[, label]) samples: ids and types
     padded with 0 to (batch, longest), lengths stacked to (batch,), all int32; a label column
     of `label_dtype` if given."""

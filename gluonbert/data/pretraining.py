@@ -8,8 +8,11 @@ code forced a random B for a lone last sentence, it is split in two instead, kee
 random word piece, 10% kept. Everything is drawn from one seeded RNG, so the same seed gives
 the same examples.
 """
+from __future__ import annotations
+
 import collections
 import random
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,7 +30,7 @@ PretrainingExample.__doc__ = (
 IS_NEXT, NOT_NEXT = 0, 1
 
 
-def read_documents(paths):
+def read_documents(paths: str | Sequence[str]) -> list[list[str]]:
     """Text file(s) with one sentence per line, documents separated by blank lines ->
     list of documents, each a list of sentences."""
     paths = [paths] if isinstance(paths, str) else list(paths)
@@ -54,9 +57,10 @@ class PretrainingExampleBuilder:
     built (random-next pairs, truncations, mask/random/kept choices) are in `self.stats`.
     """
 
-    def __init__(self, tokenizer, max_seq_length=128, masked_lm_prob=0.15,
-                 max_predictions_per_seq=20, short_seq_prob=0.1, whole_word_masking=False,
-                 dupe_factor=1, shuffle=True, seed=12345):
+    def __init__(self, tokenizer: BERTTokenizer, max_seq_length: int = 128,
+                 masked_lm_prob: float = 0.15, max_predictions_per_seq: int = 20,
+                 short_seq_prob: float = 0.1, whole_word_masking: bool = False,
+                 dupe_factor: int = 1, shuffle: bool = True, seed: int = 12345):
         if not isinstance(tokenizer, BERTTokenizer):
             raise TypeError('PretrainingExampleBuilder needs a gluonbert BERTTokenizer')
         if max_seq_length < 5:
@@ -81,7 +85,7 @@ class PretrainingExampleBuilder:
                               if not (t.startswith('[') and t.endswith(']'))]
         self.stats = collections.Counter()
 
-    def build(self, documents):
+    def build(self, documents: Sequence[Sequence[str]]) -> list[PretrainingExample]:
         """List of documents (lists of sentences) -> list of PretrainingExample."""
         documents = [doc for doc in documents if doc]
         if len(documents) < 2:
@@ -218,7 +222,7 @@ class PretrainingExampleBuilder:
         self.stats['masked'] += len(chosen)
         return chosen, originals
 
-    def report(self):
+    def report(self) -> str:
         """One line: examples, share of random-next pairs, truncations, mask choices."""
         s = self.stats
         return ('{} examples, {:.1%} random next ({} forced: one-token document ends), {} '

@@ -4,11 +4,15 @@ Every problem in a file is a ReaderError naming the file and the line. Samples a
 (text fields..., label) in a TextDataset (an MXNet SimpleDataset) that remembers each sample's
 line and how many rows were skipped on purpose (e.g. SNLI's '-' gold labels).
 """
+from __future__ import annotations
+
 import csv
 import io
 import json
 import numbers
 import os
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from mxnet.gluon.data import SimpleDataset
@@ -21,7 +25,9 @@ class ReaderError(ValueError):
 class TextDataset(SimpleDataset):
     """Samples read from one file, with `line_numbers` (per sample) and `num_skipped`."""
 
-    def __init__(self, samples, source='', line_numbers=None, num_skipped=0, fields=()):
+    def __init__(self, samples: Iterable[Any], source: str = '',
+                 line_numbers: Iterable[int] | None = None, num_skipped: int = 0,
+                 fields: Iterable[str] = ()):
         super().__init__(list(samples))
         self.source = source
         self.line_numbers = list(line_numbers) if line_numbers is not None else []
@@ -33,7 +39,7 @@ class TextDataset(SimpleDataset):
             len(self), self.source or '<memory>', self.fields, self.num_skipped)
 
 
-def read_text(path):
+def read_text(path: str | os.PathLike) -> str:
     """File -> str: UTF-8 (a leading BOM is dropped); undecodable bytes raise naming the line."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f'data file not found: {path}')
@@ -50,11 +56,15 @@ def read_text(path):
     return text[1:] if text.startswith('\ufeff') else text
 
 
+# what `labels` may be: class names by position, an explicit mapping, or a converter
+LabelSet = Sequence[str] | Mapping[str, Any] | Callable[[str], Any]
+
+
 class LabelMap:
     """Raw label (str) -> value: a list gives class ids by position, a dict maps explicitly,
     a callable converts (e.g. float for regression scores)."""
 
-    def __init__(self, labels):
+    def __init__(self, labels: LabelSet):
         self.labels = labels
         if isinstance(labels, dict):
             self._table = dict(labels)
@@ -66,7 +76,7 @@ class LabelMap:
                 raise ValueError(f'label set has duplicates: {labels}')
             self._table = {label: i for i, label in enumerate(labels)}
 
-    def __call__(self, raw):
+    def __call__(self, raw: str) -> Any:
         if self._table is None:
             try:
                 return self.labels(raw)
@@ -77,7 +87,7 @@ class LabelMap:
         return self._table[raw]
 
 
-def finite_float(raw):
+def finite_float(raw: str) -> float:
     """Label converter for regression targets: '3.8' -> 3.8; 'nan', 'inf' and text are errors."""
     value = float(raw)
     if not np.isfinite(value):
@@ -126,8 +136,9 @@ def _rows_csv(text, delimiter):
         start = reader.line_num + 1
 
 
-def read_table(path, fields, label_field=None, labels=None, delimiter='\t', header=True,
-               quoting=None, skip_labels=()):
+def read_table(path: str, fields: Sequence[str | int], label_field: str | int | None = None,
+               labels: LabelSet | None = None, delimiter: str = '\t', header: bool = True,
+               quoting: bool | None = None, skip_labels: Collection[str] = ()) -> TextDataset:
     """Read a delimited file -> TextDataset of tuples (fields..., label).
 
     fields / label_field: column names (with header=True) or 0-based column numbers.
@@ -185,20 +196,24 @@ def _preview(row, limit=120):
     return text if len(text) <= limit else text[:limit] + '...'
 
 
-def read_tsv(path, fields, label_field=None, labels=None, header=True, skip_labels=()):
+def read_tsv(path: str, fields: Sequence[str | int], label_field: str | int | None = None,
+             labels: LabelSet | None = None, header: bool = True,
+             skip_labels: Collection[str] = ()) -> TextDataset:
     """Tab-separated file (no quote processing, as GLUE's TSVs need) -> TextDataset."""
     return read_table(path, fields, label_field, labels, delimiter='\t', header=header,
                       quoting=False, skip_labels=skip_labels)
 
 
-def read_csv(path, fields, label_field=None, labels=None, header=True, delimiter=',',
-             skip_labels=()):
+def read_csv(path: str, fields: Sequence[str | int], label_field: str | int | None = None,
+             labels: LabelSet | None = None, header: bool = True, delimiter: str = ',',
+             skip_labels: Collection[str] = ()) -> TextDataset:
     """CSV file with standard quoting (fields may hold commas, quotes, newlines) -> TextDataset."""
     return read_table(path, fields, label_field, labels, delimiter=delimiter, header=header,
                       quoting=True, skip_labels=skip_labels)
 
 
-def read_jsonl(path, fields, label_field=None, labels=None, skip_labels=()):
+def read_jsonl(path: str, fields: Sequence[str], label_field: str | None = None,
+               labels: LabelSet | None = None, skip_labels: Collection[Any] = ()) -> TextDataset:
     """JSON-lines file (one object per line; fields are keys) -> TextDataset."""
     text = read_text(path)
     label_map = LabelMap(labels) if labels is not None else None
@@ -248,7 +263,7 @@ def file_format_of(path: str, given: str | None = None) -> str:
     return fmt
 
 
-def read_columns(path: str, file_format: str) -> list:
+def read_columns(path: str, file_format: str) -> list[str]:
     """The column names of a data file: its header (CSV/TSV) or the keys of its first object
     (JSON lines)."""
     text = read_text(path)
@@ -270,7 +285,8 @@ def read_columns(path: str, file_format: str) -> list:
         raise ReaderError(f'{path}, {err}') from None
 
 
-def train_test_split(dataset, test_fraction=0.2, seed=0):
+def train_test_split(dataset: Sequence[Any], test_fraction: float | int = 0.2,
+                     seed: int = 0) -> tuple[TextDataset, TextDataset]:
     """Split a dataset into (train, test) TextDatasets by a seeded permutation.
 
     test_fraction: share (0 < f < 1) or number (int >= 1) of test samples. Both parts keep

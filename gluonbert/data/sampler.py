@@ -11,12 +11,16 @@ bucket keys then are K-tuples and an example goes to the bucket that fits all it
 the least total padding. Shuffles draw from `seed` (default: a seed drawn from numpy's global
 RNG, so np.random.seed fixes the order as in GluonNLP).
 """
+from __future__ import annotations
+
 import math
 import numbers
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 from mxnet.gluon.data import Sampler
+from numpy.typing import ArrayLike
 
 __all__ = ['BucketScheme', 'ConstWidthBucket', 'LinearWidthBucket', 'ExpWidthBucket',
            'FixedBucketSampler', 'SortedBucketSampler', 'SortedSampler', 'SplitSampler']
@@ -81,7 +85,8 @@ def _stable_order(keys, reverse):
 class BucketScheme:
     """Base class: bucket keys from the longest and shortest lengths and a bucket count."""
 
-    def __call__(self, max_lengths, min_lengths, num_buckets):
+    def __call__(self, max_lengths: ArrayLike, min_lengths: ArrayLike, num_buckets: int
+                 ) -> list[int] | list[tuple[int, ...]]:
         """-> num_buckets keys: ints for int lengths, K-tuples for K-field lengths."""
         if np.ndim(max_lengths) == 0:
             return [int(k) for k in self.field_keys(int(max_lengths), int(min_lengths),
@@ -119,7 +124,7 @@ class LinearWidthBucket(BucketScheme):
 class ExpWidthBucket(BucketScheme):
     """Buckets whose widths grow geometrically: w_i = bucket_len_step * w_(i-1)."""
 
-    def __init__(self, bucket_len_step=1.1):
+    def __init__(self, bucket_len_step: float = 1.1):
         if not bucket_len_step > 0 or bucket_len_step == 1:
             raise ValueError(f'bucket_len_step must be > 0 and != 1 (the factor from one bucket '
                              f'width to the next; 1 is ConstWidthBucket); got {bucket_len_step!r}')
@@ -196,9 +201,12 @@ class FixedBucketSampler(Sampler):
     last group is completed with the epoch's first batches, so every example is seen each epoch.
     """
 
-    def __init__(self, lengths, batch_size, num_buckets=10, bucket_keys=None, ratio=0,
-                 shuffle=False, use_average_length=False, num_shards=0,
-                 bucket_scheme=ConstWidthBucket(), seed=None):
+    def __init__(self, lengths: Sequence[int] | Sequence[Sequence[int]] | np.ndarray,
+                 batch_size: int, num_buckets: int | None = 10,
+                 bucket_keys: Sequence[int] | Sequence[Sequence[int]] | None = None,
+                 ratio: float = 0, shuffle: bool = False, use_average_length: bool = False,
+                 num_shards: int = 0, bucket_scheme: BucketScheme = ConstWidthBucket(),
+                 seed: int | None = None):
         self._lengths = _check_lengths(lengths)
         _check_batch_size(batch_size)
         if ratio < 0:
@@ -273,7 +281,7 @@ class FixedBucketSampler(Sampler):
             return int(math.ceil(len(self._batch_infos) / self.num_shards))
         return len(self._batch_infos)
 
-    def stats(self):
+    def stats(self) -> str:
         """Bucket keys, counts and batch sizes as a short multi-line string."""
         return (f'{type(self).__name__}:\n'
                 f'  sample_num={len(self._lengths)}, batch_num={len(self._batch_infos)}\n'
@@ -292,7 +300,9 @@ class SortedBucketSampler(Sampler):
     back to dataset order.
     """
 
-    def __init__(self, sort_keys, batch_size, mult=100, reverse=True, shuffle=False, seed=None):
+    def __init__(self, sort_keys: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
+                 batch_size: int, mult: float | None = 100, reverse: bool = True,
+                 shuffle: bool = False, seed: int | None = None):
         self._keys = _as_array(sort_keys, 'sort_keys')
         _check_batch_size(batch_size)
         if mult is not None and not mult >= 1:
@@ -329,7 +339,7 @@ class SortedBucketSampler(Sampler):
         return full * int(math.ceil(chunk / self.batch_size)) + int(math.ceil(rest /
                                                                               self.batch_size))
 
-    def unsort(self, outputs):
+    def unsort(self, outputs: np.ndarray | Sequence) -> np.ndarray:
         """(N, ...) outputs in the order of the last iteration -> the same rows in dataset order."""
         if self._last_order is None:
             raise RuntimeError('unsort needs a finished iteration over the sampler first')
@@ -347,7 +357,8 @@ class SortedSampler(Sampler):
     sort_keys: (N,) numbers or (N, K) tuples compared field by field.
     """
 
-    def __init__(self, sort_keys, reverse=True):
+    def __init__(self, sort_keys: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
+                 reverse: bool = True):
         self._order = _stable_order(_as_array(sort_keys, 'sort_keys'), reverse).tolist()
 
     def __iter__(self):
@@ -365,8 +376,9 @@ class SplitSampler(Sampler):
     with distinct random indices from the whole dataset.
     """
 
-    def __init__(self, length, num_parts=1, part_index=0, even_size=False, repeat=1,
-                 shuffle=True, seed=None):
+    def __init__(self, length: int, num_parts: int = 1, part_index: int = 0,
+                 even_size: bool = False, repeat: int = 1, shuffle: bool = True,
+                 seed: int | None = None):
         for name, value, low in (('length', length, 1), ('num_parts', num_parts, 1),
                                  ('repeat', repeat, 1)):
             if not isinstance(value, numbers.Integral) or value < low:

@@ -1,10 +1,14 @@
 """SQuAD v1.1: read the JSON, turn questions into BERT windows over the context, and map
 predicted token spans back to the exact original text through character offsets."""
+from __future__ import annotations
+
 import collections
 import json
 import os
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .tokenizer import BERTTokenizer
 
@@ -27,12 +31,12 @@ class SquadFeatures(collections.namedtuple('SquadFeatures', [
     """
     __slots__ = ()
 
-    def model_inputs(self):
+    def model_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(input_ids, token_types, valid_length)."""
         return self.input_ids, self.token_types, self.valid_length
 
 
-def read_squad(path):
+def read_squad(path: str) -> list[SquadExample]:
     """SQuAD v1.1 JSON file -> list of SquadExample; inconsistent answers raise naming the id."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f'SQuAD file not found: {path}')
@@ -70,8 +74,8 @@ class SquadTransform:
     With is_training, the first answer gives start/end_position. Counts are in `self.stats`.
     """
 
-    def __init__(self, tokenizer, max_seq_length=384, doc_stride=128, max_query_length=64,
-                 is_training=True):
+    def __init__(self, tokenizer: BERTTokenizer, max_seq_length: int = 384,
+                 doc_stride: int = 128, max_query_length: int = 64, is_training: bool = True):
         if not isinstance(tokenizer, BERTTokenizer):
             raise TypeError('SquadTransform needs a gluonbert BERTTokenizer')
         if max_query_length + 4 > max_seq_length:
@@ -90,7 +94,7 @@ class SquadTransform:
                                            vocab[vocab.padding_token])
         self.stats = collections.Counter()
 
-    def __call__(self, example, example_index=0):
+    def __call__(self, example: SquadExample, example_index: int = 0) -> list[SquadFeatures]:
         """One SquadExample -> list of SquadFeatures (at least one window)."""
         question = self.tokenizer.encode_ids(example.question)
         self.stats['examples'] += 1
@@ -116,12 +120,12 @@ class SquadTransform:
         self.stats['features'] += len(features)
         return features
 
-    def features(self, examples):
+    def features(self, examples: Sequence[SquadExample]) -> list[SquadFeatures]:
         """All examples -> flat list of SquadFeatures, example_index = position in `examples`."""
         return [feature for index, example in enumerate(examples)
                 for feature in self(example, index)]
 
-    def report(self):
+    def report(self) -> str:
         """One line on truncated questions, split contexts and answers outside windows."""
         s = self.stats
         return ('{} questions -> {} windows; {} questions cut to max_query_length={}, {} contexts '
@@ -189,7 +193,10 @@ def _max_context_windows(windows, num_context):
     return best
 
 
-def best_spans(features, start_logits, end_logits, n_best_size=20, max_answer_length=30):
+def best_spans(features: Sequence[SquadFeatures], start_logits: Sequence[ArrayLike],
+               end_logits: Sequence[ArrayLike], n_best_size: int = 20,
+               max_answer_length: int = 30
+               ) -> dict[int, tuple[float, SquadFeatures, np.integer, np.integer]]:
     """Best span per question -> {example_index: (score, feature, start, end)}: token positions
     in that feature's window, score the sum of their start and end logits.
 
@@ -216,8 +223,9 @@ def best_spans(features, start_logits, end_logits, n_best_size=20, max_answer_le
     return best
 
 
-def predict_answers(examples, features, start_logits, end_logits, n_best_size=20,
-                    max_answer_length=30):
+def predict_answers(examples: Sequence[SquadExample], features: Sequence[SquadFeatures],
+                    start_logits: Sequence[ArrayLike], end_logits: Sequence[ArrayLike],
+                    n_best_size: int = 20, max_answer_length: int = 30) -> dict[str, str]:
     """Best span per question -> {qas_id: answer text sliced from the original context}.
 
     features[i] pairs with start_logits[i] / end_logits[i] (each (L,)); a span must lie in the
@@ -234,6 +242,6 @@ def predict_answers(examples, features, start_logits, end_logits, n_best_size=20
     return predictions
 
 
-def gold_answers(examples):
+def gold_answers(examples: Sequence[SquadExample]) -> dict[str, list[str]]:
     """{qas_id: [answer texts]} for gluonbert.metrics.squad_evaluate."""
     return {example.qas_id: [text for text, _ in example.answers] for example in examples}

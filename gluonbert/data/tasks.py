@@ -2,12 +2,17 @@
 
 No downloads: `task.read(path)` reads a file you have (e.g. GLUE's SST-2/train.tsv).
 """
+from __future__ import annotations
+
 from .. import metrics as _metrics
 import copy
 import numbers
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
-from .readers import (file_format_of, finite_float, read_columns, read_csv, read_jsonl,
-                      read_tsv)
+from .readers import (TextDataset, file_format_of, finite_float, read_columns, read_csv,
+                      read_jsonl, read_tsv)
+from .tokenizer import BERTTokenizer
 from .transforms import ClassificationTransform, RegressionTransform
 
 
@@ -19,8 +24,11 @@ class Task:
     None for a regression task (float targets). metric_names: see gluonbert.metrics.METRICS.
     """
 
-    def __init__(self, name, text_fields, label_field, labels, metric_names, file_format='tsv',
-                 header=True, test_fields=None, test_header=True, skip_labels=()):
+    def __init__(self, name: str, text_fields: Sequence[str | int], label_field: str | int,
+                 labels: Iterable[Any] | None, metric_names: Iterable[str],
+                 file_format: str = 'tsv', header: bool = True,
+                 test_fields: Sequence[str | int] | None = None, test_header: bool = True,
+                 skip_labels: Collection[str] = ()):
         if file_format not in ('tsv', 'csv', 'jsonl'):
             raise ValueError(f'file_format must be tsv, csv or jsonl; got {file_format!r}')
         self.name = name
@@ -35,21 +43,21 @@ class Task:
         self.skip_labels = tuple(skip_labels)
 
     @property
-    def is_pair(self):
+    def is_pair(self) -> bool:
         """True for text-pair tasks."""
         return len(self.text_fields) == 2
 
     @property
-    def is_regression(self):
+    def is_regression(self) -> bool:
         """True when the targets are real numbers."""
         return self.labels is None
 
     @property
-    def num_classes(self):
+    def num_classes(self) -> int:
         """Number of classes (1 for regression: one output)."""
         return 1 if self.is_regression else len(self.labels)
 
-    def read(self, path, labeled=True):
+    def read(self, path: str, labeled: bool = True) -> TextDataset:
         """File -> TextDataset of (text[, text_b], label) (label: class id or float score),
         or of (text[, text_b]) with labeled=False (test files)."""
         labels = finite_float if self.is_regression else self.labels
@@ -63,7 +71,8 @@ class Task:
         return reader(path, self.text_fields, self.label_field, labels, header=self.header,
                       skip_labels=self.skip_labels)
 
-    def transform(self, tokenizer, max_seq_length, pad=False, labeled=True):
+    def transform(self, tokenizer: BERTTokenizer, max_seq_length: int, pad: bool = False,
+                  labeled: bool = True) -> ClassificationTransform:
         """The sample transform -> (input_ids, token_types, valid_length[, label])."""
         if self.is_regression:
             return RegressionTransform(tokenizer, max_seq_length, pair=self.is_pair, pad=pad,
@@ -72,11 +81,11 @@ class Task:
         return ClassificationTransform(tokenizer, max_seq_length, labels=range(self.num_classes),
                                        pair=self.is_pair, pad=pad, has_label=labeled)
 
-    def metric(self):
+    def metric(self) -> _metrics.MetricGroup:
         """A fresh MetricGroup of this task's metrics."""
         return _metrics.create_metric(self.metric_names)
 
-    def for_file(self, path: str | None, file_format: str | None = None) -> 'Task':
+    def for_file(self, path: str | None, file_format: str | None = None) -> Task:
         """This task reading files in the format of `path`'s extension (or `file_format`);
         itself when it already does or there is no path."""
         if path is None:
@@ -97,7 +106,7 @@ class Task:
                     test_header=self.test_header, skip_labels=list(self.skip_labels))
 
     @classmethod
-    def from_dict(cls, record: dict) -> 'Task':
+    def from_dict(cls, record: dict) -> Task:
         """The Task a `to_dict` record describes."""
         return cls(**record)
 
@@ -122,7 +131,7 @@ IMDB = Task('IMDB', ['review'], 'sentiment', ['negative', 'positive'], ['accurac
 TASKS = {task.name.lower(): task for task in (SST2, MRPC, COLA, STSB, SNLI, IMDB)}
 
 
-def get_task(name):
+def get_task(name: str) -> Task:
     """Task by name, case-insensitive: sst-2, mrpc, cola, sts-b, snli, imdb."""
     key = name.lower()
     if key not in TASKS:
@@ -135,7 +144,7 @@ TEXT_COLUMNS = ('text', 'sentence', 'sentence1', 'text_a')
 SECOND_TEXT_COLUMNS = ('text_pair', 'text_b', 'sentence2', 'text2', 'second_text')
 
 
-def task_metrics(labels) -> list:
+def task_metrics(labels: Sequence[Any] | None) -> list[str]:
     """Metric names for a label set: accuracy (+ f1 for two classes), or pearsonr/spearmanr
     for regression (labels None)."""
     if labels is None:
@@ -143,7 +152,7 @@ def task_metrics(labels) -> list:
     return ['accuracy', 'f1'] if len(labels) == 2 else ['accuracy']
 
 
-def is_regression_labels(raw_labels) -> bool:
+def is_regression_labels(raw_labels: Iterable[Any]) -> bool:
     """The rule for files without --task: the targets are real numbers when every label is a
     number and at least one is written as a non-integer ('3.8', '1.0', 0.5 in JSON); integer
     labels ('0', '1', 5) are class names."""

@@ -7,15 +7,19 @@ unless told otherwise), BertPreTokenizer (whitespace and punctuation split) and 
 Token ids of plain ASCII texts take a faster, equivalent path: a regex split plus a per-word
 cache of the engine's WordPiece output (the engine's per-call cost dominates short texts).
 """
+from __future__ import annotations
+
 import collections
 import re
 import unicodedata
 import warnings
+from collections.abc import Iterable, Sequence
 
+import numpy as np
 from tokenizers import Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
-from .vocab import as_vocab
+from .vocab import VocabLike, as_vocab
 
 SUBWORD_PREFIX = '##'
 
@@ -89,7 +93,7 @@ class BERTTokenizer:
     lru_cache_size: how many distinct words the id cache holds (None: about a million).
     """
 
-    def __init__(self, vocab, lower: bool = True, max_input_chars_per_word: int = 200,
+    def __init__(self, vocab: VocabLike, lower: bool = True, max_input_chars_per_word: int = 200,
                  lru_cache_size: int | None = None, *, strip_accents: bool | None = None,
                  tokenize_chinese_chars: bool = True):
         vocab = as_vocab(vocab)
@@ -121,7 +125,7 @@ class BERTTokenizer:
         engine.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         return engine
 
-    def __call__(self, text):
+    def __call__(self, text: str) -> list[str]:
         """str -> list of WordPiece tokens."""
         if type(text) is str and text.isascii():
             ids = self._ascii_ids(text)
@@ -132,12 +136,12 @@ class BERTTokenizer:
 
     tokenize = __call__
 
-    def encode(self, text):
+    def encode(self, text: str) -> TokenizedText:
         """str -> TokenizedText(tokens, ids, offsets); offsets index the original string."""
         enc = self._encode(text)
         return TokenizedText(enc.tokens, enc.ids, enc.offsets)
 
-    def encode_ids(self, text):
+    def encode_ids(self, text: str) -> list[int]:
         """str -> list of token ids (the fastest single-text path)."""
         if type(text) is str and text.isascii():
             ids = self._ascii_ids(text)
@@ -145,7 +149,7 @@ class BERTTokenizer:
                 return ids
         return self._encode(text).ids
 
-    def encode_batch_ids(self, texts):
+    def encode_batch_ids(self, texts: Iterable[str]) -> list[list[int]]:
         """list of str -> list of id lists (ASCII texts via the word cache, others in parallel
         by the Rust engine)."""
         texts = texts if isinstance(texts, list) else list(texts)
@@ -194,7 +198,7 @@ class BERTTokenizer:
         # BERT drops control characters, joining their neighbours: such texts go to the engine.
         self._word_ids = {chr(c): None for c in _ASCII_CONTROL_CODES}
 
-    def encode_batch(self, texts):
+    def encode_batch(self, texts: Iterable[str]) -> list[TokenizedText]:
         """list of str -> list of TokenizedText (with offsets), tokenized in parallel."""
         texts = _check_texts(texts)
         return [TokenizedText(enc.tokens, enc.ids, enc.offsets)
@@ -205,15 +209,17 @@ class BERTTokenizer:
             raise TypeError(f'BERTTokenizer tokenizes str; got {type(text).__name__}')
         return self._engine.encode(text, add_special_tokens=False)
 
-    def convert_tokens_to_ids(self, tokens):
+    def convert_tokens_to_ids(self, tokens: str | Iterable[str]) -> int | list[int]:
         """Token or list of tokens -> id(s); unknown tokens -> the [UNK] id."""
         return self.vocab[tokens]
 
-    def convert_ids_to_tokens(self, ids):
+    def convert_ids_to_tokens(self, ids: int | Sequence[int] | np.ndarray
+                              ) -> str | list[str]:
         """Id or list of ids -> token(s)."""
         return self.vocab.to_tokens(ids)
 
-    def detokenize(self, tokens, skip_special_tokens=False):
+    def detokenize(self, tokens: Iterable[str] | Iterable[int],
+                   skip_special_tokens: bool = False) -> str:
         """Tokens (or ids) -> text: `##` pieces glued to the previous piece, words space-joined.
 
         The result is lowercased/normalized text; use offsets to recover the original string.
@@ -236,7 +242,7 @@ class BERTTokenizer:
         return ' '.join(words)
 
     @staticmethod
-    def is_first_subword(token):
+    def is_first_subword(token: str) -> bool:
         """True unless the token continues a word (starts with `##`)."""
         return not token.startswith(SUBWORD_PREFIX)
 

@@ -4,16 +4,20 @@ BERTSentenceTransform returns GluonNLP's positional order (input_ids, valid_leng
 so GluonNLP tutorial code runs unchanged; everything after it uses the model's order
 (input_ids, token_types, valid_length[, label]).
 """
+from __future__ import annotations
+
 import collections
 import itertools
 import numbers
 import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from .bert.glue import truncate_lengths_equal
 from .tokenizer import BERTBasicTokenizer, BERTTokenizer
-from .vocab import as_vocab
+from .vocab import VocabLike, as_vocab
 
 # GluonNLP 0.10 users reach the tokenizers as `nlp.data.transforms.BERTTokenizer`.
 __all__ = ['BERTBasicTokenizer', 'BERTTokenizer', 'BERTSentenceTransform', 'SentenceFeatures',
@@ -31,11 +35,11 @@ class SentenceFeatures(collections.namedtuple('SentenceFeatures',
     __slots__ = ()
 
     @property
-    def token_types(self):
+    def token_types(self) -> np.ndarray:
         """The segment ids under the model's name."""
         return self.segment_ids
 
-    def model_inputs(self):
+    def model_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | np.int32]:
         """(input_ids, token_types, valid_length): the order of the model call and batches."""
         return self.input_ids, self.segment_ids, self.valid_length
 
@@ -49,27 +53,27 @@ class TruncationCounter:
     The first cut also raises a UserWarning (once per counter); `report()` gives the totals.
     """
 
-    def __init__(self, max_seq_length):
+    def __init__(self, max_seq_length: int):
         self.max_seq_length = max_seq_length
         self.examples = 0
         self.truncated = 0
         self.tokens_dropped = 0
         self._warned = False
 
-    def add(self, num_tokens, num_kept):
+    def add(self, num_tokens: int, num_kept: int) -> None:
         """Record one example with num_tokens content tokens of which num_kept were kept."""
         self.examples += 1
         if num_kept < num_tokens:
             self.record_cuts(1, num_tokens - num_kept)
 
-    def add_many(self, num_tokens, num_kept):
+    def add_many(self, num_tokens: np.ndarray, num_kept: np.ndarray) -> None:
         """Record a batch: arrays (N,) of content tokens and kept tokens per example."""
         self.examples += len(num_tokens)
         cut = int(np.sum(num_kept < num_tokens))
         if cut:
             self.record_cuts(cut, int(np.sum(num_tokens - num_kept)))
 
-    def record_cuts(self, count, tokens_dropped):
+    def record_cuts(self, count: int, tokens_dropped: int) -> None:
         """Count `count` truncated examples (already counted as examples)."""
         self.truncated += count
         self.tokens_dropped += tokens_dropped
@@ -80,12 +84,12 @@ class TruncationCounter:
                           'see .truncation.report() for the count',
                           stacklevel=4)
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget the counts (e.g. between the train and dev sets); warn again on a new cut."""
         self.examples = self.truncated = self.tokens_dropped = 0
         self._warned = False
 
-    def report(self):
+    def report(self) -> str:
         """One line: how many of the examples seen were truncated, and how many tokens dropped."""
         share = 100.0 * self.truncated / self.examples if self.examples else 0.0
         return (f'{self.truncated} of {self.examples} examples ({share:.2f}%) were truncated to '
@@ -96,7 +100,7 @@ class TruncationCounter:
         return f'TruncationCounter({self.report()})'
 
 
-def truncate_pair_lengths(len_a, len_b, max_tokens):
+def truncate_pair_lengths(len_a: int, len_b: int, max_tokens: int) -> tuple[int, int]:
     """Google's longest-first rule: lengths (a, b) kept so a + b <= max_tokens.
 
     Equivalent to removing one token at a time from the longer text (from b on ties), and to
@@ -113,7 +117,8 @@ class BERTSentenceTransform:
     pad=True pads to max_seq_length with the vocabulary's padding token (segment id 0).
     """
 
-    def __init__(self, tokenizer, max_seq_length, vocab=None, pad=True, pair=True):
+    def __init__(self, tokenizer: BERTTokenizer, max_seq_length: int,
+                 vocab: VocabLike | None = None, pad: bool = True, pair: bool = True):
         if not isinstance(tokenizer, BERTTokenizer):
             raise TypeError(f'BERTSentenceTransform(tokenizer=...) needs a gluonbert '
                             f'BERTTokenizer, e.g. BERTTokenizer(BERTVocab.from_file(path)); got '
@@ -141,7 +146,7 @@ class BERTSentenceTransform:
         self.truncation = TruncationCounter(self.max_seq_length)
         self._lengths = [np.int32(n) for n in range(self.max_seq_length + 1)]  # immutable scalars
 
-    def __call__(self, *line):
+    def __call__(self, *line: str | Sequence[str]) -> SentenceFeatures:
         """(text_a,) or (text_a, text_b), as one tuple or as arguments (MXNet's
         Dataset.transform unpacks tuple samples); a bare str is accepted when pair=False."""
         if len(line) == 1:
@@ -178,7 +183,8 @@ class BERTSentenceTransform:
                 raise TypeError(f'texts must be str; got {text!r}')
         return line
 
-    def from_ids(self, ids_a, ids_b=None):
+    def from_ids(self, ids_a: Iterable[int], ids_b: Iterable[int] | None = None
+                 ) -> SentenceFeatures:
         """Already-tokenized ids (lists of int) -> SentenceFeatures, same rules as __call__."""
         if (ids_b is not None) != self.pair:
             raise ValueError('pair={} but {} id list{} given'.format(
@@ -223,7 +229,7 @@ class BERTSentenceTransform:
             return np.zeros(shape, dtype=np.int32)
         return np.full(shape, self.pad_id, dtype=np.int32)
 
-    def batch(self, lines):
+    def batch(self, lines: Iterable[str] | Iterable[Sequence[str]]) -> SentenceFeatures:
         """Many lines at once -> SentenceFeatures of arrays: ids and segments (N, L) int32,
         valid_length (N,) int32. L is max_seq_length with pad=True, else the longest sequence."""
         num_texts = 2 if self.pair else 1
@@ -299,19 +305,20 @@ class ClassificationTransform:
     (text[, text_b]) -> (input_ids, token_types, valid_length).
     """
 
-    def __init__(self, tokenizer, max_seq_length, labels=None, pair=False, pad=False,
-                 has_label=True):
+    def __init__(self, tokenizer: BERTTokenizer, max_seq_length: int,
+                 labels: Iterable[Any] | None = None, pair: bool = False, pad: bool = False,
+                 has_label: bool = True):
         self.sentence = BERTSentenceTransform(tokenizer, max_seq_length, pad=pad, pair=pair)
         self.labels = list(labels) if labels is not None else None
         self._label_ids = {label: i for i, label in enumerate(self.labels or [])}
         self.has_label = has_label
 
     @property
-    def truncation(self):
+    def truncation(self) -> TruncationCounter:
         """The TruncationCounter of the underlying sentence transform."""
         return self.sentence.truncation
 
-    def __call__(self, *sample):
+    def __call__(self, *sample: Any) -> tuple:
         """A sample tuple (or its fields as arguments, as MXNet's Dataset.transform passes them)
         -> (input_ids int32 (L,), token_types int32 (L,), valid_length int32 (), label)."""
         if len(sample) == 1 and not isinstance(sample[0], str):
@@ -323,7 +330,7 @@ class ClassificationTransform:
             return features
         return features + (self.label_id(sample[-1]),)
 
-    def label_id(self, label):
+    def label_id(self, label: Any) -> np.int32:
         """Raw label -> class id (np.int32); unknown labels raise a ValueError naming them."""
         if self.labels is None:
             if not isinstance(label, numbers.Integral):
@@ -338,11 +345,12 @@ class ClassificationTransform:
 class RegressionTransform(ClassificationTransform):
     """(text[, text_b], score) -> (input_ids, token_types, valid_length, score float32)."""
 
-    def __init__(self, tokenizer, max_seq_length, pair=True, pad=False, has_label=True):
+    def __init__(self, tokenizer: BERTTokenizer, max_seq_length: int, pair: bool = True,
+                 pad: bool = False, has_label: bool = True):
         super().__init__(tokenizer, max_seq_length, labels=None, pair=pair, pad=pad,
                          has_label=has_label)
 
-    def label_id(self, label):
+    def label_id(self, label: Any) -> np.float32:
         """Score -> np.float32; non-numeric scores raise a ValueError naming them."""
         try:
             return np.float32(label)

@@ -6,11 +6,14 @@ From tokens in id order (`BERTVocab(tokens)`, `BERTVocab.from_file`): Google/Hug
 `vocab.txt` order, where `[PAD]`=0 and `[CLS]`=101 for bert-base-uncased. GluonNLP 0.10's JSON
 (`to_json`/`from_json`) stores `idx_to_token`, so both kinds keep their ids through it.
 """
+from __future__ import annotations
+
 import collections.abc
 import json
 import numbers
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -27,7 +30,7 @@ SPECIAL_IDENTIFIERS = ('cls_token', 'sep_token', 'mask_token', 'padding_token', 
 REQUIRED_BERT_SPECIALS = ('padding_token', 'cls_token', 'sep_token', 'mask_token')
 
 
-def is_token_counter(obj) -> bool:
+def is_token_counter(obj: object) -> bool:
     """True for None or a mapping of token -> count (a Counter); False for tokens in id order."""
     if obj is None or isinstance(obj, collections.Counter):
         return True
@@ -68,7 +71,7 @@ class Vocab:
                  min_freq: int = 1, unknown_token: str | None = '<unk>', *,
                  padding_token: str | None = '<pad>', bos_token: str | None = '<bos>',
                  eos_token: str | None = '<eos>', reserved_tokens: list[str] | None = None,
-                 token_to_idx: Mapping[str, int] | None = None, **special_tokens):
+                 token_to_idx: Mapping[str, int] | None = None, **special_tokens: str | None):
         identifiers = dict(special_tokens, padding_token=padding_token, bos_token=bos_token,
                            eos_token=eos_token)
         self._build_from_counter(counter, max_size, min_freq, unknown_token, identifiers,
@@ -148,7 +151,8 @@ class Vocab:
 
     @classmethod
     def from_tokens(cls, tokens: Iterable[str], unknown_token: str | None = '<unk>',
-                    reserved_tokens: list[str] | None = None, **special_tokens) -> 'Vocab':
+                    reserved_tokens: list[str] | None = None,
+                    **special_tokens: str | None) -> Vocab:
         """Tokens in id order (all kept, nothing added); special tokens must be among them."""
         vocab = cls.__new__(cls)
         vocab._index(tokens, unknown_token, special_tokens, list(reserved_tokens or []))
@@ -157,7 +161,7 @@ class Vocab:
     # -- serialization ------------------------------------------------------------------------
 
     @classmethod
-    def from_json(cls, path_or_json_str: str) -> 'Vocab':
+    def from_json(cls, path_or_json_str: str) -> Vocab:
         """Read GluonNLP 0.10's vocabulary JSON (a file path or the JSON text); ids = its order."""
         text = path_or_json_str
         if not text.lstrip().startswith('{'):
@@ -260,15 +264,15 @@ class Vocab:
             raise KeyError(f'token {token!r} is not in the vocabulary, which has no unknown_token '
                            f'to map it to') from None
 
-    def __call__(self, tokens):
+    def __call__(self, tokens: str | Iterable[str]) -> int | list[int]:
         """Same as `vocab[tokens]` (GluonNLP's Vocab is callable)."""
         return self[tokens]
 
-    def to_indices(self, tokens):
+    def to_indices(self, tokens: str | Iterable[str]) -> int | list[int]:
         """Token or list of tokens -> id or list of ids (GluonNLP's name for `vocab[tokens]`)."""
         return self[tokens]
 
-    def to_tokens(self, indices):
+    def to_tokens(self, indices: int | Sequence[int] | np.ndarray) -> str | list[str]:
         """Id or list/array of ids -> token or list of tokens; an id out of range is an error."""
         size = len(self._idx_to_token)
         if isinstance(indices, numbers.Integral):
@@ -324,13 +328,15 @@ class BERTVocab(Vocab):
 
     _required_identifiers = REQUIRED_BERT_SPECIALS
 
-    def __init__(self, counter=None, max_size: int | None = None, min_freq: int = 1,
+    def __init__(self, counter: Mapping | Iterable[str] | None = None,
+                 max_size: int | None = None, min_freq: int = 1,
                  unknown_token: str | None = UNKNOWN_TOKEN,
                  padding_token: str | None = PADDING_TOKEN, bos_token: str | None = None,
                  eos_token: str | None = None, mask_token: str | None = MASK_TOKEN,
                  sep_token: str | None = SEP_TOKEN, cls_token: str | None = CLS_TOKEN,
                  reserved_tokens: list[str] | None = None,
-                 token_to_idx: Mapping[str, int] | None = None, **extra_special_tokens):
+                 token_to_idx: Mapping[str, int] | None = None,
+                 **extra_special_tokens: str | None):
         identifiers = dict(cls_token=cls_token, sep_token=sep_token, mask_token=mask_token,
                            padding_token=padding_token, bos_token=bos_token, eos_token=eos_token,
                            **extra_special_tokens)
@@ -348,13 +354,14 @@ class BERTVocab(Vocab):
 
     @classmethod
     def from_tokens(cls, tokens: Iterable[str], unknown_token: str | None = UNKNOWN_TOKEN,
-                    reserved_tokens: list[str] | None = None, **special_tokens) -> 'BERTVocab':
+                    reserved_tokens: list[str] | None = None,
+                    **special_tokens: str | None) -> BERTVocab:
         """Tokens in id order (all kept); same as `BERTVocab(tokens, ...)`."""
         return cls(list(tokens), unknown_token=unknown_token, reserved_tokens=reserved_tokens,
                    **special_tokens)
 
     @classmethod
-    def from_file(cls, path: str, **special_tokens) -> 'BERTVocab':
+    def from_file(cls, path: str, **special_tokens: str | None) -> BERTVocab:
         """Read a Google/HuggingFace `vocab.txt`: one token per line, the line number is its id."""
         if not os.path.isfile(path):
             raise FileNotFoundError(f'vocabulary file not found: {path}')
@@ -370,7 +377,7 @@ class BERTVocab(Vocab):
                            unknown_token: str | None = None,
                            padding_token: str | None = None, bos_token: str | None = None,
                            eos_token: str | None = None,
-                           reserved_tokens: list[str] | None = None) -> 'BERTVocab':
+                           reserved_tokens: list[str] | None = None) -> BERTVocab:
         """A SentencePiece model's pieces keep their ids; BERT tokens it lacks are appended.
 
         unknown/padding/bos/eos default to the model's own pieces (an explicit different one is
@@ -416,7 +423,19 @@ class BERTVocab(Vocab):
             f.write(''.join(token + '\n' for token in self.idx_to_token))
 
 
-def as_vocab(vocab) -> Vocab:
+class VocabLike(Protocol):
+    """What `as_vocab` accepts: a gluonbert Vocab, or any vocabulary with GluonNLP 0.10's
+    `idx_to_token` and `to_json()` (a GluonNLP vocabulary object)."""
+
+    @property
+    def idx_to_token(self) -> list[str]:
+        """Tokens in id order."""
+
+    def to_json(self) -> str:
+        """GluonNLP 0.10's vocabulary JSON."""
+
+
+def as_vocab(vocab: VocabLike) -> Vocab:
     """A gluonbert Vocab/BERTVocab as is; a GluonNLP 0.10 vocabulary object converted (same ids)."""
     if isinstance(vocab, Vocab):
         return vocab
@@ -435,5 +454,5 @@ def bundled_vocab_path(name: str = 'en_uncased') -> str:
     return path
 
 
-__all__ = ['Vocab', 'BERTVocab', 'as_vocab', 'bundled_vocab_path', 'is_token_counter',
+__all__ = ['Vocab', 'BERTVocab', 'VocabLike', 'as_vocab', 'bundled_vocab_path', 'is_token_counter',
            'UNKNOWN_TOKEN', 'PADDING_TOKEN', 'CLS_TOKEN', 'SEP_TOKEN', 'MASK_TOKEN']

@@ -5,8 +5,12 @@ tables: a GluonNLP-published `.params` found locally or fetched from $GLUONBERT_
 same Google weights from the HuggingFace Hub (see `hub`), or an embedded checkpoint; the last
 two are converted into the store on first use.
 """
-import os
+from __future__ import annotations
 
+import os
+from typing import Any
+
+from ..convert.common import Checkpoint
 from ..convert.gluonnlp import read_params_checkpoint
 from ..data.vocab import BERTVocab
 from . import facts
@@ -20,12 +24,13 @@ __all__ = ['StoreError', 'default_root', 'fetch', 'list_pretrained', 'load_pretr
            'resolve_hf_spec', 'vocab_file_name', 'FileLock', 'sha1_of']
 
 
-def list_pretrained():
+def list_pretrained() -> dict[str, list[str]]:
     """Model name -> datasets with pretrained weights."""
     return facts.available()
 
 
-def register_pretrained(model, dataset, params_sha1, vocab_sha1=None, vocab_ext='.vocab'):
+def register_pretrained(model: str, dataset: str, params_sha1: str, vocab_sha1: str | None = None,
+                        vocab_ext: str = '.vocab') -> None:
     """Add a (model, dataset) pair with the sha1 of its `.params` (and of its vocabulary) to
     the fact tables, as GluonNLP's `model_store._model_sha1.update` did."""
     for sha1 in (params_sha1, vocab_sha1):
@@ -37,7 +42,7 @@ def register_pretrained(model, dataset, params_sha1, vocab_sha1=None, vocab_ext=
 
 
 def register_hub_pretrained(model: str, dataset: str, repo: str, revision: str,
-                            sha256: dict = None) -> None:
+                            sha256: dict[str, str] | None = None) -> None:
     """Add a (model, dataset) pair served from HuggingFace Hub repository `repo` at
     `revision` (a commit, preferably), with optional pinned sha256s (file name -> sha256)."""
     facts.HUB[(model, dataset)] = facts.HubSource(repo, revision, dict(sha256 or {}))
@@ -57,12 +62,12 @@ def _hub_source(dataset):
     return next((source for (_, name), source in facts.HUB.items() if name == dataset), None)
 
 
-def params_file_name(model, dataset):
+def params_file_name(model: str, dataset: str) -> str:
     """GluonNLP's name of a published parameter file: {model}_{dataset}-{sha1[:8]}.params."""
     return f'{model}_{dataset}-{facts.GLUONNLP_PARAMS[(model, dataset)][:8]}.params'
 
 
-def vocab_file_name(dataset):
+def vocab_file_name(dataset: str) -> str:
     """GluonNLP's name of a published vocabulary file: {dataset}-{sha1[:8]}.vocab."""
     sha1, ext = facts.GLUONNLP_VOCABS[dataset]
     return f'{dataset}-{sha1[:8]}{ext}'
@@ -75,7 +80,7 @@ def _embedded_source(dataset):
     return None, None
 
 
-def load_vocab(dataset, root=None, **fetch_options):
+def load_vocab(dataset: str, root: str | None = None, **fetch_options: Any) -> BERTVocab:
     """The BERTVocab of a dataset: an embedded package's vocab.txt, GluonNLP's JSON vocab, or
     for a dataset only on the HuggingFace Hub, its vocab.txt. (GluonNLP's datasets keep
     GluonNLP's vocabulary: the Hub's vocab.txt is Google's token order, which GluonNLP's
@@ -101,7 +106,8 @@ def load_vocab(dataset, root=None, **fetch_options):
     return BERTVocab.from_json(path)
 
 
-def load_pretrained(model, dataset, num_heads, root=None, vocab=None, **fetch_options):
+def load_pretrained(model: str, dataset: str, num_heads: int, root: str | None = None,
+                    vocab: BERTVocab | None = None, **fetch_options: Any) -> Checkpoint:
     """Checkpoint of a known (model, dataset) pair, from the store.
 
     GluonNLP's `.params` when it is in a local cache or a $GLUONBERT_REPO mirror is set; else,

@@ -6,6 +6,8 @@ kept, the sha1 of a copy of the checkpoint's vocab.txt) is recorded in a small J
 manifest also records fields identifying the source (`identity`): a manifest from another
 source (another package version, another Hub revision) is converted again.
 """
+from __future__ import annotations
+
 import json
 import os
 import shutil
@@ -40,7 +42,8 @@ def _intact(root, manifest, name_key, sha1_key, manifest_file, move_bad):
     return True
 
 
-def valid_manifest(model, dataset, identity, root, move_bad=False):
+def valid_manifest(model: str, dataset: str, identity: dict, root: str,
+                   move_bad: bool = False) -> dict | None:
     """The manifest if it names intact converted files from this source, else None.
     move_bad (only under the lock): quarantine a damaged manifest or converted file."""
     path = manifest_path(model, dataset, root)

@@ -4,6 +4,8 @@ A file is only ever returned after its sha1 matched. Downloads go to a temp file
 folder and are renamed into place once verified, under a per-file lock, so two processes
 fetching the same file neither corrupt it nor download it twice.
 """
+from __future__ import annotations
+
 import hashlib
 import logging
 import os
@@ -12,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Sequence
 
 from ..files import atomic_open
 
@@ -37,7 +40,7 @@ class _RetryableError(Exception):
     """One download attempt failed in a way another attempt may not."""
 
 
-def default_root(root=None):
+def default_root(root: str | os.PathLike | None = None) -> str:
     """The cache folder: `root`, else $GLUONBERT_HOME/models, else ~/.gluonbert/models."""
     if root is not None:
         return os.path.abspath(os.path.expanduser(str(root)))
@@ -45,13 +48,13 @@ def default_root(root=None):
     return os.path.abspath(os.path.expanduser(os.path.join(home, 'models')))
 
 
-def gluonnlp_cache():
+def gluonnlp_cache() -> str:
     """GluonNLP/MXNet's own cache ($MXNET_HOME/models, default ~/.mxnet/models), searched too."""
     home = os.environ.get('MXNET_HOME') or os.path.join('~', '.mxnet')
     return os.path.abspath(os.path.expanduser(os.path.join(home, 'models')))
 
 
-def sha1_of(path):
+def sha1_of(path: str) -> str:
     """Hex sha1 of a file's bytes."""
     digest = hashlib.sha1()
     with open(path, 'rb') as f:
@@ -60,7 +63,7 @@ def sha1_of(path):
     return digest.hexdigest()
 
 
-def quarantine(path, why):
+def quarantine(path: str, why: str) -> str:
     """Rename a file that failed verification so it is never picked up again; returns the new
     path. Call it holding the file's lock: an unlocked caller could move a file another process
     has just installed. A file already gone (moved by another process) is not an error."""
@@ -81,7 +84,7 @@ class FileLock:
     opens `path` again and waits there, so two processes never both hold the lock.
     """
 
-    def __init__(self, path, timeout=600.0):
+    def __init__(self, path: str, timeout: float = 600.0):
         self.path, self.timeout, self._fd = path, timeout, None
 
     def __enter__(self):
@@ -135,7 +138,8 @@ def _remove_quietly(path):
         pass
 
 
-def find_verified(file_name, sha1, folders, move_bad=False):
+def find_verified(file_name: str, sha1: str, folders: Sequence[str], move_bad: bool = False
+                  ) -> tuple[str | None, list[str]]:
     """Path of `file_name` in the first folder where its sha1 matches, else None.
 
     With move_bad (only under the file's lock), a mismatching copy in the first folder (our
@@ -158,8 +162,9 @@ def find_verified(file_name, sha1, folders, move_bad=False):
     return None, notes
 
 
-def fetch(file_name, sha1, kind, root=None, repo=None, retries=3, retry_wait=1.0, timeout=60.0,
-          search_gluonnlp_cache=True):
+def fetch(file_name: str, sha1: str, kind: str, root: str | None = None, repo: str | None = None,
+          retries: int = 3, retry_wait: float = 1.0, timeout: float = 60.0,
+          search_gluonnlp_cache: bool = True) -> str:
     """Return the local path of a verified `file_name` (kind 'params' or 'vocab').
 
     Looks in the cache folder (and GluonNLP's), then downloads `{repo}/{layout}` from `repo`

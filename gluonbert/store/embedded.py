@@ -3,15 +3,19 @@
 The package's files are verified against the fact table before use; the conversion and its
 manifest are `converted.py`'s.
 """
+from __future__ import annotations
+
 import importlib.util
 import os
 
+from ..convert.common import Checkpoint
 from ..data.vocab import BERTVocab
 from .converted import converted_params_file, load_converted
 from .download import StoreError, sha1_of
+from .facts import EmbeddedSource
 
 
-def package_folder(source):
+def package_folder(source: EmbeddedSource) -> str:
     """The checkpoint folder inside the installed package (the package is not imported)."""
     spec = importlib.util.find_spec(source.package)
     if spec is None or not spec.submodule_search_locations:
@@ -21,7 +25,7 @@ def package_folder(source):
     return os.path.join(list(spec.submodule_search_locations)[0], source.folder)
 
 
-def verified_package_file(source, name):
+def verified_package_file(source: EmbeddedSource, name: str) -> str:
     """Path of one of the package's files after checking its sha1 against the fact table."""
     path = os.path.join(package_folder(source), name)
     if not os.path.isfile(path):
@@ -39,7 +43,8 @@ def verified_package_file(source, name):
     return path
 
 
-def embedded_params_file(model, dataset, source, root=None):
+def embedded_params_file(model: str, dataset: str, source: EmbeddedSource,
+                         root: str | None = None) -> tuple[str, dict]:
     """Path of the converted, verified `.params` of an embedded checkpoint, converting once."""
     def verified_folder():
         for name in source.sha1:
@@ -50,7 +55,8 @@ def embedded_params_file(model, dataset, source, root=None):
         root, description=f'{source.package}=={source.version}/{source.folder}')
 
 
-def load_embedded(model, dataset, source, root=None, vocab=None):
+def load_embedded(model: str, dataset: str, source: EmbeddedSource, root: str | None = None,
+                  vocab: BERTVocab | None = None) -> Checkpoint:
     """Checkpoint of an embedded pretrained pair, from the store (converted on first use)."""
     path, manifest = embedded_params_file(model, dataset, source, root)
     if vocab is None:

@@ -6,6 +6,8 @@ GluonNLP 0.10 published `{model}_{dataset}-{sha1[:8]}.params` and `{dataset}-{sh
 gluonbert registers are listed as models; the vocabularies of GluonNLP's other BERT-family
 datasets are kept so their files can still be verified.
 """
+from __future__ import annotations
+
 from collections import namedtuple
 
 # (model, dataset) -> sha1 of the .params file GluonNLP 0.10 published
@@ -103,7 +105,7 @@ HUB = {
 }
 
 
-def available():
+def available() -> dict[str, list[str]]:
     """Model name -> sorted dataset names with pretrained weights (published, embedded or on
     the HuggingFace Hub)."""
     table = {}

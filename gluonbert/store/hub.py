@@ -7,9 +7,12 @@ the git sha1 of a small one) and against any sha256 pinned by the caller. HF_END
 HF_HUB_CACHE/HF_HOME and HF_HUB_OFFLINE are read at each call: huggingface_hub reads them once,
 when imported, so its offline flag is set from the environment before each download.
 """
+from __future__ import annotations
+
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 
 import huggingface_hub
 from huggingface_hub import constants as hub_constants
@@ -20,6 +23,7 @@ from ..convert.hf import config_to_hparams, read_config
 from ..data.vocab import BERTVocab
 from .converted import converted_params_file, load_converted
 from .download import StoreError
+from .facts import HubSource
 
 DEFAULT_ENDPOINT = 'https://huggingface.co'
 TEXT_FILES = ('config.json', 'vocab.txt')
@@ -63,7 +67,8 @@ def parse_hf_spec(spec: str) -> tuple[str, str]:
     return match.group('repo'), match.group('revision') or 'main'
 
 
-def download_command(repo: str, revision: str, cache: str, files=TEXT_FILES + WEIGHT_FILES[:1]):
+def download_command(repo: str, revision: str, cache: str,
+                     files: Sequence[str] = TEXT_FILES + WEIGHT_FILES[:1]) -> str:
     """The shell command that puts a checkpoint's files into the cache."""
     prefix = 'HF_HUB_OFFLINE=0 ' if hub_offline() else ''
     if hub_endpoint() != DEFAULT_ENDPOINT:
@@ -187,7 +192,7 @@ def resolve_hf_spec(spec: str, root: str | None = None) -> str:
     return fetch_hub_checkpoint(repo, revision, root)
 
 
-def load_from_hub(model: str, dataset: str, source, root: str | None = None,
+def load_from_hub(model: str, dataset: str, source: HubSource, root: str | None = None,
                   vocab: BERTVocab | None = None) -> Checkpoint:
     """Checkpoint of a (model, dataset) pair published on the Hub (facts.HubSource).
 
@@ -202,7 +207,7 @@ def load_from_hub(model: str, dataset: str, source, root: str | None = None,
     return load_converted(path, manifest, vocab, root)
 
 
-def hub_vocab(source) -> BERTVocab:
+def hub_vocab(source: HubSource) -> BERTVocab:
     """The vocabulary (vocab.txt) of a Hub checkpoint, fetched alone."""
     return BERTVocab.from_file(fetch_hub_file(source.repo, source.revision, 'vocab.txt',
                                               pinned_sha256=(source.sha256 or {}).get(
