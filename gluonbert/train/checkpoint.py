@@ -10,7 +10,7 @@ import pickle
 import os
 import shutil
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import mxnet as mx
 from mxnet import gluon
@@ -19,9 +19,7 @@ from mxnet.gluon import HybridBlock
 from ..files import atomic_folder, write_text, write_with
 from ..model.config import BERTConfig
 from ..errors import CheckpointMismatchError, DamagedFileError, mxnet_message
-
-if TYPE_CHECKING:
-    from .averaging import WeightAverage
+from .averaging import WeightAverage
 
 MODEL_FILE, STATES_FILE, STATE_FILE = 'model.params', 'trainer.states', 'state.json'
 # state.json's key for what the checkpoint was written by (see describe_model)
@@ -124,7 +122,7 @@ class CheckpointManager:
                     os.remove(path)
 
     def save(self, step: int, net: HybridBlock, trainer: gluon.Trainer, state: dict[str, Any],
-             average: 'WeightAverage | None' = None) -> str:
+             average: WeightAverage | None = None) -> str:
         """Write checkpoint `step` (net params, trainer states, JSON-able `state` and the
         WeightAverage if any); returns its directory."""
         final = os.path.join(self.root, f'step-{step:08d}')
