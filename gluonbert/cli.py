@@ -5,6 +5,7 @@ import contextlib
 import json
 import sys
 import warnings
+from collections.abc import Sequence
 
 import mxnet as mx
 import numpy as np
@@ -183,7 +184,7 @@ def _export(args):
     return list(files)
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """argparse parser with the subcommands predict, quantize, embed, export, convert, launch."""
     parser = argparse.ArgumentParser(prog='gluonbert', description=__doc__)
     sub = parser.add_subparsers(dest='command', required=True)
@@ -277,13 +278,13 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `gluonbert` console script: runs `run(argv)`; an error ends as one line
     and exit code 2 (a mistake), 1 (a failure) or 130 (Ctrl-C); --debug shows the traceback."""
     return run_main(run, argv, prog='gluonbert')
 
 
-def run(argv=None):
+def run(argv: Sequence[str] | None = None) -> int:
     """Run one `gluonbert` command; its errors are raised (`main` turns them into one line)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ['convert']:

@@ -2,6 +2,7 @@
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 
 from .convert import FORMATS, load_checkpoint
 from .convert.common import ConversionError
@@ -12,7 +13,7 @@ from .data.vocab import BERTVocab
 from .registry import get_hparams
 
 
-def parse_args(argv):
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line's options."""
     parser = argparse.ArgumentParser(
         prog='convert_checkpoint.py',
@@ -38,14 +39,14 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def read_vocab(path):
+def read_vocab(path: str) -> BERTVocab:
     """A vocab.txt or a GluonNLP JSON vocabulary."""
     if path.endswith(('.json', '.vocab')):
         return BERTVocab.from_json(path)
     return BERTVocab.from_file(path)
 
 
-def convert(args):
+def convert(args: argparse.Namespace) -> str:
     """Run one conversion; returns a one-line summary."""
     vocab = read_vocab(args.vocab) if args.vocab else None
     hparams = num_heads = None
@@ -72,7 +73,7 @@ def convert(args):
         os.path.abspath(args.output))
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; exit status 0 on success, 1 with a message on a bad checkpoint."""
     args = parse_args(argv)
     try:

@@ -22,6 +22,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
+from typing import TextIO
 
 from .train.distributed import HOROVOD_INSTALL, KVSTORE_BACKENDS
 
@@ -55,19 +57,20 @@ class ProcessSpec:
 class Stop(Exception):
     """A signal asked the launcher to stop (carries the exit code)."""
 
-    def __init__(self, code, reason):
+    def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code, self.reason = code, reason
 
 
-def free_port(host='127.0.0.1'):
+def free_port(host: str = '127.0.0.1') -> int:
     """A TCP port that is free on `host` right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
-def parse_hosts(hosts=None, hostfile=None):
+def parse_hosts(hosts: str | None = None, hostfile: str | None = None
+                ) -> list[tuple[str, int]]:
     """'a:2,b' or a hostfile ('host[:slots]' or 'host slots=N' per line, # comments) ->
     [(host, slots)]; slots default to 1."""
     entries = []
@@ -86,7 +89,7 @@ def parse_hosts(hosts=None, hostfile=None):
     return parsed
 
 
-def place_workers(hosts, num_workers):
+def place_workers(hosts: Sequence[tuple[str, int]], num_workers: int) -> list[str]:
     """Host of each worker, filling each host's slots in order."""
     slots = [host for host, count in hosts for _ in range(count)]
     if num_workers > len(slots):
@@ -101,8 +104,10 @@ def _default_threads(workers_here):
     return str(max(1, (os.cpu_count() or 1) // max(workers_here, 1)))
 
 
-def kvstore_cluster(command, num_workers, num_servers=1, hosts=None, port=None,
-                    interface=None, python=sys.executable, scheduler_host=None):
+def kvstore_cluster(command: Sequence[str], num_workers: int, num_servers: int = 1,
+                    hosts: Sequence[tuple[str, int]] | None = None, port: int | None = None,
+                    interface: str | None = None, python: str = sys.executable,
+                    scheduler_host: str | None = None) -> list[ProcessSpec]:
     """ProcessSpecs of a parameter-server cluster: scheduler, servers, then workers.
 
     hosts None: everything on 127.0.0.1 (interface 'lo' unless given). Otherwise the scheduler
@@ -139,7 +144,7 @@ def kvstore_cluster(command, num_workers, num_servers=1, hosts=None, port=None,
 class HorovodRendezvous:
     """Horovod's gloo rendezvous HTTP server on 127.0.0.1, run inside the launcher."""
 
-    def __init__(self, num_workers, interface='lo'):
+    def __init__(self, num_workers: int, interface: str = 'lo') -> None:
         try:
             from horovod.runner.common.util.hosts import get_host_assignments, parse_hosts \
                 as hvd_hosts
@@ -158,7 +163,7 @@ class HorovodRendezvous:
         self.thread.start()
         self.interface = interface
 
-    def specs(self, command):
+    def specs(self, command: Sequence[str]) -> list[ProcessSpec]:
         """One ProcessSpec per rank with the HOROVOD_* environment of gloo on loopback."""
         specs = []
         for slot in self.slots:
@@ -175,14 +180,16 @@ class HorovodRendezvous:
             specs.append(ProcessSpec(f'worker {slot.rank}', list(command), env))
         return specs
 
-    def stop(self):
+    def stop(self) -> None:
         """Shut the rendezvous HTTP server down."""
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join()
 
 
-def horovodrun_command(command, num_workers, hosts, interface=None):
+def horovodrun_command(command: Sequence[str], num_workers: int,
+                       hosts: Sequence[tuple[str, int]], interface: str | None = None
+                       ) -> list[str]:
     """`horovodrun --gloo` for several hosts (it starts the ranks over ssh)."""
     argv = ['horovodrun', '--gloo', '-np', str(num_workers), '-H',
             ','.join(f'{h}:{c}' for h, c in hosts)]
@@ -191,27 +198,28 @@ def horovodrun_command(command, num_workers, hosts, interface=None):
     return argv + list(command)
 
 
-def child_environment(extra):
+def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
     """This process's environment without leaky variables, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if k not in LEAKY_VARIABLES}
     env.update(extra)
     return env
 
 
-def remote_command(spec, cwd):
+def remote_command(spec: ProcessSpec, cwd: str) -> str:
     """The shell command that runs `spec` on its host (cd, environment, exec)."""
     env = ' '.join(f'{k}={shlex.quote(v)}' for k, v in sorted(spec.env.items()))
     return f'cd {shlex.quote(cwd)} && exec env {env} {shlex.join(spec.argv)}'
 
 
-def ssh_spec(spec, cwd):
+def ssh_spec(spec: ProcessSpec, cwd: str) -> ProcessSpec:
     """Wrap a remote spec in ssh; -tt gives the remote side a terminal, so it is hung up (and
     stops) when the ssh client is stopped."""
     argv = ['ssh', '-tt', '-o', 'BatchMode=yes', spec.host, remote_command(spec, cwd)]
     return ProcessSpec(spec.name, argv, {}, None, spec.is_worker)
 
 
-def print_commands(specs, cwd, out=None):
+def print_commands(specs: Sequence[ProcessSpec], cwd: str, out: TextIO | None = None
+                   ) -> None:
     """Print what to run on each host (start the scheduler and servers first)."""
     out = out or sys.stdout
     for host in dict.fromkeys(s.host for s in specs):
@@ -231,7 +239,7 @@ def _die_with_parent():
         pass
 
 
-def describe_exit(code):
+def describe_exit(code: int) -> str:
     """A process's return code in words."""
     if code < 0:
         try:
@@ -247,7 +255,8 @@ class Supervisor:
     grace: seconds between SIGTERM and SIGKILL when stopping. linger: seconds the scheduler and
     servers get to exit by themselves after all workers succeeded."""
 
-    def __init__(self, specs, grace=5.0, linger=30.0, out=None):
+    def __init__(self, specs: Sequence[ProcessSpec], grace: float = 5.0, linger: float = 30.0,
+                 out: TextIO | None = None) -> None:
         self.specs, self.grace, self.linger = specs, grace, linger
         self.out = out or sys.stderr
         self.procs = []  # (spec, Popen)
@@ -255,7 +264,7 @@ class Supervisor:
     def _say(self, message):
         print('launch: ' + message, file=self.out, flush=True)
 
-    def start(self):
+    def start(self) -> None:
         """Start every process (each in its own session)."""
         for spec in self.specs:
             proc = subprocess.Popen(spec.argv, env=child_environment(spec.env),
@@ -263,7 +272,7 @@ class Supervisor:
             self.procs.append((spec, proc))
             self._say(f'started {spec.name} (pid {proc.pid}): {shlex.join(spec.argv)}')
 
-    def run(self, timeout=None):
+    def run(self, timeout: float | None = None) -> int:
         """Start, watch and stop the cluster -> exit code (0 when every worker succeeded)."""
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
@@ -325,7 +334,7 @@ class Supervisor:
                 return EXIT_TIMEOUT
             time.sleep(0.1)
 
-    def stop_all(self):
+    def stop_all(self) -> None:
         """SIGTERM every running process group, SIGKILL what is left after `grace` seconds."""
         for sig in (signal.SIGTERM, signal.SIGKILL):
             running = self._running()
@@ -347,7 +356,7 @@ class Supervisor:
 ZOO_SCRIPTS = ('finetune_classifier.py', 'finetune_squad.py', 'pretrain.py')
 
 
-def check_worker_joins(command, backend):
+def check_worker_joins(command: Sequence[str], backend: str) -> None:
     """Refuse a zoo-script worker command without --comm-backend (or with device): every worker
     would train an independent copy into the same --output-dir."""
     script = next((os.path.basename(a) for a in command if os.path.basename(a) in ZOO_SCRIPTS),
@@ -366,7 +375,7 @@ def check_worker_joins(command, backend):
                          f'copy into the same --output-dir; add --comm-backend {backend} to it')
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The command line of `scripts/launch.py` / `gluonbert launch`."""
     p = argparse.ArgumentParser(
         prog='launch.py', description=__doc__,
@@ -393,7 +402,7 @@ def build_parser():
     return p
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line, launch, return the exit code."""
     args = build_parser().parse_args(argv)
     command = args.command[1:] if args.command[:1] == ['--'] else args.command

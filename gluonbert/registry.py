@@ -1,6 +1,8 @@
 """The model zoo registry: named BERT shapes and `get_model`, GluonNLP 0.10-compatible."""
 import dataclasses
+import os
 import warnings
+from typing import Any
 
 import mxnet as mx
 
@@ -37,7 +39,7 @@ class PretrainedMismatchError(ConversionError, AssertionError):
     """Pretrained weights do not fit the model built; an AssertionError too, as in GluonNLP."""
 
 
-def register_model(name: str, **hparams) -> None:
+def register_model(name: str, **hparams: Any) -> None:
     """Register (or replace) a named BERT shape: BERTConfig fields; the missing ones take
     BERTConfig's defaults (vocab_size is always set from the vocabulary by get_model)."""
     BERTConfig.check_names(hparams, context=f' for {name!r}')
@@ -49,12 +51,12 @@ for _name, (_layers, _units, _heads, _hidden) in _SHAPES.items():
                    hidden_size=_hidden)
 
 
-def list_models() -> dict:
+def list_models() -> dict[str, dict[str, Any]]:
     """Registered model names -> their hyperparameters (BERTConfig.to_dict() copies)."""
     return {name: config.to_dict() for name, config in sorted(_MODELS.items())}
 
 
-def get_hparams(name: str, **overrides) -> BERTConfig:
+def get_hparams(name: str, **overrides: Any) -> BERTConfig:
     """Hyperparameters (a BERTConfig) of a registered model with validated overrides applied."""
     if name not in _MODELS:
         raise ValueError('unknown model {!r}; registered models: {}'.format(
@@ -63,11 +65,15 @@ def get_hparams(name: str, **overrides) -> BERTConfig:
     return _MODELS[name].replace(**overrides)
 
 
-def get_model(name, dataset_name=None, vocab=None, pretrained=True, ctx=mx.cpu(), root=None,
-              use_pooler=None, use_decoder=None, use_classifier=None, dropout=None,
-              output_attention=False, output_all_encodings=False, use_token_type_embed=True,
-              pretrained_allow_missing=False, ignore_extra=False, hparam_allow_override=False,
-              for_training=True, **overrides):
+def get_model(name: str, dataset_name: str | None = None, vocab: BERTVocab | None = None,
+              pretrained: bool | str | os.PathLike = True,
+              ctx: mx.Context | list[mx.Context] = mx.cpu(), root: str | None = None,
+              use_pooler: bool | None = None, use_decoder: bool | None = None,
+              use_classifier: bool | None = None, dropout: float | None = None,
+              output_attention: bool = False, output_all_encodings: bool = False,
+              use_token_type_embed: bool = True, pretrained_allow_missing: bool = False,
+              ignore_extra: bool = False, hparam_allow_override: bool = False,
+              for_training: bool = True, **overrides: Any) -> tuple[BERTModel, BERTVocab]:
     """Build a registered BERT -> (BERTModel, BERTVocab), as GluonNLP 0.10's get_model did.
 
     pretrained: True (the default, as GluonNLP: the store's weights for `dataset_name`, see

@@ -6,7 +6,7 @@ checkpoints), `gluonnlp` (GluonNLP 0.10 `.params`) and `native` (gluonbert's own
 """
 import os
 
-from ..data.vocab import as_vocab
+from ..data.vocab import BERTVocab, as_vocab
 from .common import Checkpoint, ConversionError, assign_parameters
 from .layout import load_into, model_from_checkpoint
 
@@ -16,7 +16,7 @@ __all__ = ['Checkpoint', 'ConversionError', 'assign_parameters', 'detect_format'
 FORMATS = ('hf', 'tf', 'gluonnlp', 'gluonbert')
 
 
-def detect_format(path):
+def detect_format(path: str | os.PathLike) -> str:
     """'hf', 'tf', 'gluonnlp' or 'gluonbert' for a checkpoint path; ConversionError otherwise."""
     path = str(path)
     if os.path.isdir(path):
@@ -35,7 +35,9 @@ def detect_format(path):
         'a GluonNLP .params file, or a gluonbert folder (gluonbert_config.json)')
 
 
-def load_checkpoint(path, vocab=None, num_heads=None, hparams=None, fmt=None):
+def load_checkpoint(path: str | os.PathLike, vocab: BERTVocab | None = None,
+                    num_heads: int | None = None, hparams: dict | None = None,
+                    fmt: str | None = None) -> Checkpoint:
     """Read any supported checkpoint -> Checkpoint with canonical gluonbert names.
 
     vocab: a BERTVocab to use instead of the checkpoint's own (its size must fit).

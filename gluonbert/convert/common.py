@@ -7,9 +7,14 @@ the output layer of a fine-tuned task model, whose kind is named by `Checkpoint.
 """
 import os
 import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from mxnet.gluon import HybridBlock
+
+from ..data.vocab import BERTVocab
 
 # Groups of canonical names a BERTModel may or may not have; the encoder is always required.
 HEAD_PREFIXES = {'pooler': 'pooler.', 'classifier': 'classifier.', 'decoder': 'decoder.',
@@ -23,23 +28,23 @@ class ConversionError(ValueError):
 @dataclass
 class Checkpoint:
     """A converted checkpoint: canonical tensors, the source's hyperparameters and vocabulary."""
-    arrays: dict
-    hparams: dict = field(default_factory=dict)  # BERTConfig fields (to_dict); {} if unknown
-    vocab: object = None  # a BERTVocab, or None when the source ships none
+    arrays: dict[str, np.ndarray]
+    hparams: dict[str, Any] = field(default_factory=dict)  # BERTConfig fields; {} if unknown
+    vocab: BERTVocab | None = None  # None when the source ships none
     source: str = ''
-    task: str = None  # the task head's kind, e.g. 'sequence_classification', if `task.*` exist
-    task_labels: int = None  # outputs of the task head
+    task: str | None = None  # the task head's kind, e.g. 'sequence_classification', if `task.*`
+    task_labels: int | None = None  # outputs of the task head
     pooling: str = 'cls'  # sentence heads: what feeds the task layer, 'cls' (pooler) or 'mean'
-    labels: list = None  # names of the task head's outputs (HF id2label), when the source has them
-    head_dropout: float = None  # dropout before the task layer, when the source says (HF config)
+    labels: list[str] | None = None  # names of the task head's outputs (HF id2label), if known
+    head_dropout: float | None = None  # dropout before the task layer, if the source says
 
     @property
-    def heads(self):
+    def heads(self) -> set[str]:
         """The optional parts present: a subset of {'pooler', 'classifier', 'decoder', 'task'}."""
         return {head for head, prefix in HEAD_PREFIXES.items()
                 if any(name.startswith(prefix) for name in self.arrays)}
 
-    def without(self, heads):
+    def without(self, heads: Iterable[str]) -> dict[str, np.ndarray]:
         """The canonical arrays minus every tensor of the named head groups.
 
         Dropping a fine-tuned task head (e.g. `get_model(pretrained=<a classifier folder>)`,
@@ -63,7 +68,9 @@ def _label_list(labels):
     return f': {", ".join(map(str, labels))}'
 
 
-def assign_parameters(block, arrays, allow_missing=False, allow_unexpected=False, source=''):
+def assign_parameters(block: HybridBlock, arrays: Mapping[str, np.ndarray],
+                      allow_missing: bool = False, allow_unexpected: bool = False,
+                      source: str = '') -> tuple[list[str], list[str]]:
     """Copy `arrays` (structural name -> numpy array) into `block`'s initialized parameters.
 
     Every problem is collected before anything is written, so a failed load leaves the block
@@ -94,7 +101,8 @@ def assign_parameters(block, arrays, allow_missing=False, allow_unexpected=False
     return missing, unexpected
 
 
-def check_vocab_fits(vocab, arrays, declared_size=None, source=''):
+def check_vocab_fits(vocab: BERTVocab | None, arrays: Mapping[str, np.ndarray],
+                     declared_size: int | None = None, source: str = '') -> None:
     """Raise ConversionError unless the vocabulary, the embedding rows and the config agree."""
     embed = arrays.get('encoder.word_embed.weight')
     rows = None if embed is None else np.shape(embed)[0]
@@ -108,7 +116,10 @@ def check_vocab_fits(vocab, arrays, declared_size=None, source=''):
                                   ', '.join(f'{w} has {s} tokens' for w, s in known)))
 
 
-def checkpoint_with_vocab(arrays, hparams, vocab, folder, source, task=None, labels=None):
+def checkpoint_with_vocab(arrays: dict[str, np.ndarray], hparams: dict[str, Any],
+                          vocab: BERTVocab | None,
+                          folder: str, source: str, task: str | None = None,
+                          labels: list[str] | None = None) -> Checkpoint:
     """Finish a converted checkpoint: the given vocab, else `folder/vocab.txt` if present,
     checked against the embedding and the config -> Checkpoint (`labels`: output names)."""
     from ..data.vocab import BERTVocab

@@ -66,7 +66,7 @@ def _advance_tables(length):
     return [[_apply(matrix, byte << (8 * k)) for byte in range(256)] for k in range(4)]
 
 
-def crc32c(data):
+def crc32c(data: bytes | bytearray | memoryview) -> int:
     """Standard CRC-32C of `data` (bytes-like), as TensorFlow and iSCSI compute it."""
     data = np.frombuffer(data, dtype=np.uint8)
     crc = 0xFFFFFFFF
@@ -86,7 +86,7 @@ def crc32c(data):
     return _update_python(crc, data.tobytes()) ^ 0xFFFFFFFF
 
 
-def masked_crc32c(data):
+def masked_crc32c(data: bytes | bytearray | memoryview) -> int:
     """TensorFlow's masked CRC-32C (rotated and offset, so CRCs of CRCs stay well-mixed)."""
     crc = crc32c(data)
     return (((crc >> 15) | (crc << 17)) + 0xa282ead8) & 0xFFFFFFFF

@@ -5,10 +5,14 @@ fine-tuned `BERTClassifier` / `BERTRegression` of GluonNLP's `finetune_classifie
 backbone sits under `bert.` and whose output layer is the last Dense of a HybridSequential
 (`classifier.0.*`, or `classifier.1.*` behind a Dropout; `regression.*` alike).
 """
+import os
 import re
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
+from ..data.vocab import BERTVocab
 from ..model.attention import interleave_qkv, split_qkv
 from .common import Checkpoint, ConversionError, check_vocab_fits
 from .native import read_params
@@ -52,7 +56,8 @@ _TIED = 'decoder.3.weight'  # the MLM output weight, tied to word_embed.0.weight
 _TASK_LAYER = re.compile(r'(classifier|regression)\.(\d+)\.(weight|bias)')
 
 
-def convert_gluonnlp_params(arrays, num_heads):
+def convert_gluonnlp_params(arrays: Mapping[str, np.ndarray], num_heads: int
+                            ) -> dict[str, np.ndarray]:
     """GluonNLP name -> array dict  ->  gluonbert name -> array dict (q/k/v fused per layer).
 
     Unrecognised names are kept under their original name, so the strict loader reports them.
@@ -82,7 +87,7 @@ def convert_gluonnlp_params(arrays, num_heads):
     return out
 
 
-def to_gluonnlp_params(arrays, num_heads):
+def to_gluonnlp_params(arrays: Mapping[str, np.ndarray], num_heads: int) -> dict[str, np.ndarray]:
     """gluonbert name -> array dict  ->  GluonNLP 0.10 BERTModel name -> array dict.
 
     The inverse of convert_gluonnlp_params: q/k/v split per layer, and the MLM output weight
@@ -114,12 +119,13 @@ def _rename(name, table):
     return None
 
 
-def is_gluonnlp_names(names):
+def is_gluonnlp_names(names: Iterable[str]) -> bool:
     """True if parameter names look like GluonNLP 0.10's BERTModel.save_parameters output."""
     return any(n.startswith(('encoder.transformer_cells.', 'word_embed.0.')) for n in names)
 
 
-def split_task_model(arrays, source=''):
+def split_task_model(arrays: Mapping[str, np.ndarray], source: str = ''
+                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """A GluonNLP BERTClassifier/BERTRegression's arrays -> (backbone arrays without `bert.`,
     {'task.weight', 'task.bias'}); (arrays, {}) for a plain BERTModel's."""
     if not any(name.startswith('bert.') for name in arrays):
@@ -143,7 +149,9 @@ def split_task_model(arrays, source=''):
     return backbone, task
 
 
-def read_params_checkpoint(path, num_heads=None, vocab=None, hparams=None):
+def read_params_checkpoint(path: str | os.PathLike, num_heads: int | None = None,
+                           vocab: BERTVocab | None = None,
+                           hparams: dict[str, Any] | None = None) -> Checkpoint:
     """A `.params` file -> Checkpoint: GluonNLP 0.10's BERT names (converted) or gluonbert's own
     BERTModel.save_parameters names (already canonical). A GluonNLP BERTClassifier or
     BERTRegression file gives a 'sequence_classification' checkpoint (`task.*` arrays).

@@ -3,14 +3,17 @@
 import json
 import os
 import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+from mxnet.gluon import HybridBlock
 
 from ..data.vocab import BERTVocab
 from ..model.attention import interleave_qkv, split_qkv
 from ..model.config import BERTConfig
 from ..files import atomic_folder, write_json
-from .common import ConversionError, checkpoint_with_vocab
+from .common import Checkpoint, ConversionError, checkpoint_with_vocab
 from .layout import backbone_of, block_to_canonical
 from .safetensors_format import read_safetensors, write_safetensors
 
@@ -71,7 +74,8 @@ _TO_HF = [(_pattern(ours), hf) for ours, hf in _BACKBONE + _HEADS]
 _BACKBONE_OURS = [_pattern(ours) for ours, _ in _BACKBONE]
 
 
-def config_to_hparams(config, source='config.json') -> dict:
+def config_to_hparams(config: Mapping[str, Any], source: str = 'config.json'
+                      ) -> dict[str, Any]:
     """A HuggingFace/Google BERT config dict -> the hyperparameters (BERTConfig.to_dict(),
     validated; a field the config omits, such as Google's layer_norm_eps, takes the default)."""
     try:
@@ -80,7 +84,7 @@ def config_to_hparams(config, source='config.json') -> dict:
         raise ConversionError(str(err)) from None
 
 
-def read_config(path):
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
     """Load a JSON config file, with a clear error if it is absent or malformed."""
     if not os.path.isfile(path):
         raise ConversionError(f'config file not found: {path}')
@@ -94,7 +98,7 @@ def read_config(path):
     return config
 
 
-def read_hf_state(directory):
+def read_hf_state(directory: str | os.PathLike) -> dict[str, np.ndarray]:
     """Tensors of a HF model folder -> {HF name: numpy array}; safetensors needs no torch."""
     single = os.path.join(directory, 'model.safetensors')
     index = os.path.join(directory, 'model.safetensors.index.json')
@@ -128,7 +132,8 @@ def _read_torch_bin(path):
             for name, t in state.items() if hasattr(t, 'numpy')}
 
 
-def hf_to_canonical(state, num_heads, task_layer='classifier'):
+def hf_to_canonical(state: Mapping[str, np.ndarray], num_heads: int,
+                    task_layer: str = 'classifier') -> dict[str, np.ndarray]:
     """{HF name: array} -> {gluonbert canonical name: array}; q/k/v fused per layer.
 
     Accepts BertModel names and the `bert.`-prefixed names of BertFor* models, old `gamma` /
@@ -175,7 +180,8 @@ def _rename(name, table):
     return None
 
 
-def canonical_to_hf(arrays, num_heads, architecture, task_layer='classifier'):
+def canonical_to_hf(arrays: Mapping[str, np.ndarray], num_heads: int, architecture: str,
+                    task_layer: str = 'classifier') -> dict[str, np.ndarray]:
     """{canonical name: array} -> {HF name: array} for `architecture`, e.g. BertForPreTraining."""
     prefix = '' if architecture == 'BertModel' else 'bert.'
     out = {}
@@ -196,7 +202,8 @@ def canonical_to_hf(arrays, num_heads, architecture, task_layer='classifier'):
     return out
 
 
-def read_hf_checkpoint(directory, vocab=None):
+def read_hf_checkpoint(directory: str | os.PathLike, vocab: BERTVocab | None = None
+                       ) -> Checkpoint:
     """A HuggingFace BERT folder -> Checkpoint (canonical tensors, hyperparameters, vocabulary).
 
     `vocab` (a BERTVocab) replaces the folder's vocab.txt; its size must still fit.
@@ -219,13 +226,13 @@ def read_hf_checkpoint(directory, vocab=None):
     return checkpoint
 
 
-def head_dropout_rate(block):
+def head_dropout_rate(block: HybridBlock) -> float:
     """Dropout rate before a task head's output layer (0.0 for none or a BERTModel)."""
     dropout = getattr(block, 'dropout', None)
     return float(dropout._rate) if dropout is not None else 0.0
 
 
-def config_head_dropout(config, task):
+def config_head_dropout(config: Mapping[str, Any], task: str | None) -> float | None:
     """The dropout HF's task model applies before its output layer: classifier_dropout, else
     hidden_dropout_prob (none for question answering or a bare model)."""
     if task is None or task == 'question_answering':
@@ -234,7 +241,7 @@ def config_head_dropout(config, task):
     return float(rate if rate is not None else config.get('hidden_dropout_prob', 0.0))
 
 
-def tokenizer_json_vocab(path):
+def tokenizer_json_vocab(path: str | os.PathLike) -> BERTVocab | None:
     """The WordPiece vocabulary of a HF `tokenizer.json` (transformers >= 5 writes no vocab.txt)
     -> BERTVocab, or None if there is no such file."""
     if not os.path.isfile(path):
@@ -249,7 +256,8 @@ def tokenizer_json_vocab(path):
     return BERTVocab([by_id[i] for i in range(len(by_id))])
 
 
-def config_labels(config, source='config.json'):
+def config_labels(config: Mapping[str, Any], source: str = 'config.json'
+                  ) -> list[str] | None:
     """A config's `id2label` -> the label names in output order, or None if it has none."""
     id2label = config.get('id2label')
     if not id2label:
@@ -265,13 +273,14 @@ def config_labels(config, source='config.json'):
     return [by_index[i] for i in range(len(by_index))]
 
 
-def vocab_looks_cased(vocab):
+def vocab_looks_cased(vocab: BERTVocab) -> bool:
     """True if more than 1% of the vocabulary's word tokens (and over 10) have upper case."""
     words = [t for t in vocab.idx_to_token if not (t.startswith('[') and t.endswith(']'))]
     return sum(1 for t in words if t != t.lower()) > max(10, len(words) // 100)
 
 
-def tokenizer_config(vocab, lower=None, max_length=512):
+def tokenizer_config(vocab: BERTVocab, lower: bool | None = None, max_length: int = 512
+                     ) -> dict[str, Any]:
     """`tokenizer_config.json` for HF's BertTokenizer, matching gluonbert's BERTTokenizer with
     the same `lower` (None: guessed from the vocabulary's casing)."""
     if lower is None:
@@ -284,7 +293,7 @@ def tokenizer_config(vocab, lower=None, max_length=512):
                 mask_token=vocab.mask_token, clean_up_tokenization_spaces=True)
 
 
-def hf_architecture(block):
+def hf_architecture(block: HybridBlock) -> tuple[str, str | None, dict[str, np.ndarray]]:
     """The HuggingFace class that holds what `block` holds."""
     if getattr(block, 'pooling', None) == 'mean':
         raise ConversionError(f'{type(block).__name__} pools the mean of the tokens; '
@@ -302,8 +311,10 @@ def hf_architecture(block):
     return architecture, None, arrays
 
 
-def hparams_to_config(hparams, architecture, pad_token_id=0, num_labels=None,
-                      problem_type=None, labels=None):
+def hparams_to_config(hparams: BERTConfig | Mapping[str, Any], architecture: str,
+                      pad_token_id: int = 0, num_labels: int | None = None,
+                      problem_type: str | None = None,
+                      labels: Sequence[str] | None = None) -> dict[str, Any]:
     """gluonbert hyperparameters (a BERTConfig or its dict) -> a BertConfig dict that
     transformers loads.
 
@@ -324,7 +335,8 @@ def hparams_to_config(hparams, architecture, pad_token_id=0, num_labels=None,
     return config
 
 
-def check_label_names(labels, num_labels):
+def check_label_names(labels: Sequence[str] | None, num_labels: int | None
+                      ) -> list[str] | None:
     """`labels` as a list of num_labels distinct strings (None stays None); else ValueError."""
     if labels is None:
         return None
@@ -339,7 +351,9 @@ def check_label_names(labels, num_labels):
     return labels
 
 
-def save_hf_checkpoint(block, vocab, directory, overwrite=False, labels=None, lower=None):
+def save_hf_checkpoint(block: HybridBlock, vocab: BERTVocab, directory: str | os.PathLike,
+                       overwrite: bool = False, labels: Sequence[str] | None = None,
+                       lower: bool | None = None) -> str:
     """Write `block` (BERTModel or task model) as a HuggingFace folder transformers can load.
 
     Writes model.safetensors, config.json (id2label from `labels`, the names of a classifier's
@@ -352,7 +366,9 @@ def save_hf_checkpoint(block, vocab, directory, overwrite=False, labels=None, lo
     return architecture
 
 
-def write_hf_files(block, vocab, folder, labels=None, lower=None, max_length=None):
+def write_hf_files(block: HybridBlock, vocab: BERTVocab, folder: str | os.PathLike,
+                   labels: Sequence[str] | None = None, lower: bool | None = None,
+                   max_length: int | None = None) -> str:
     """Write the HuggingFace files of `block` into an existing (temporary) folder; returns the
     architecture. max_length: the tokenizer's model_max_length (default: the position table)."""
     hparams = backbone_of(block).config

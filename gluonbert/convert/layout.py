@@ -4,14 +4,19 @@ BERTModel's own names are the canonical ones. A task model (BERTClassifier, BERT
 holds its backbone under `bert.` and its output layer under its own attribute, which the
 canonical layout calls `task.`.
 """
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
 import mxnet as mx
+import numpy as np
+from mxnet.gluon import HybridBlock
 
 from ..model.bert import BERTModel
 from ..model.config import BERTConfig
 from ..model.encoder import BERTEncoder
 from ..model.task_heads import (BERTClassifier, BERTForMultipleChoice, BERTForQA,
                                 BERTForTokenClassification, BERTRegression)
-from .common import ConversionError, assign_parameters
+from .common import Checkpoint, ConversionError, assign_parameters
 
 # block class -> (attribute of its output layer, task kind)
 TASK_BLOCKS = {
@@ -23,7 +28,7 @@ TASK_BLOCKS = {
 }
 
 
-def task_of(block):
+def task_of(block: HybridBlock) -> tuple[str, str] | tuple[None, None]:
     """(output-layer attribute, task kind) of a task block, or (None, None) for a BERTModel."""
     for cls, info in TASK_BLOCKS.items():
         if type(block) is cls:
@@ -34,12 +39,12 @@ def task_of(block):
         type(block).__name__, ', '.join(c.__name__ for c in TASK_BLOCKS)))
 
 
-def backbone_of(block):
+def backbone_of(block: HybridBlock) -> BERTModel:
     """The BERTModel inside `block` (the block itself for a BERTModel)."""
     return block if isinstance(block, BERTModel) else block.bert
 
 
-def block_to_canonical(block):
+def block_to_canonical(block: HybridBlock) -> tuple[dict[str, np.ndarray], str | None]:
     """Parameters of `block` -> (canonical name -> numpy array, task kind or None)."""
     attr, task = task_of(block)
     arrays = {}
@@ -57,7 +62,8 @@ def block_to_canonical(block):
     return arrays, task
 
 
-def canonical_to_block(block, arrays, checkpoint_task=None):
+def canonical_to_block(block: HybridBlock, arrays: Mapping[str, np.ndarray],
+                       checkpoint_task: str | None = None) -> dict[str, np.ndarray]:
     """Canonical arrays -> the structural names of `block`; a task-kind mismatch is an error."""
     attr, task = task_of(block)
     if attr is None:
@@ -76,7 +82,8 @@ FIELDS_IN_WEIGHTS = {'vocab_size': ('encoder.word_embed.weight', 0),
                      'token_type_vocab_size': ('encoder.token_type_embed.weight', 0)}
 
 
-def check_hparams(model_config, checkpoint_hparams, source='', arrays=None):
+def check_hparams(model_config: BERTConfig, checkpoint_hparams: Mapping[str, Any],
+                  source: str = '', arrays: Mapping[str, np.ndarray] | None = None) -> None:
     """Raise ConversionError listing every architecture field (BERTConfig.architecture_fields)
     where the checkpoint's configuration (a dict, possibly partial) and the model's BERTConfig
     differ, saying what each side (and the weights) say."""
@@ -96,7 +103,9 @@ def check_hparams(model_config, checkpoint_hparams, source='', arrays=None):
                                                             '\n  '.join(diffs)))
 
 
-def load_into(block, checkpoint, allow_missing=False, allow_unexpected=False, ignore_heads=()):
+def load_into(block: HybridBlock, checkpoint: Checkpoint, allow_missing: bool = False,
+              allow_unexpected: bool = False, ignore_heads: Iterable[str] = ()
+              ) -> tuple[list[str], list[str]]:
     """Load a Checkpoint into an initialized BERTModel or task model, strictly.
 
     ignore_heads: head groups ('pooler', 'classifier', 'decoder', 'task') to drop from the
@@ -109,7 +118,9 @@ def load_into(block, checkpoint, allow_missing=False, allow_unexpected=False, ig
     return assign_parameters(block, arrays, allow_missing, allow_unexpected, checkpoint.source)
 
 
-def resolve_heads(present, use_pooler=None, use_decoder=None, use_classifier=None):
+def resolve_heads(present: Collection[str], use_pooler: bool | None = None,
+                  use_decoder: bool | None = None, use_classifier: bool | None = None
+                  ) -> tuple[dict[str, bool], set[str]]:
     """Which heads a BERTModel gets and which checkpoint head groups are dropped on purpose.
 
     A flag left at None follows the checkpoint (a head it has is built and loaded, one it lacks
@@ -139,8 +150,11 @@ def _encoder(checkpoint, overrides):
     return BERTEncoder(BERTConfig.from_dict(checkpoint.hparams).replace(**overrides))
 
 
-def model_from_checkpoint(checkpoint, use_pooler=None, use_decoder=None, use_classifier=None,
-                          ctx=None, allow_missing=False, allow_unexpected=False, **overrides):
+def model_from_checkpoint(checkpoint: Checkpoint, use_pooler: bool | None = None,
+                          use_decoder: bool | None = None, use_classifier: bool | None = None,
+                          ctx: mx.Context | list[mx.Context] | None = None,
+                          allow_missing: bool = False, allow_unexpected: bool = False,
+                          **overrides: Any) -> BERTModel:
     """Build a BERTModel with the checkpoint's own hyperparameters and load it strictly.
 
     Head flags as in `resolve_heads`; overrides change non-architecture settings such as
@@ -153,8 +167,10 @@ def model_from_checkpoint(checkpoint, use_pooler=None, use_decoder=None, use_cla
     return model
 
 
-def block_from_checkpoint(checkpoint, allow_missing=False, allow_unexpected=False, ctx=None,
-                          **overrides):
+def block_from_checkpoint(checkpoint: Checkpoint, allow_missing: bool = False,
+                          allow_unexpected: bool = False,
+                          ctx: mx.Context | list[mx.Context] | None = None,
+                          **overrides: Any) -> HybridBlock:
     """The block a checkpoint describes: a task model for a fine-tuned head, else a BERTModel
     with the heads it has; built from its hyperparameters and loaded strictly."""
     if checkpoint.task is None:

@@ -3,9 +3,11 @@
 `vocab.txt`."""
 import json
 import os
+from collections.abc import Mapping, Sequence
 
 import mxnet as mx
 import numpy as np
+from mxnet.gluon import HybridBlock
 
 from ..data.vocab import BERTVocab
 from ..errors import mxnet_message
@@ -19,7 +21,7 @@ PARAMS_NAME = 'model.params'
 FORMAT_VERSION = 1
 
 
-def read_params(path):
+def read_params(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """An MXNet .params file -> {name: numpy array}; a damaged file gives ConversionError."""
     if not os.path.isfile(path):
         raise ConversionError(f'parameter file not found: {path}')
@@ -34,21 +36,24 @@ def read_params(path):
     return {name: value.asnumpy() for name, value in loaded.items()}
 
 
-def save_params(arrays, path):
+def save_params(arrays: Mapping[str, np.ndarray], path: str | os.PathLike) -> str:
     """Write {name: numpy array} as an MXNet .params file atomically; returns the path."""
     return write_with(path, lambda temp: mx.nd.save(
         temp, {name: mx.nd.array(value, dtype=np.asarray(value).dtype)
                for name, value in sorted(arrays.items())}))
 
 
-def save_native_checkpoint(block, vocab, directory, overwrite=False, labels=None):
+def save_native_checkpoint(block: HybridBlock, vocab: BERTVocab, directory: str | os.PathLike,
+                           overwrite: bool = False, labels: Sequence[str] | None = None
+                           ) -> None:
     """Write a BERTModel or task model as a gluonbert checkpoint folder, atomically
     (`labels`: names of a classifier's outputs, kept in the config)."""
     with atomic_folder(directory, overwrite) as temp:
         write_native_files(block, vocab, temp, labels)
 
 
-def write_native_files(block, vocab, folder, labels=None):
+def write_native_files(block: HybridBlock, vocab: BERTVocab, folder: str | os.PathLike,
+                       labels: Sequence[str] | None = None) -> None:
     """Write model.params, gluonbert_config.json and vocab.txt into an existing folder."""
     hparams = backbone_of(block).config.to_dict()
     arrays, task = block_to_canonical(block)
@@ -64,7 +69,8 @@ def write_native_files(block, vocab, folder, labels=None):
     vocab.to_file(os.path.join(folder, 'vocab.txt'))
 
 
-def read_native_checkpoint(directory, vocab=None):
+def read_native_checkpoint(directory: str | os.PathLike, vocab: BERTVocab | None = None
+                           ) -> Checkpoint:
     """A gluonbert checkpoint folder -> Checkpoint."""
     path = os.path.join(directory, CONFIG_NAME)
     try:

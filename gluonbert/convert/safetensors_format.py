@@ -9,6 +9,7 @@ The tests check this reader and writer against the `safetensors` package itself.
 import json
 import os
 import struct
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -26,7 +27,7 @@ def _bfloat16_to_float32(raw):
     return (raw.astype('<u4') << 16).view('<f4')
 
 
-def read_safetensors(path):
+def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read every tensor of a .safetensors file -> {name: numpy array} (BF16 becomes float32).
 
     Raises ConversionError naming the problem for a truncated or malformed file.
@@ -87,7 +88,8 @@ def _tensor(path, name, info, data, data_size):
     return values.astype(values.dtype.newbyteorder('='), copy=False)
 
 
-def write_safetensors(path, arrays, metadata=None):
+def write_safetensors(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
+                      metadata: Mapping[str, str] | None = None) -> None:
     """Write {name: numpy array} as a .safetensors file, atomically (temp file, then rename)."""
     header, offset, blobs = {}, 0, []
     for name in sorted(arrays):

@@ -7,10 +7,12 @@ then share the HuggingFace mapping. The checkpoint is read by `tf_bundle`, witho
 import glob
 import os
 import re
+from collections.abc import Mapping
 
 import numpy as np
 
-from .common import ConversionError, checkpoint_with_vocab
+from ..data.vocab import BERTVocab
+from .common import Checkpoint, ConversionError, checkpoint_with_vocab
 from .hf import config_to_hparams, hf_to_canonical, read_config
 from .tf_bundle import read_tf_variables
 
@@ -27,12 +29,12 @@ _SPECIAL = {
 _EMBEDDINGS = ('word_embeddings', 'token_type_embeddings', 'position_embeddings')
 
 
-def is_training_state(name):
+def is_training_state(name: str) -> bool:
     """Optimizer slots and step counters: saved by training, not part of the model."""
     return name == 'global_step' or name.endswith(('/adam_m', '/adam_v'))
 
 
-def tf_to_hf_names(variables):
+def tf_to_hf_names(variables: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], str | None]:
     """{TF variable name: array} -> ({HF name: array}, task kind or None).
 
     Names outside Google's BERT layout are kept unchanged so the strict loader reports them.
@@ -58,7 +60,7 @@ def tf_to_hf_names(variables):
     return out, task
 
 
-def find_checkpoint_prefix(path):
+def find_checkpoint_prefix(path: str) -> tuple[str, str]:
     """A folder or checkpoint prefix -> (prefix, folder holding bert_config.json / vocab.txt)."""
     path = str(path)
     if path.endswith('.index'):
@@ -75,7 +77,7 @@ def find_checkpoint_prefix(path):
     raise ConversionError(f'no TensorFlow checkpoint (*.index) found at {path}')
 
 
-def read_tf_checkpoint(path, vocab=None):
+def read_tf_checkpoint(path: str, vocab: BERTVocab | None = None) -> Checkpoint:
     """A Google BERT folder or checkpoint prefix -> Checkpoint (canonical names)."""
     prefix, folder = find_checkpoint_prefix(path)
     config_path = os.path.join(folder, 'bert_config.json')

@@ -9,6 +9,8 @@ tests write checkpoints with real TensorFlow and read them with this module.
 """
 import os
 import struct
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -109,7 +111,7 @@ def _block_entries(block, path):
         pos += length
 
 
-def read_index(index_path):
+def read_index(index_path: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The `.index` SSTable -> (header fields dict, {name: entry dict})."""
     with open(index_path, 'rb') as f:
         blob = f.read()
@@ -136,7 +138,8 @@ def read_index(index_path):
     return header, entries
 
 
-def read_tf_variables(prefix, skip=lambda name: False):
+def read_tf_variables(prefix: str, skip: Callable[[str], bool] = lambda name: False
+                      ) -> dict[str, np.ndarray]:
     """All variables of a TF V2 checkpoint -> {name: numpy array} (bfloat16 becomes float32).
 
     prefix: the path without `.index` (e.g. `.../bert_model.ckpt`). `skip(name)` -> True leaves

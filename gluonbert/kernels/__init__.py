@@ -57,7 +57,7 @@ def _compiler():
     return compiler
 
 
-def library_path(root=None):
+def library_path(root: str | None = None) -> str:
     """Where the compiled library for this source, MXNet, compiler and CPU lives."""
     include, api_source = _mxnet_files()
     digest = hashlib.sha1()
@@ -72,7 +72,7 @@ def library_path(root=None):
                                         'libgluonbert_kernels.so'))
 
 
-def build(path):
+def build(path: str) -> None:
     """Compile the kernels into `path` (written to a temporary name, then renamed)."""
     include, api_source = _mxnet_files()
     with atomic_path(path, suffix='.so') as temp:
@@ -84,7 +84,7 @@ def build(path):
             raise KernelBuildError(f'compiling {_SOURCE} failed:\n{done.stderr[-2000:]}')
 
 
-def load(root=None):
+def load(root: str | None = None) -> bool:
     """Build if needed and load the kernels into this process; True when they are usable.
 
     Failures are reported once (a warning) and leave MXNet's own operators in use."""
@@ -115,7 +115,7 @@ def load(root=None):
         return _STATE['loaded']
 
 
-def disable(why):
+def disable(why: str) -> bool:
     """Keep the kernels out of this process from now on (MXNet's LayerNorm everywhere).
     Returns False when it is too late: they are already loaded."""
     with _LOCK:
@@ -127,7 +127,7 @@ def disable(why):
         return True
 
 
-def make_portable(symbol_json):
+def make_portable(symbol_json: str) -> str:
     """A symbol's JSON text with every gluonbert kernel replaced by the MXNet operator it
     stands for, so that the file loads in any MXNet 1.9 without this library."""
     graph = json.loads(symbol_json)
@@ -147,7 +147,7 @@ def _nodes(graph):
             yield from _nodes(subgraph)
 
 
-def make_portable_file(symbol_file):
+def make_portable_file(symbol_file: str) -> None:
     """Rewrite an exported `-symbol.json` in place with `make_portable` (atomically)."""
     with open(symbol_file) as handle:
         text = handle.read()

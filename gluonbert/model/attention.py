@@ -5,11 +5,14 @@ interleaved per head, the layout `contrib.interleaved_matmul_selfatt_*` expect:
 for head h the rows are [q_h; k_h; v_h], each `units // num_heads` long. `interleave_qkv` and
 `split_qkv` convert between that layout and the separate q/k/v tensors of every checkpoint format.
 """
+import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock, nn
+from .types import NDArrayOrSymbol
 
 
-def interleave_qkv(query, key, value, num_heads):
+def interleave_qkv(query: np.ndarray, key: np.ndarray, value: np.ndarray,
+                   num_heads: int) -> np.ndarray:
     """Separate q/k/v weights (units, in) or biases (units,) -> fused rows (3*units, ...)."""
     units = query.shape[0]
     parts = [np.asarray(t).reshape((num_heads, units // num_heads) + t.shape[1:])
@@ -17,7 +20,7 @@ def interleave_qkv(query, key, value, num_heads):
     return np.stack(parts, axis=1).reshape((3 * units,) + query.shape[1:])
 
 
-def split_qkv(qkv, num_heads):
+def split_qkv(qkv: np.ndarray, num_heads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fused rows (3*units, ...) -> (query, key, value), each (units, ...); inverse of "
       "interleave."""
     qkv = np.asarray(qkv)
@@ -33,8 +36,9 @@ class MultiHeadSelfAttention(HybridBlock):
     seq_len), after dropout as GluonNLP and HuggingFace return them.
     """
 
-    def __init__(self, units, num_heads, dropout=0.0, weight_initializer=None,
-                 output_attention=False, **kwargs):
+    def __init__(self, units: int, num_heads: int, dropout: float = 0.0,
+                 weight_initializer: mx.init.Initializer | str | None = None,
+                 output_attention: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self._num_heads = num_heads
         self._output_attention = output_attention
@@ -45,7 +49,8 @@ class MultiHeadSelfAttention(HybridBlock):
             self.out_proj = nn.Dense(units, in_units=units, flatten=False,
                                      weight_initializer=weight_initializer, prefix='out_proj_')
 
-    def hybrid_forward(self, F, x, attention_bias=None):
+    def hybrid_forward(self, F, x: NDArrayOrSymbol, attention_bias: NDArrayOrSymbol | None = None
+                       ) -> NDArrayOrSymbol | tuple[NDArrayOrSymbol, NDArrayOrSymbol]:
         """x (seq_len, batch, units), attention_bias (batch*heads, seq_len, seq_len) or None
         -> (seq_len, batch, units) [, weights (batch, num_heads, seq_len, seq_len)]. The bias is
         added to the scores of each (query, key): 0 keeps a key, -1e4 gives it zero weight."""

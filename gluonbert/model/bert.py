@@ -2,9 +2,11 @@
 import mxnet as mx
 from mxnet.gluon import HybridBlock
 
+from .config import BERTConfig
 from .encoder import BERTEncoder
 from .heads import MLMDecoder, NSClassifier, Pooler
 from .layer_norm import PortableExport
+from .types import NDArrayOrSymbol
 
 
 class BERTModel(PortableExport, HybridBlock):
@@ -22,8 +24,8 @@ class BERTModel(PortableExport, HybridBlock):
     output_attention is set, as in GluonNLP 0.10. The heads read the last layer either way.
     """
 
-    def __init__(self, encoder, use_pooler=True, use_decoder=True, use_classifier=True,
-                 **kwargs):
+    def __init__(self, encoder: BERTEncoder, use_pooler: bool = True, use_decoder: bool = True,
+                 use_classifier: bool = True, **kwargs) -> None:
         if not isinstance(encoder, BERTEncoder):
             raise TypeError(f'BERTModel needs a BERTEncoder, got {type(encoder).__name__}')
         if use_classifier and not use_pooler:
@@ -46,17 +48,17 @@ class BERTModel(PortableExport, HybridBlock):
                                           prefix='decoder_')
 
     @property
-    def output_attention(self):
+    def output_attention(self) -> bool:
         """Whether every layer's attention weights are returned (set on the encoder)."""
         return self.encoder.output_attention
 
     @property
-    def output_all_encodings(self):
+    def output_all_encodings(self) -> bool:
         """Whether every layer's hidden states are returned (set on the encoder)."""
         return self.encoder.output_all_encodings
 
     @property
-    def config(self):
+    def config(self) -> BERTConfig:
         """The encoder's hyperparameters (a BERTConfig, readable as a dict)."""
         return self.encoder.config
 
@@ -75,8 +77,10 @@ class BERTModel(PortableExport, HybridBlock):
             token_types = None  # no segment embedding: ignored, as in GluonNLP
         return super().__call__(input_ids, token_types, valid_length, masked_positions)
 
-    def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None,
-                       masked_positions=None):
+    def hybrid_forward(self, F, input_ids: NDArrayOrSymbol,
+                       token_types: NDArrayOrSymbol | None = None,
+                       valid_length: NDArrayOrSymbol | None = None,
+                       masked_positions: NDArrayOrSymbol | None = None) -> NDArrayOrSymbol | tuple:
         """See the class docstring for shapes."""
         encoded = self.encoder(input_ids, token_types, valid_length)
         if self.encoder.returns_extra_outputs:

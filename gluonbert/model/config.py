@@ -6,7 +6,7 @@ computation, its HuggingFace name) and using it in the encoder: the registry, th
 and the checkpoint records all derive their field lists from this class.
 """
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -87,7 +87,8 @@ class BERTConfig(Mapping):
         return tuple(f.name for f in dataclasses.fields(cls) if f.metadata['architecture'])
 
     @classmethod
-    def check_names(cls, names, problem='unknown hyperparameter(s)', context='') -> None:
+    def check_names(cls, names: Iterable[str], problem: str = 'unknown hyperparameter(s)',
+                    context: str = '') -> None:
         """Raise ValueError naming the unknown ones among `names` and listing the known:
         '{problem} [names]{context}; known: ...'."""
         unknown = sorted(set(names) - set(cls.field_names()))

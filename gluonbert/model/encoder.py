@@ -1,10 +1,14 @@
 """BERTEncoder: word + segment + learned position embeddings and a stack of transformer layers."""
+from collections.abc import Mapping
+from typing import Any
+
 import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 
 from .config import BERTConfig
 from .layer_norm import LayerNorm, PortableExport
 from .transformer import TransformerLayer
+from .types import NDArrayOrSymbol
 
 
 class BERTEncoder(PortableExport, HybridBlock):
@@ -26,9 +30,11 @@ class BERTEncoder(PortableExport, HybridBlock):
     units=..., ...)`; `encoder.config` is the BERTConfig (attention_dropout filled in).
     """
 
-    def __init__(self, config: BERTConfig | None = None, *, weight_initializer=None,
-                 output_attention=False, output_all_encodings=False, use_token_type_embed=True,
-                 prefix=None, params=None, **fields):
+    def __init__(self, config: BERTConfig | None = None, *,
+                 weight_initializer: mx.init.Initializer | str | None = None,
+                 output_attention: bool = False, output_all_encodings: bool = False,
+                 use_token_type_embed: bool = True, prefix: str | None = None,
+                 params: mx.gluon.ParameterDict | None = None, **fields: Any) -> None:
         """config: a BERTConfig (default BERT-base's); keyword hyperparameters (vocab_size=...,
         units=..., as BERTConfig's fields) build one, or change the given one."""
         if config is None:
@@ -69,7 +75,7 @@ class BERTEncoder(PortableExport, HybridBlock):
                         prefix=f'{i}_'))
 
     @property
-    def units(self):
+    def units(self) -> int:
         """Width of the hidden states."""
         return self.config.units
 
@@ -80,17 +86,20 @@ class BERTEncoder(PortableExport, HybridBlock):
         return super().__call__(input_ids, token_types, valid_length)
 
     @property
-    def returns_extra_outputs(self):
+    def returns_extra_outputs(self) -> bool:
         """True when the result is `(encodings, attentions)` rather than one array."""
         return self.output_attention or self.output_all_encodings
 
-    def check_inputs(self, input_ids, token_types=None, valid_length=None):
+    def check_inputs(self, input_ids: NDArrayOrSymbol, token_types: NDArrayOrSymbol | None = None,
+                     valid_length: NDArrayOrSymbol | None = None) -> None:
         """Raise ValueError on inputs that would give a silently wrong answer (NDArrays only)."""
         check_inputs(self.config, input_ids, token_types if self.use_token_type_embed else None,
                      valid_length)
 
-    def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None,
-                       position_weight=None):
+    def hybrid_forward(self, F, input_ids: NDArrayOrSymbol,
+                       token_types: NDArrayOrSymbol | None = None,
+                       valid_length: NDArrayOrSymbol | None = None,
+                       position_weight: NDArrayOrSymbol | None = None) -> NDArrayOrSymbol | tuple:
         """input_ids, token_types (batch, seq_len), valid_length (batch,) or None
         -> hidden states (batch, seq_len, units), or `(encodings, attentions)` with the output
         options (see the class docstring)."""
@@ -146,7 +155,9 @@ def _batch_major_output(F, x, valid_length):
     return F.transpose(x, axes=(1, 0, 2))
 
 
-def check_inputs(config, input_ids, token_types=None, valid_length=None):
+def check_inputs(config: BERTConfig | Mapping[str, Any], input_ids: NDArrayOrSymbol,
+                 token_types: NDArrayOrSymbol | None = None,
+                 valid_length: NDArrayOrSymbol | None = None) -> None:
     """Raise ValueError on NDArray inputs a BERT with `config` ('vocab_size', 'max_length',
     'token_type_vocab_size') would answer silently wrong: input_ids, token_types (batch,
     seq_len) outside the embedding tables or longer than the position table, valid_length

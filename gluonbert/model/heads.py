@@ -1,20 +1,23 @@
 """BERT's pretraining heads: Pooler, NSClassifier (next sentence) and MLMDecoder (masked LM)."""
+import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 
 from .activations import make_activation
 from .layer_norm import LayerNorm
+from .types import NDArrayOrSymbol
 
 
 class Pooler(HybridBlock):
     """Dense + tanh on the first ([CLS]) token: (batch, seq_len, units) -> (batch, units)."""
 
-    def __init__(self, units, weight_initializer=None, **kwargs):
+    def __init__(self, units: int, weight_initializer: mx.init.Initializer | str | None = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         with self.name_scope():
             self.dense = nn.Dense(units, in_units=units, activation='tanh', flatten=False,
                                   weight_initializer=weight_initializer, prefix='dense_')
 
-    def hybrid_forward(self, F, sequence):
+    def hybrid_forward(self, F, sequence: NDArrayOrSymbol) -> NDArrayOrSymbol:
         """(batch, seq_len, units) -> (batch, units)."""
         first = F.reshape(F.slice_axis(sequence, axis=1, begin=0, end=1), (0, -1))
         return self.dense(first)
@@ -23,13 +26,14 @@ class Pooler(HybridBlock):
 class NSClassifier(HybridBlock):
     """Next-sentence prediction: pooled (batch, units) -> logits (batch, 2)."""
 
-    def __init__(self, units, weight_initializer=None, **kwargs):
+    def __init__(self, units: int, weight_initializer: mx.init.Initializer | str | None = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         with self.name_scope():
             self.dense = nn.Dense(2, in_units=units, weight_initializer=weight_initializer,
                                   prefix='dense_')
 
-    def hybrid_forward(self, F, pooled):
+    def hybrid_forward(self, F, pooled: NDArrayOrSymbol) -> NDArrayOrSymbol:
         """(batch, units) -> (batch, 2)."""
         return self.dense(pooled)
 
@@ -41,8 +45,9 @@ class MLMDecoder(HybridBlock):
     stored once in checkpoints, under the embedding's name.
     """
 
-    def __init__(self, units, vocab_size, embed_weight, activation='gelu', layer_norm_eps=1e-12,
-                 weight_initializer=None, **kwargs):
+    def __init__(self, units: int, vocab_size: int, embed_weight: mx.gluon.Parameter,
+                 activation: str = 'gelu', layer_norm_eps: float = 1e-12,
+                 weight_initializer: mx.init.Initializer | str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self._vocab_size = vocab_size
         with self.name_scope():
@@ -60,7 +65,9 @@ class MLMDecoder(HybridBlock):
         params.pop((prefix + '.' if prefix else '') + 'embed_weight')
         return params
 
-    def hybrid_forward(self, F, sequence, masked_positions, embed_weight=None, bias=None):
+    def hybrid_forward(self, F, sequence: NDArrayOrSymbol, masked_positions: NDArrayOrSymbol,
+                       embed_weight: NDArrayOrSymbol | None = None,
+                       bias: NDArrayOrSymbol | None = None) -> NDArrayOrSymbol:
         """sequence (batch, seq_len, units), masked_positions (batch, num_masked)
         -> logits (batch, num_masked, vocab_size)."""
         rows = F.broadcast_like(

@@ -3,13 +3,14 @@ import numpy as np
 from mxnet.gluon import HybridBlock
 
 from .. import kernels
+from .types import NDArrayOrSymbol
 
 
 class PortableExport:
     """HybridBlock mixin: `export` writes MXNet's LayerNorm where the graph runs gluonbert's
     kernel, so the exported symbol loads in any MXNet 1.9 (as `gluonbert.export_model` does)."""
 
-    def export(self, path, epoch=0, remove_amp_cast=True):
+    def export(self, path: str, epoch: int = 0, remove_amp_cast: bool = True) -> None:
         """`HybridBlock.export`, then the portable rewrite of `path-symbol.json`."""
         super().export(path, epoch, remove_amp_cast)
         kernels.make_portable_file(f'{path}-symbol.json')
@@ -22,7 +23,7 @@ class LayerNorm(PortableExport, HybridBlock):
     float32 on CPU contexts runs `gluonbert.kernels` (forward + backward ~10-20x faster than
     MXNet 1.9's, the same values to ~1e-6); anything else runs MXNet's LayerNorm."""
 
-    def __init__(self, epsilon=1e-12, in_channels=0, **kwargs):
+    def __init__(self, epsilon: float = 1e-12, in_channels: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         if in_channels <= 0:
             raise ValueError('LayerNorm needs in_channels (the size of the last axis); got '
@@ -35,7 +36,7 @@ class LayerNorm(PortableExport, HybridBlock):
             self.beta = self.params.get('beta', shape=(in_channels,), init='zeros',
                                         allow_deferred_init=True)
 
-    def uses_kernel(self):
+    def uses_kernel(self) -> bool:
         """True when this block runs gluonbert's kernel (float32 parameters on CPUs only)."""
         try:
             contexts = self.gamma.list_ctx()
@@ -44,7 +45,8 @@ class LayerNorm(PortableExport, HybridBlock):
         return (np.dtype(self.gamma.dtype) == np.float32
                 and all(ctx.device_type == 'cpu' for ctx in contexts) and kernels.load())
 
-    def hybrid_forward(self, F, x, gamma, beta):
+    def hybrid_forward(self, F, x: NDArrayOrSymbol, gamma: NDArrayOrSymbol,
+                       beta: NDArrayOrSymbol) -> NDArrayOrSymbol:
         """x (..., units) -> same shape."""
         if self.uses_kernel():
             # The identities hand gradient accumulation (grad_req='add') to MXNet: the kernel
@@ -53,5 +55,5 @@ class LayerNorm(PortableExport, HybridBlock):
                 F.identity(x), F.identity(gamma), F.identity(beta), eps=self._epsilon)
         return F.LayerNorm(x, gamma, beta, axis=-1, eps=self._epsilon)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f'LayerNorm({self._in_channels}, eps={self._epsilon})'

@@ -4,11 +4,12 @@ from mxnet.gluon import HybridBlock, nn
 
 from .bert import BERTModel
 from .layer_norm import PortableExport
+from .types import NDArrayOrSymbol
 
 POOLINGS = ('cls', 'mean')
 
 
-def require_backbone(bert, head, pooling):
+def require_backbone(bert: BERTModel, head: str, pooling: str | None) -> None:
     """Check that `bert` is a BERTModel with exactly the parts `head` trains (the pooler only for
     pooling='cls'; pooling None for token-level heads); raise otherwise."""
     uses_pooler = pooling == 'cls'
@@ -37,7 +38,8 @@ def require_backbone(bert, head, pooling):
                              other if bert.use_pooler != uses_pooler else ''))
 
 
-def mean_over_valid(F, sequence, valid_length=None):
+def mean_over_valid(F, sequence: NDArrayOrSymbol,
+                    valid_length: NDArrayOrSymbol | None = None) -> NDArrayOrSymbol:
     """(batch, seq_len, units) hidden states, (batch,) lengths of any numeric dtype -> (batch,
     units) mean over the first valid_length positions ([CLS] and [SEP] included, as
     sentence-transformers pools); over all positions without lengths. The mask is built in the
@@ -53,7 +55,8 @@ class _TaskHead(PortableExport, HybridBlock):
     """Shared plumbing: backbone checks, input validation, dropout, sentence pooling."""
     pooling = 'cls'  # sentence heads: 'cls' or 'mean'; token-level heads: None
 
-    def __init__(self, bert, dropout=0.0, pooling=None, **kwargs):
+    def __init__(self, bert: BERTModel, dropout: float = 0.0, pooling: str | None = None,
+                 **kwargs) -> None:
         if pooling is not None:
             if self.pooling is None:
                 raise TypeError(f'{type(self).__name__} scores every token; it takes no pooling')
@@ -66,7 +69,8 @@ class _TaskHead(PortableExport, HybridBlock):
         with self.name_scope():
             self.dropout = nn.Dropout(dropout) if dropout else None
 
-    def initialize_head(self, init=None, ctx=None):
+    def initialize_head(self, init: mx.init.Initializer | str | None = None,
+                        ctx: mx.Context | list[mx.Context] | None = None) -> None:
         """Initialize the head's own layers (N(0, 0.02) by default), leaving the backbone as is.
 
         ctx: default the contexts the backbone lives on."""
@@ -79,12 +83,12 @@ class _TaskHead(PortableExport, HybridBlock):
                                  ctx=ctx, force_reinit=True)
 
     @property
-    def uses_pooler(self):
+    def uses_pooler(self) -> bool:
         """Whether the head reads the backbone's pooler (pooling='cls')."""
         return self.pooling == 'cls'
 
     @property
-    def units(self):
+    def units(self) -> int:
         """Width of the backbone's hidden states."""
         return self.bert.config['units']
 
@@ -112,12 +116,15 @@ class BERTClassifier(_TaskHead):
     """Sentence(-pair) classification: pooled [CLS] (or the mean of the valid tokens, for
     pooling='mean' on a backbone built with use_pooler=False) -> logits (batch, num_classes)."""
 
-    def __init__(self, bert, num_classes=2, dropout=0.0, pooling='cls', **kwargs):
+    def __init__(self, bert: BERTModel, num_classes: int = 2, dropout: float = 0.0,
+                 pooling: str = 'cls', **kwargs) -> None:
         super().__init__(bert, dropout, pooling, **kwargs)
         with self.name_scope():
             self.classifier = nn.Dense(num_classes, in_units=self.units, prefix='classifier_')
 
-    def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
+    def hybrid_forward(self, F, input_ids: NDArrayOrSymbol,
+                       token_types: NDArrayOrSymbol | None = None,
+                       valid_length: NDArrayOrSymbol | None = None) -> NDArrayOrSymbol:
         """(batch, seq_len) ids, types; (batch,) lengths -> (batch, num_classes)."""
         return self.classifier(self._features(F, input_ids, token_types, valid_length))
 
@@ -126,12 +133,15 @@ class BERTRegression(_TaskHead):
     """Sentence(-pair) regression (e.g. STS-B): pooled [CLS] (or mean, see BERTClassifier)
     -> score (batch, 1)."""
 
-    def __init__(self, bert, dropout=0.0, pooling='cls', **kwargs):
+    def __init__(self, bert: BERTModel, dropout: float = 0.0, pooling: str = 'cls',
+                 **kwargs) -> None:
         super().__init__(bert, dropout, pooling, **kwargs)
         with self.name_scope():
             self.regression = nn.Dense(1, in_units=self.units, prefix='regression_')
 
-    def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
+    def hybrid_forward(self, F, input_ids: NDArrayOrSymbol,
+                       token_types: NDArrayOrSymbol | None = None,
+                       valid_length: NDArrayOrSymbol | None = None) -> NDArrayOrSymbol:
         """(batch, seq_len) ids, types; (batch,) lengths -> (batch, 1)."""
         return self.regression(self._features(F, input_ids, token_types, valid_length))
 
@@ -140,13 +150,16 @@ class BERTForTokenClassification(_TaskHead):
     """Per-token tagging (NER, POS): hidden states -> logits (batch, seq_len, num_classes)."""
     pooling = None
 
-    def __init__(self, bert, num_classes, dropout=0.0, **kwargs):
+    def __init__(self, bert: BERTModel, num_classes: int, dropout: float = 0.0,
+                 **kwargs) -> None:
         super().__init__(bert, dropout, **kwargs)
         with self.name_scope():
             self.classifier = nn.Dense(num_classes, in_units=self.units, flatten=False,
                                        prefix='classifier_')
 
-    def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
+    def hybrid_forward(self, F, input_ids: NDArrayOrSymbol,
+                       token_types: NDArrayOrSymbol | None = None,
+                       valid_length: NDArrayOrSymbol | None = None) -> NDArrayOrSymbol:
         """(batch, seq_len) ids, types; (batch,) lengths -> (batch, seq_len, num_classes)."""
         return self.classifier(self._features(F, input_ids, token_types, valid_length))
 
@@ -158,12 +171,15 @@ class BERTForQA(_TaskHead):
     """
     pooling = None
 
-    def __init__(self, bert, dropout=0.0, **kwargs):
+    def __init__(self, bert: BERTModel, dropout: float = 0.0, **kwargs) -> None:
         super().__init__(bert, dropout, **kwargs)
         with self.name_scope():
             self.span = nn.Dense(2, in_units=self.units, flatten=False, prefix='span_')
 
-    def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
+    def hybrid_forward(self, F, input_ids: NDArrayOrSymbol,
+                       token_types: NDArrayOrSymbol | None = None,
+                       valid_length: NDArrayOrSymbol | None = None
+                       ) -> tuple[NDArrayOrSymbol, NDArrayOrSymbol]:
         """(batch, seq_len) ids, types; (batch,) lengths -> 2 x (batch, seq_len)."""
         logits = self.span(self._features(F, input_ids, token_types, valid_length))
         if valid_length is not None:
@@ -177,7 +193,8 @@ class BERTForMultipleChoice(_TaskHead):
     """Multiple choice (SWAG-style): (batch, num_choices, seq_len) -> scores (batch, num_choices);
     pooling as in BERTClassifier."""
 
-    def __init__(self, bert, dropout=0.0, pooling='cls', **kwargs):
+    def __init__(self, bert: BERTModel, dropout: float = 0.0, pooling: str = 'cls',
+                 **kwargs) -> None:
         super().__init__(bert, dropout, pooling, **kwargs)
         with self.name_scope():
             self.scorer = nn.Dense(1, in_units=self.units, prefix='scorer_')
@@ -195,7 +212,9 @@ class BERTForMultipleChoice(_TaskHead):
             token_types = None  # no segment embedding: ignored and kept out of the graph
         return HybridBlock.__call__(self, input_ids, token_types, valid_length)
 
-    def hybrid_forward(self, F, input_ids, token_types=None, valid_length=None):
+    def hybrid_forward(self, F, input_ids: NDArrayOrSymbol,
+                       token_types: NDArrayOrSymbol | None = None,
+                       valid_length: NDArrayOrSymbol | None = None) -> NDArrayOrSymbol:
         """(batch, num_choices, seq_len) ids, types; (batch, num_choices) lengths
         -> (batch, num_choices)."""
         flat_types = None if token_types is None else F.reshape(token_types, (-3, 0))

@@ -1,9 +1,11 @@
 """One post-LayerNorm transformer layer, as in BERT."""
+import mxnet as mx
 from mxnet.gluon import HybridBlock, nn
 
 from .activations import make_activation
 from .attention import MultiHeadSelfAttention
 from .layer_norm import LayerNorm
+from .types import NDArrayOrSymbol
 
 
 class TransformerLayer(HybridBlock):
@@ -13,9 +15,11 @@ class TransformerLayer(HybridBlock):
     (batch, num_heads, seq_len, seq_len).
     """
 
-    def __init__(self, units, hidden_size, num_heads, dropout=0.0, attention_dropout=0.0,
-                 layer_norm_eps=1e-12, activation='gelu', weight_initializer=None,
-                 output_attention=False, **kwargs):
+    def __init__(self, units: int, hidden_size: int, num_heads: int, dropout: float = 0.0,
+                 attention_dropout: float = 0.0, layer_norm_eps: float = 1e-12,
+                 activation: str = 'gelu',
+                 weight_initializer: mx.init.Initializer | str | None = None,
+                 output_attention: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self._output_attention = output_attention
         with self.name_scope():
@@ -36,7 +40,8 @@ class TransformerLayer(HybridBlock):
     def _drop(self, x):
         return x if self.dropout is None else self.dropout(x)
 
-    def hybrid_forward(self, F, x, attention_bias=None):
+    def hybrid_forward(self, F, x: NDArrayOrSymbol, attention_bias: NDArrayOrSymbol | None = None
+                       ) -> NDArrayOrSymbol | tuple[NDArrayOrSymbol, NDArrayOrSymbol]:
         """x (seq_len, batch, units), attention_bias (batch*heads, seq_len, seq_len) or None
         -> same shape as x [, attention weights (batch, num_heads, seq_len, seq_len)]."""
         attended = self.attention(x, attention_bias)

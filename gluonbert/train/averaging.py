@@ -6,13 +6,15 @@ checkpoint so a resumed run averages exactly as an uninterrupted one.
 """
 import contextlib
 import os
+from collections.abc import Iterator
 
 import mxnet as mx
+from mxnet.gluon import HybridBlock
 
 AVERAGE_FILE = 'average.params'
 
 
-def check_ema_decay(decay):
+def check_ema_decay(decay: float) -> None:
     """Raise ValueError unless 0 < decay < 1."""
     if not 0.0 < decay < 1.0:
         raise ValueError(f'ema_decay={decay} must be in (0, 1), e.g. 0.999')
@@ -26,18 +28,18 @@ class WeightAverage:
     parameters are averaged on their first context (the weights are equal on all of them).
     """
 
-    def __init__(self, net, decay):
+    def __init__(self, net: HybridBlock, decay: float) -> None:
         check_ema_decay(decay)
         self.decay = decay
         named = net._collect_params_with_prefix()
         self.params = {name: p for name, p in named.items() if p.grad_req != 'null'}
         self.shadow = {name: p.list_data()[0].copy() for name, p in self.params.items()}
 
-    def rate(self, num_update):
+    def rate(self, num_update: int) -> float:
         """The decay d applied after update `num_update` (1 for the first update)."""
         return min(self.decay, (1.0 + num_update) / (10.0 + num_update))
 
-    def update(self, num_update):
+    def update(self, num_update: int) -> None:
         """Blend the current weights into the average (call after the optimizer update)."""
         d = self.rate(num_update)
         for name, param in self.params.items():
@@ -51,7 +53,7 @@ class WeightAverage:
                 source[name].copyto(arr)
 
     @contextlib.contextmanager
-    def applied(self):
+    def applied(self) -> Iterator["WeightAverage"]:
         """Within the block the net computes with the averaged weights; afterwards the trained
         weights are back, unchanged."""
         trained = {name: p.list_data()[0].copy() for name, p in self.params.items()}
@@ -61,15 +63,15 @@ class WeightAverage:
         finally:
             self._write(trained)
 
-    def copy_to_net(self):
+    def copy_to_net(self) -> None:
         """Replace the net's weights by the averaged ones for good."""
         self._write(self.shadow)
 
-    def save(self, folder):
+    def save(self, folder: str) -> None:
         """Write the average into a checkpoint folder."""
         mx.nd.save(os.path.join(folder, AVERAGE_FILE), self.shadow)
 
-    def load(self, folder):
+    def load(self, folder: str) -> bool:
         """Restore the average of a checkpoint folder -> True; False when it has none (the
         average stays what it was made from: the weights at construction)."""
         path = os.path.join(folder, AVERAGE_FILE)

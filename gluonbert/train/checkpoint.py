@@ -9,12 +9,17 @@ import json
 import pickle
 import os
 import shutil
+from collections.abc import Mapping
+from typing import Any
 
 import mxnet as mx
+from mxnet import gluon
+from mxnet.gluon import HybridBlock
 
 from ..files import atomic_folder, write_text, write_with
 from ..model.config import BERTConfig
 from ..errors import CheckpointMismatchError, DamagedFileError, mxnet_message
+from .averaging import WeightAverage
 
 MODEL_FILE, STATES_FILE, STATE_FILE = 'model.params', 'trainer.states', 'state.json'
 # state.json's key for what the checkpoint was written by (see describe_model)
@@ -22,7 +27,7 @@ MODEL_RECORD = 'model'
 
 
 
-def describe_model(net, **extra) -> dict:
+def describe_model(net: HybridBlock, **extra: Any) -> dict:
     """What a checkpoint records about the net that wrote it: the block class, the backbone's
     architecture (its BERTConfig's architecture_fields: not dropout), the heads and pooling,
     and `extra` (e.g. the label set)."""
@@ -43,7 +48,8 @@ def describe_model(net, **extra) -> dict:
     return record
 
 
-def check_model_record(saved, current, path):
+def check_model_record(saved: Mapping[str, Any] | None, current: Mapping[str, Any],
+                       path: str) -> None:
     """Refuse to resume checkpoint `path` (written by `saved`) into a net described by `current`,
     naming every difference with both sides."""
     if saved is None or current is None:
@@ -64,7 +70,9 @@ def check_model_record(saved, current, path):
             '--output-dir')
 
 
-def load_parameters_file(net, path, ctx=None, what='parameters file'):
+def load_parameters_file(net: HybridBlock, path: str,
+                         ctx: mx.Context | list[mx.Context] | None = None,
+                         what: str = 'parameters file') -> None:
     """net.load_parameters(path) with errors that name the file: a damaged file (DamagedFileError)
     or parameters that do not fit the net (CheckpointMismatchError), without MXNet's
     allow_missing hints, which mean nothing on a command line."""
@@ -95,7 +103,7 @@ def _without_mxnet_hints(err):
 class CheckpointManager:
     """Keeps the last `keep` checkpoints of a run under `<output_dir>/checkpoints/`."""
 
-    def __init__(self, output_dir, keep=1):
+    def __init__(self, output_dir: str, keep: int = 1) -> None:
         if keep < 1:
             raise ValueError(f'keep={keep} must be >= 1: the latest checkpoint is always kept')
         self.root = os.path.join(output_dir, 'checkpoints')
@@ -103,7 +111,7 @@ class CheckpointManager:
         os.makedirs(self.root, exist_ok=True)
         self.remove_partial()
 
-    def remove_partial(self):
+    def remove_partial(self) -> None:
         """Delete what an interrupted save left: `.step-*` temporary folders and files."""
         for name in os.listdir(self.root):
             if name.startswith(('.step-', 'LATEST.tmp')) or '.old-' in name:
@@ -113,7 +121,8 @@ class CheckpointManager:
                 else:
                     os.remove(path)
 
-    def save(self, step, net, trainer, state, average=None):
+    def save(self, step: int, net: HybridBlock, trainer: gluon.Trainer, state: dict[str, Any],
+             average: WeightAverage | None = None) -> str:
         """Write checkpoint `step` (net params, trainer states, JSON-able `state` and the
         WeightAverage if any); returns its directory."""
         final = os.path.join(self.root, f'step-{step:08d}')
@@ -129,7 +138,7 @@ class CheckpointManager:
                 shutil.rmtree(os.path.join(self.root, old), ignore_errors=True)
         return final
 
-    def latest(self):
+    def latest(self) -> str | None:
         """Directory of the newest complete checkpoint, or None."""
         pointer = os.path.join(self.root, 'LATEST')
         if not os.path.isfile(pointer):
@@ -138,7 +147,9 @@ class CheckpointManager:
             path = os.path.join(self.root, f.read().strip())
         return path if os.path.isfile(os.path.join(path, STATE_FILE)) else None
 
-    def load(self, path, net, trainer, ctx, record=None):
+    def load(self, path: str, net: HybridBlock, trainer: gluon.Trainer,
+             ctx: mx.Context | list[mx.Context],
+             record: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Restore net params and trainer states from checkpoint `path`; returns its state.
 
         record (describe_model of this run's net): refuse a checkpoint written by another model
@@ -157,7 +168,7 @@ class CheckpointManager:
         return state
 
 
-def save_best(output_dir, net, metrics):
+def save_best(output_dir: str, net: HybridBlock, metrics: Mapping[str, float]) -> str:
     """Atomically write `best.params` and `best.json` (the metrics that made it best)."""
     path = os.path.join(output_dir, 'best.params')
     write_with(path, net.save_parameters, suffix='.params')

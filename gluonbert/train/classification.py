@@ -4,15 +4,19 @@ The reusable middle of `model_zoo/bert/finetune_classifier.py` and `make demo`: 
 between a Task's files and the TrainingLoop, and from a trained net back to task metrics.
 """
 import collections
+from collections.abc import Callable, Iterator, Sequence
 
 import mxnet as mx
 import numpy as np
+from mxnet.gluon import HybridBlock
 from tqdm.auto import tqdm
 
 from ..data import batchify
 from ..data.sampler import FixedBucketSampler, SortedBucketSampler
 from ..data.transforms import BERTSentenceTransform
-from .distributed import allreduce_numpy
+from ..data.tasks import Task
+from ..data.tokenizer import BERTTokenizer
+from .distributed import Backend, allreduce_numpy
 from .loop import check_finite_outputs
 
 # One example's model inputs (+ label) and the id of the text it came from; with sliding windows
@@ -21,8 +25,9 @@ Feature = collections.namedtuple('Feature', ['input_ids', 'token_types', 'valid_
                                              'example_id'])
 
 
-def make_features(task, dataset, tokenizer, max_len, labeled=True, window_stride=None,
-                  progress=True):
+def make_features(task: Task, dataset: Sequence, tokenizer: BERTTokenizer, max_len: int,
+                  labeled: bool = True, window_stride: int | None = None,
+                  progress: bool = True) -> tuple[list[Feature], str]:
     """TextDataset of (text[, text_b][, label]) -> (list of Feature, truncation report str).
 
     window_stride: None truncates long texts (counted in the report); an int splits a long
@@ -60,8 +65,9 @@ def make_features(task, dataset, tokenizer, max_len, labeled=True, window_stride
     return features, report
 
 
-def training_batches(task, features, batch_size, seed=0, num_buckets=10, ratio=0.0,
-                     num_shards=1, shard_index=0):
+def training_batches(task: Task, features: Sequence[Feature], batch_size: int, seed: int = 0,
+                     num_buckets: int = 10, ratio: float = 0.0, num_shards: int = 1,
+                     shard_index: int = 0) -> tuple[Callable[[int], Iterator[tuple]], int]:
     """-> (epoch -> iterator of (input_ids, token_types, valid_length, label), batches/epoch).
 
     Length-bucketed and shuffled with a per-epoch seed, so a resumed run sees the same order.
@@ -86,7 +92,8 @@ def training_batches(task, features, batch_size, seed=0, num_buckets=10, ratio=0
     return epoch_batches, len(sampler(0))
 
 
-def predict(net, features, batch_size=64, ctx=mx.cpu(), progress=True):
+def predict(net: HybridBlock, features: Sequence[Feature], batch_size: int = 64,
+            ctx: mx.Context = mx.cpu(), progress: bool = True) -> np.ndarray:
     """Outputs (num_features, num_outputs) numpy in feature order; batches are sorted by length
     so little compute goes to padding."""
     sampler = SortedBucketSampler([int(f.valid_length) for f in features], batch_size, mult=None)
@@ -100,7 +107,8 @@ def predict(net, features, batch_size=64, ctx=mx.cpu(), progress=True):
     return sampler.unsort(outputs)
 
 
-def aggregate_windows(outputs, features):
+def aggregate_windows(outputs: np.ndarray, features: Sequence[Feature]
+                      ) -> tuple[np.ndarray, list]:
     """Average the outputs of each example's windows -> (num_examples, num_outputs), labels."""
     example_ids = np.array([f.example_id for f in features])
     count = example_ids.max() + 1
@@ -112,7 +120,9 @@ def aggregate_windows(outputs, features):
     return (sums / sizes).astype('float32'), labels
 
 
-def evaluate(net, task, features, batch_size=64, ctx=mx.cpu(), progress=True, backend=None):
+def evaluate(net: HybridBlock, task: Task, features: Sequence[Feature], batch_size: int = 64,
+             ctx: mx.Context = mx.cpu(), progress: bool = True,
+             backend: Backend | None = None) -> dict[str, float]:
     """Task metrics on labeled features (windows averaged per example) -> dict name -> value.
 
     backend (distributed, synchronous, several workers): each worker predicts every
@@ -142,7 +152,8 @@ def _predict_sharded(net, features, batch_size, ctx, progress, backend):
     return allreduce_numpy(backend, outputs)
 
 
-def task_loss(task, class_weights=None):
+def task_loss(task: Task, class_weights: Sequence[float] | None = None
+              ) -> Callable[..., mx.nd.NDArray]:
     """The per-sample loss for the TrainingLoop: softmax CE (optionally class-weighted) or L2."""
     if task.is_regression:
         if class_weights is not None:

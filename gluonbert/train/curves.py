@@ -1,8 +1,11 @@
 """Loss and dev-metric curves of a run, saved as a PNG."""
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from ..files import write_with
 
 
-def save_curves(history, path):
+def save_curves(history: Sequence[Mapping[str, Any]], path: str) -> str:
     """Plot training loss (and every eval metric) against the step; write `path` atomically."""
     import matplotlib
     matplotlib.use('Agg')

@@ -21,11 +21,17 @@ methods of `Backend`, whatever the backend):
 import itertools
 import logging
 import os
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import mxnet as mx
+import numpy as np
 from mxnet import gluon
 
 from .. import kernels
+
+if TYPE_CHECKING:
+    from .loop import TrainConfig
 
 LOG = logging.getLogger('gluonbert.train')
 
@@ -63,13 +69,14 @@ class Backend:
         """Optimizer updates one loop step makes on the shared lr schedule."""
         return 1
 
-    def check_loop_config(self, config):
+    def check_loop_config(self, config: 'TrainConfig') -> None:
         """Refuse TrainConfig settings this backend cannot honour (none here)."""
 
-    def check_resume(self):
+    def check_resume(self) -> None:
         """Refuse to resume when the optimizer states are not in this process (they are here)."""
 
-    def step_samples(self, num_samples: int, ctx):
+    def step_samples(self, num_samples: int, ctx: mx.Context
+                     ) -> tuple[int | mx.nd.NDArray, int | mx.nd.NDArray]:
         """This worker's sample count of a step -> (what each summed loss is divided by, the
         step's sample count over all workers); each an int or an NDArray (1,) on `ctx`.
 
@@ -80,7 +87,8 @@ class Backend:
         count = self.allreduce(mx.nd.array([num_samples], ctx=ctx))
         return count, count
 
-    def step(self, trainer, gradient_factor):
+    def step(self, trainer: gluon.Trainer, gradient_factor: Callable[[], mx.nd.NDArray]
+             ) -> None:
         """Reduce the gradients over contexts and workers, then update the weights locally.
 
         gradient_factor() -> NDArray (1,) multiplied into the reduced gradients (clipping, loss
@@ -89,15 +97,15 @@ class Backend:
         trainer._optimizer.grad_scale = gradient_factor()
         trainer.update(1)
 
-    def reduce_loss(self, loss_sum):
+    def reduce_loss(self, loss_sum: mx.nd.NDArray) -> mx.nd.NDArray:
         """A worker's share of the logged mean loss, NDArray (1,) -> the global one."""
         return loss_sum if self.num_workers == 1 else self.allreduce(loss_sum)
 
-    def learning_rate(self, trainer, step: int) -> float:
+    def learning_rate(self, trainer: gluon.Trainer, step: int) -> float:
         """The learning rate of the latest update (loop step `step`)."""
         return trainer.learning_rate
 
-    def release(self, params):
+    def release(self, params: gluon.ParameterDict) -> None:
         """After fit: give the weights back to the caller (nothing to do here)."""
 
 
@@ -105,21 +113,22 @@ class LocalBackend(Backend):
     """One worker process: gradients are reduced across its contexts only."""
     rank, num_workers, is_root = 0, 1, True
 
-    def __init__(self, kvstore='device'):
+    def __init__(self, kvstore: str = 'device') -> None:
         self.name = kvstore
 
-    def make_trainer(self, params, optimizer):
+    def make_trainer(self, params: gluon.ParameterDict, optimizer: mx.optimizer.Optimizer
+                     ) -> gluon.Trainer:
         """gluon.Trainer with the single-machine kvstore; the loop updates locally."""
         return gluon.Trainer(params, optimizer, kvstore=self.name, update_on_kvstore=False)
 
-    def check_contexts(self, ctx):
+    def check_contexts(self, ctx: list[mx.Context]) -> None:
         """Any number of contexts works in one process."""
 
-    def allreduce(self, array):
+    def allreduce(self, array: mx.nd.NDArray) -> mx.nd.NDArray:
         """The sum over workers of `array`: with one worker, `array` itself."""
         return array
 
-    def describe(self):
+    def describe(self) -> str:
         """One line for the log."""
         return f'1 worker ({self.name})'
 
@@ -129,7 +138,7 @@ class KVStoreBackend(Backend):
     the scheduler and servers run elsewhere)."""
     names = ('dist_sync', 'dist_sync_device')
 
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         if name not in self.names:
             raise ValueError(f"{name!r} is not a backend of {type(self).__name__}; use one of "
                              f"{', '.join(self.names)}")
@@ -153,7 +162,8 @@ class KVStoreBackend(Backend):
         self._buffers = {}  # shape -> (kvstore key, the array every push/pull of it uses)
         self._next_key = itertools.count(_KEY_BASE)
 
-    def make_trainer(self, params, optimizer):
+    def make_trainer(self, params: gluon.ParameterDict, optimizer: mx.optimizer.Optimizer
+                     ) -> gluon.Trainer:
         """gluon.Trainer on this kvstore; the initial parameters are broadcast from rank 0 now
         (MXNet would do it only at the first step, after a forward pass on local weights)."""
         trainer = gluon.Trainer(params, optimizer, kvstore=self.kv,
@@ -162,10 +172,10 @@ class KVStoreBackend(Backend):
         trainer._init_params()  # kvstore.broadcast: init from rank 0 (+ barrier), pull all
         return trainer
 
-    def check_contexts(self, ctx):
+    def check_contexts(self, ctx: list[mx.Context]) -> None:
         """Several contexts per worker are reduced locally first, then across workers."""
 
-    def allreduce(self, array):
+    def allreduce(self, array: mx.nd.NDArray) -> mx.nd.NDArray:
         """Sum of `array` (float32 NDArray) over all workers -> new NDArray, not synced.
 
         Every worker must call it in the same order with the same shapes (a collective)."""
@@ -183,7 +193,7 @@ class KVStoreBackend(Backend):
         self.kv.pull(key, out=buffer)
         return buffer.copyto(array.context)
 
-    def describe(self):
+    def describe(self) -> str:
         """One line for the log."""
         return f'{self.num_workers} workers ({self.name}, rank {self.rank})'
 
@@ -195,16 +205,16 @@ class AsyncKVStoreBackend(KVStoreBackend):
     synchronous, updates_on_kvstore, can_checkpoint = False, True, False
 
     @property
-    def evaluates_here(self):
+    def evaluates_here(self) -> bool:
         """Workers do not wait for each other, so only rank 0 evaluates."""
         return self.is_root
 
     @property
-    def updates_per_step(self):
+    def updates_per_step(self) -> int:
         """Every worker's push is one update on the servers."""
         return self.num_workers
 
-    def check_loop_config(self, config):
+    def check_loop_config(self, config: 'TrainConfig') -> None:
         """The optimizer runs on the servers: no clipping, no collective decisions, no
         mixed precision (it needs the loop's own update)."""
         if config.max_grad_norm is not None:
@@ -219,36 +229,37 @@ class AsyncKVStoreBackend(KVStoreBackend):
                              "needs the loop's own update (unscaling, skipping overflowed steps):"
                              f' train {config.dtype} with dist_sync')
 
-    def check_resume(self):
+    def check_resume(self) -> None:
         """The optimizer states live on the servers: refuse."""
         raise ValueError(f'{self.name} keeps the optimizer states on the servers: it cannot '
                          'resume')
 
-    def step_samples(self, num_samples, ctx):
+    def step_samples(self, num_samples: int, ctx: mx.Context) -> tuple[int, int]:
         """Every push is its own update, so each worker divides by its own count; the global
         count is an estimate (workers x this one's)."""
         return num_samples, num_samples * self.num_workers
 
-    def step(self, trainer, gradient_factor):
+    def step(self, trainer: gluon.Trainer, gradient_factor: Callable[[], mx.nd.NDArray]
+             ) -> None:
         """Push the gradients, the servers update, pull the weights (no clipping: refused by
         check_loop_config, so gradient_factor is not called)."""
         trainer.step(1)
 
-    def reduce_loss(self, loss_sum):
+    def reduce_loss(self, loss_sum: mx.nd.NDArray) -> mx.nd.NDArray:
         """No all-reduce: the logged loss is this worker's own."""
         return loss_sum
 
-    def learning_rate(self, trainer, step):
+    def learning_rate(self, trainer: gluon.Trainer, step: int) -> float:
         """The servers count the updates (every worker's push is one); this worker's estimate
         is step x workers."""
         return trainer._optimizer.lr_scheduler(step * self.num_workers)
 
-    def release(self, params):
+    def release(self, params: gluon.ParameterDict) -> None:
         """Detach the trainer, so set_data works on the weights again."""
         for param in params:
             param._trainer = None
 
-    def allreduce(self, array):
+    def allreduce(self, array: mx.nd.NDArray) -> mx.nd.NDArray:
         """Impossible: asynchronous pushes are not rounds."""
         raise RuntimeError(f'{self.name} cannot all-reduce: asynchronous pushes are not rounds; '
                            'use dist_sync or horovod')
@@ -274,7 +285,8 @@ class HorovodBackend(Backend):
         self.is_root = self.rank == 0
         self._calls = itertools.count()
 
-    def make_trainer(self, params, optimizer):
+    def make_trainer(self, params: gluon.ParameterDict, optimizer: mx.optimizer.Optimizer
+                     ) -> gluon.Trainer:
         """hvd.DistributedTrainer after broadcasting rank 0's parameters. Horovod averages the
         gradients over ranks; the loop already divides each loss by the global sample count, so
         the trainer is made to sum instead."""
@@ -286,24 +298,24 @@ class HorovodBackend(Backend):
             trainer._postscale_factor *= self.num_workers
         return trainer
 
-    def check_contexts(self, ctx):
+    def check_contexts(self, ctx: list[mx.Context]) -> None:
         """Horovod reduces one gradient per rank: one context per process."""
         if len(ctx) != 1:
             raise ValueError(f'horovod runs one context per rank, got {len(ctx)}: start one rank '
                              f'per '
                              'device instead')
 
-    def allreduce(self, array):
+    def allreduce(self, array: mx.nd.NDArray) -> mx.nd.NDArray:
         """Sum of `array` over all ranks -> new NDArray (collective, same order everywhere)."""
         return self.hvd.allreduce(array.astype('float32', copy=False), op=self.hvd.Sum,
                                   name=f'gluonbert.allreduce.{next(self._calls)}')
 
-    def describe(self):
+    def describe(self) -> str:
         """One line for the log."""
         return f'{self.num_workers} workers (horovod, rank {self.rank})'
 
 
-def get_backend(name='device') -> Backend:
+def get_backend(name: str = 'device') -> Backend:
     """The backend for a `--comm-backend` name (pass it to TrainingLoop(backend=...)).
     Distributed backends are created once per process (joining the cluster); later calls
     return the same one."""
@@ -323,14 +335,15 @@ def get_backend(name='device') -> Backend:
     return _ACTIVE
 
 
-def allreduce_numpy(backend, array):
+def allreduce_numpy(backend: Backend | None, array: np.ndarray) -> np.ndarray:
     """Sum of a numpy array over the workers -> float32 numpy array (a collective)."""
     if backend.num_workers == 1:
         return array
     return backend.allreduce(mx.nd.array(array, dtype='float32')).asnumpy()
 
 
-def shard_batches(epoch_batches, batches_per_epoch, rank, num_workers):
+def shard_batches(epoch_batches: Callable[[int], Iterator], batches_per_epoch: int, rank: int,
+                  num_workers: int) -> tuple[Callable[[int], Iterator], int]:
     """Give each worker every num_workers-th batch of an epoch -> (epoch -> iterator, batches
     per worker per epoch). All workers get the same number of batches: an incomplete last round
     is completed with the epoch's first batches (as FixedBucketSampler's num_shards does)."""

@@ -10,10 +10,13 @@ import os
 import pickle
 import random
 import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
+from mxnet.gluon import HybridBlock
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -45,7 +48,7 @@ class NonFiniteOutputError(NonFiniteLossError):
     """An evaluation's model outputs are NaN or infinite: its metrics would be meaningless."""
 
 
-def check_finite_outputs(outputs, what='the model outputs'):
+def check_finite_outputs(outputs: np.ndarray, what: str = 'the model outputs') -> None:
     """Raise NonFiniteOutputError when a numpy array of outputs holds NaN or infinity."""
     if not np.isfinite(outputs).all():
         bad = int(outputs.size - np.isfinite(outputs).sum())
@@ -107,8 +110,10 @@ class TrainingLoop:
     metrics everywhere; dist_async: rank 0 only), and only rank 0 writes files.
     """
 
-    def __init__(self, net, compute_loss, ctx, config=None, output_dir=None, model_record=None,
-                 backend: Backend = None):
+    def __init__(self, net: HybridBlock, compute_loss: Callable[..., mx.nd.NDArray],
+                 ctx: mx.Context | list[mx.Context], config: TrainConfig | None = None,
+                 output_dir: str | None = None, model_record: dict[str, Any] | None = None,
+                 backend: Backend | None = None) -> None:
         """model_record: what else checkpoints record about the model (e.g. labels=[...]),
         beside describe_model(net); a resume into a net described otherwise is refused."""
         self.net, self.compute_loss = net, compute_loss
@@ -153,7 +158,9 @@ class TrainingLoop:
                                         correct_bias=cfg.correct_bias)
         return self.backend.make_trainer(self.net.collect_params(), optimizer)
 
-    def fit(self, train_data, batches_per_epoch, evaluate=None, resume=False, max_steps=None):
+    def fit(self, train_data: Callable[[int], Iterable[tuple]], batches_per_epoch: int,
+            evaluate: Callable[[HybridBlock], dict[str, float]] | None = None,
+            resume: bool = False, max_steps: int | None = None) -> dict[str, Any]:
         """Run the epochs. `train_data(epoch)` yields batches (tuples of arrays, batch-major);
         `evaluate(net)` returns a dict of dev metrics. Returns the run summary: the dict of
         LoopState.to_dict() (step, best, best_metrics, history, stopped...)."""

@@ -1,4 +1,6 @@
 """Task losses that the training loop consumes as per-sample values."""
+from collections.abc import Sequence
+
 import mxnet as mx
 from mxnet import gluon
 
@@ -11,14 +13,14 @@ class WeightedSoftmaxCELoss:
     copied once to each context the labels arrive on.
     """
 
-    def __init__(self, class_weights=None):
+    def __init__(self, class_weights: Sequence[float] | None = None) -> None:
         self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
         if self.class_weights is not None and min(self.class_weights) < 0:
             raise ValueError(f'class weights must be non-negative, got {class_weights}')
         self._ce = gluon.loss.SoftmaxCrossEntropyLoss()
         self._on_context = {}
 
-    def __call__(self, logits, labels):
+    def __call__(self, logits: mx.nd.NDArray, labels: mx.nd.NDArray) -> mx.nd.NDArray:
         """logits (batch, num_classes), labels (batch,) -> loss (batch,)."""
         loss = self._ce(logits, labels)
         if self.class_weights is None:
@@ -29,7 +31,7 @@ class WeightedSoftmaxCELoss:
         return loss * mx.nd.take(self._on_context[ctx], labels)
 
 
-def balanced_class_weights(labels, num_classes):
+def balanced_class_weights(labels: Sequence[int], num_classes: int) -> list[float]:
     """n / (num_classes * count_c) for each class c: rare classes weigh more."""
     counts = [0] * num_classes
     for label in labels:

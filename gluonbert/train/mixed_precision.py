@@ -14,9 +14,11 @@ Where each precision runs on MXNet 1.9.1:
   MXNet has no bf16 kernels on GPUs. Same exponent range as float32: no loss scaling.
 """
 import warnings
+from collections.abc import Mapping, Sequence
 
 import mxnet as mx
 from mxnet import autograd
+from mxnet.gluon import HybridBlock
 
 from ..kernels import LAYER_NORM_OP
 from ..precision import (UnsupportedPrecisionError, dropout_names, register_fp32_ops,
@@ -25,7 +27,8 @@ from ..precision import (UnsupportedPrecisionError, dropout_names, register_fp32
 LOW_PRECISION = ('float16', 'bfloat16')
 
 
-def check_mixed_precision(dtype, ctxs, lp16_ops=None):
+def check_mixed_precision(dtype: str, ctxs: Sequence[mx.Context],
+                          lp16_ops: Sequence[str] | None = None) -> str:
     """Raise a clear error when `dtype` training cannot run on `ctxs`; returns the dtype.
 
     `lp16_ops` is the operator list to compute in low precision (None: AMP's default list)."""
@@ -48,7 +51,8 @@ def check_mixed_precision(dtype, ctxs, lp16_ops=None):
     return dtype
 
 
-def convert_graph(symbol, input_names, dtype, lp16_ops=None):
+def convert_graph(symbol: mx.sym.Symbol, input_names: Sequence[str], dtype: str,
+                  lp16_ops: Sequence[str] | None = None) -> mx.sym.Symbol:
     """AMP's rewrite of a float32 graph computing `lp16_ops` in `dtype` -> Symbol.
 
     lp16_ops=None is AMP's default list (float16: FullyConnected and friends; bfloat16: with
@@ -75,7 +79,8 @@ class LowPrecisionForward:
 
     The graph is taken from the first call's inputs (net is hybridized for it if needed)."""
 
-    def __init__(self, net, dtype, lp16_ops=None):
+    def __init__(self, net: HybridBlock, dtype: str, lp16_ops: Sequence[str] | None = None
+                 ) -> None:
         if dtype not in LOW_PRECISION:
             raise ValueError(f'dtype={dtype!r}: expected one of {LOW_PRECISION}')
         self.net, self.dtype, self.lp16_ops = net, dtype, lp16_ops
@@ -111,8 +116,8 @@ class DynamicLossScale:
 
     FIELDS = ('scale', 'good_steps', 'skipped_in_a_row', 'skipped')
 
-    def __init__(self, ctx, init_scale=2.0 ** 16, window=2000, min_scale=1.0,
-                 max_scale=2.0 ** 24):
+    def __init__(self, ctx: mx.Context, init_scale: float = 2.0 ** 16, window: int = 2000,
+                 min_scale: float = 1.0, max_scale: float = 2.0 ** 24) -> None:
         if not (0 < min_scale <= min(init_scale, max_scale)) or window < 1:
             raise ValueError(f'need 0 < min_scale={min_scale} <= init_scale={init_scale} and '
                              f'max_scale={max_scale}, and '
@@ -123,7 +128,7 @@ class DynamicLossScale:
         self.skipped_in_a_row = mx.nd.zeros((1,), ctx=ctx)
         self.skipped = mx.nd.zeros((1,), ctx=ctx)
 
-    def update(self, finite):
+    def update(self, finite: mx.nd.NDArray) -> None:
         """Record one step; `finite` is an NDArray (1,): 1 if its gradients were finite."""
         zero = mx.nd.zeros_like(self.good_steps)
         good = mx.nd.where(finite, self.good_steps + 1, zero)
@@ -135,13 +140,13 @@ class DynamicLossScale:
         self.skipped_in_a_row = mx.nd.where(finite, zero, self.skipped_in_a_row + 1)
         self.skipped = self.skipped + (1 - finite)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, float | int]:
         """{'scale': float, 'good_steps', 'skipped_in_a_row', 'skipped': ints} (reads the
         device: at log read-outs and checkpoints only)."""
         values = [getattr(self, name).asscalar() for name in self.FIELDS]
         return dict(zip(self.FIELDS, [float(values[0])] + [int(v) for v in values[1:]]))
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: Mapping[str, float | int]) -> None:
         """Restore what state_dict returned."""
         ctx = self.scale.context
         for name in self.FIELDS:

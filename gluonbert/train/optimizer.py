@@ -11,10 +11,12 @@ several parameters in one multi-tensor kernel call (MXNET_OPTIMIZER_AGGREGATION_
 import math
 import os
 import warnings
+from typing import Any
 
 import mxnet as mx
 import numpy as np
 from mxnet import nd
+from mxnet.gluon import Block
 from mxnet.optimizer import Optimizer
 
 
@@ -22,8 +24,8 @@ from mxnet.optimizer import Optimizer
 class AdamW(Optimizer):
     """Decoupled-weight-decay Adam: w -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * w)."""
 
-    def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-6,
-                 correct_bias=True, **kwargs):
+    def __init__(self, learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 epsilon: float = 1e-6, correct_bias: bool = True, **kwargs: Any) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.correct_bias = correct_bias
@@ -35,12 +37,12 @@ class AdamW(Optimizer):
         state.update(grad_scale=None, _scales={})  # per-step arrays are not optimizer state
         return state
 
-    def create_state(self, index, weight):
+    def create_state(self, index: int, weight: nd.NDArray) -> tuple[nd.NDArray, nd.NDArray]:
         """(mean, variance) moments shaped like the weight."""
         return (nd.zeros(weight.shape, weight.context, dtype=weight.dtype),
                 nd.zeros(weight.shape, weight.context, dtype=weight.dtype))
 
-    def create_state_multi_precision(self, index, weight):
+    def create_state_multi_precision(self, index: int, weight: nd.NDArray) -> tuple:
         """fp16 weights keep an fp32 master copy when multi_precision is on."""
         if self.multi_precision and weight.dtype == np.float16:
             master = weight.astype(np.float32)
@@ -76,13 +78,15 @@ class AdamW(Optimizer):
             kwargs['clip_gradient'] = self.clip_gradient
         return kwargs
 
-    def update(self, index, weight, grad, state):
+    def update(self, index: int | list[int], weight: nd.NDArray | list[nd.NDArray],
+               grad: nd.NDArray | list[nd.NDArray], state: Any) -> None:
         """One AdamW step for one parameter."""
         mean, var = state
         nd.contrib.adamw_update(weight, grad, mean, var, self._rescale(weight.context),
                                 out=weight, **self._step_args(index))
 
-    def update_multi_precision(self, index, weight, grad, state):
+    def update_multi_precision(self, index: int | list[int], weight: nd.NDArray | list[nd.NDArray],
+                               grad: nd.NDArray | list[nd.NDArray], state: Any) -> None:
         """Like update, with an fp32 master copy for fp16 weights."""
         if not (self.multi_precision and weight.dtype == np.float16):
             return self.update(index, weight, grad, state)
@@ -101,7 +105,8 @@ class BERTAdam(AdamW):
     g = clip(grad * rescale_grad, clip_gradient). Registered as 'bertadam' for gluon.Trainer.
     """
 
-    def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-6, **kwargs):
+    def __init__(self, learning_rate: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 epsilon: float = 1e-6, **kwargs: Any) -> None:
         if 'correct_bias' in kwargs:
             raise TypeError('BERTAdam never corrects the bias; for bias correction use '
                             "AdamW(correct_bias=True) ('adamw')")
@@ -114,7 +119,7 @@ class BERTAdam(AdamW):
             raise ValueError(f'MXNET_OPTIMIZER_AGGREGATION_SIZE must be an integer; got {size!r}'
                              ) from None
 
-    def create_state_multi_precision(self, index, weight):
+    def create_state_multi_precision(self, index: int, weight: nd.NDArray) -> tuple:
         """(mean, variance), with an fp32 master copy for fp16 weights under multi_precision."""
         if weight.dtype == np.float16 and not self.multi_precision:
             warnings.warn('BERTAdam on float16 weights without multi_precision=True accumulates '
@@ -122,13 +127,15 @@ class BERTAdam(AdamW):
                           'pass multi_precision=True', stacklevel=2)
         return super().create_state_multi_precision(index, weight)
 
-    def update(self, index, weight, grad, state):
+    def update(self, index: int | list[int], weight: nd.NDArray | list[nd.NDArray],
+               grad: nd.NDArray | list[nd.NDArray], state: Any) -> None:
         """One step for one parameter, or for lists of them (indices, weights, grads, states)."""
         if not isinstance(index, (list, tuple)):
             index, weight, grad, state = [index], [weight], [grad], [state]
         return self._update_many(index, weight, grad, state, multi_precision=False)
 
-    def update_multi_precision(self, index, weight, grad, state):
+    def update_multi_precision(self, index: int | list[int], weight: nd.NDArray | list[nd.NDArray],
+                               grad: nd.NDArray | list[nd.NDArray], state: Any) -> None:
         """Like update, with fp32 master copies for fp16 weights under multi_precision."""
         if not isinstance(index, (list, tuple)):
             index, weight, grad, state = [index], [weight], [grad], [state]
@@ -173,7 +180,7 @@ class BERTAdam(AdamW):
         return None
 
 
-def exclude_from_weight_decay(block):
+def exclude_from_weight_decay(block: Block) -> list[str]:
     """Set wd_mult=0 on LayerNorm gamma/beta and every bias (BERT's rule); returns their names."""
     names = []
     for name, param in block.collect_params().items():

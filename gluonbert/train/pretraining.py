@@ -6,12 +6,14 @@ with pooler, NSP classifier and MLM decoder, and scores held-out examples.
 """
 import itertools
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 
 import mxnet as mx
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..data import batchify
+from ..data.pretraining import PretrainingExample
 from ..data.sampler import FixedBucketSampler, SortedBucketSampler
 from ..model.bert import BERTModel
 from .loop import check_finite_outputs
@@ -26,14 +28,16 @@ _BATCHIFY = batchify.Tuple(
     batchify.Stack('int32'))  # next_sentence_label
 
 
-def batch_examples(examples):
+def batch_examples(examples: Sequence[PretrainingExample]) -> tuple[mx.nd.NDArray, ...]:
     """PretrainingExamples -> (input_ids (B, L), token_types (B, L), valid_length (B,),
     masked_positions (B, P), masked_ids (B, P), masked_weights (B, P), nsp_labels (B,)),
     padded to the longest example of the batch."""
     return _BATCHIFY(examples)
 
 
-def training_batches(examples, batch_size, seed=0, num_buckets=10, batches_per_epoch=None):
+def training_batches(examples: Sequence[PretrainingExample], batch_size: int, seed: int = 0,
+                     num_buckets: int = 10, batches_per_epoch: int | None = None
+                     ) -> tuple[Callable[[int], Iterator[tuple]], int]:
     """-> (epoch -> iterator of batch_examples tuples, batches per epoch).
 
     The data is an endless stream of passes, pass k bucketed by length and shuffled with seed
@@ -68,14 +72,15 @@ def _token_ce(mlm_logits, masked_ids):
     return -mx.nd.pick(mx.nd.log_softmax(mlm_logits, axis=-1), masked_ids, axis=-1)
 
 
-def masked_lm_loss(mlm_logits, masked_ids, masked_weights):
+def masked_lm_loss(mlm_logits: mx.nd.NDArray, masked_ids: mx.nd.NDArray,
+                   masked_weights: mx.nd.NDArray) -> mx.nd.NDArray:
     """Per-sample MLM cross-entropy, averaged over each sample's masked positions: logits
     (B, P, V), ids (B, P), weights (B, P) with 0 on padding -> (B,)."""
     count = mx.nd.maximum(masked_weights.sum(axis=1), 1)
     return (_token_ce(mlm_logits, masked_ids) * masked_weights).sum(axis=1) / count
 
 
-def pretraining_loss():
+def pretraining_loss() -> Callable[..., mx.nd.NDArray]:
     """The per-sample loss for the TrainingLoop: MLM cross-entropy (mean over the sample's
     masked positions) + NSP cross-entropy -> (B,).
 
@@ -93,7 +98,9 @@ def pretraining_loss():
     return loss
 
 
-def mlm_accuracy_counts(mlm_logits, masked_ids, masked_weights):
+def mlm_accuracy_counts(mlm_logits: mx.nd.NDArray | np.ndarray,
+                        masked_ids: mx.nd.NDArray | np.ndarray,
+                        masked_weights: mx.nd.NDArray | np.ndarray) -> tuple[int, int]:
     """(correct, total) over masked positions with weight > 0: logits (B, P, V), ids and
     weights (B, P); numpy or NDArray."""
     logits, ids, weights = (a.asnumpy() if hasattr(a, 'asnumpy') else np.asarray(a)
@@ -102,7 +109,8 @@ def mlm_accuracy_counts(mlm_logits, masked_ids, masked_weights):
     return int(np.sum((logits.argmax(axis=-1) == ids) & real)), int(real.sum())
 
 
-def evaluate(net, examples, batch_size=64, ctx=mx.cpu(), progress=True):
+def evaluate(net: BERTModel, examples: Sequence[PretrainingExample], batch_size: int = 64,
+             ctx: mx.Context = mx.cpu(), progress: bool = True) -> dict[str, float]:
     """Held-out scores -> {'mlm_accuracy', 'mlm_loss', 'nsp_accuracy', 'nsp_loss'}: MLM over all
     masked tokens, NSP over all examples (losses are mean cross-entropies)."""
     if not examples:
@@ -127,7 +135,8 @@ def evaluate(net, examples, batch_size=64, ctx=mx.cpu(), progress=True):
                 nsp_accuracy=nsp_correct / len(examples), nsp_loss=nsp_ce / len(examples))
 
 
-def with_pretraining_heads(bert, ctx=mx.cpu()):
+def with_pretraining_heads(bert: BERTModel, ctx: mx.Context | list[mx.Context] = mx.cpu()
+                           ) -> tuple[BERTModel, list[str]]:
     """A BERTModel with pooler, NSP classifier and MLM decoder on `bert`'s encoder -> (model,
     names of the heads initialized fresh). `bert` itself is returned when it has all three;
     otherwise its pooler (if any) is copied and the missing heads get N(0, 0.02) weights."""

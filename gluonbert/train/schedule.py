@@ -9,7 +9,7 @@ class LinearWarmupDecay(LRScheduler):
     the value at update t equals HuggingFace's get_linear_schedule_with_warmup at step t - 1.
     """
 
-    def __init__(self, peak_lr, total_steps, warmup_steps=0):
+    def __init__(self, peak_lr: float, total_steps: int, warmup_steps: int = 0) -> None:
         if total_steps <= 0:
             raise ValueError(f'total_steps={total_steps} must be positive')
         if not 0 <= warmup_steps <= total_steps:

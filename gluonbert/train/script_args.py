@@ -8,6 +8,8 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import mxnet as mx
 import numpy as np
@@ -17,6 +19,8 @@ from . import distributed
 from .loop import TrainConfig
 from .mixed_precision import UnsupportedPrecisionError, check_mixed_precision
 from .run_record import check_output_dir, parse_with_saved_run
+
+D = TypeVar('D')  # require_rows returns the dataset it is given
 
 # flags that fix what the weights are: a --resume / --only-inference run must not change them
 WEIGHTS_FLAGS = ('model', 'dataset_name', 'pretrained', 'from_scratch', 'cased')
@@ -89,7 +93,8 @@ def writable_dir(text: str) -> str:
     return text
 
 
-def parse_script_args(parser, argv=None, fixed=WEIGHTS_FLAGS):
+def parse_script_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None,
+                      fixed: Sequence[str] = WEIGHTS_FLAGS) -> argparse.Namespace:
     """parse_args plus the checks across flags (weights source, cluster), in argparse's format
     (exit code 2) before anything is built or written. With --resume or --only-inference the
     settings of `<output-dir>/run_config.json` are the defaults; a flag of `fixed` given with
@@ -100,7 +105,7 @@ def parse_script_args(parser, argv=None, fixed=WEIGHTS_FLAGS):
     return args
 
 
-def check_weights_source(parser, args):
+def check_weights_source(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Exactly one of --dataset-name, --pretrained, --from-scratch: random weights are opt-in
     (not asked with --only-inference, whose weights come from --params)."""
     given = [flag for flag, value in (('--dataset-name', args.dataset_name),
@@ -118,7 +123,7 @@ def check_weights_source(parser, args):
 LAUNCHED_WORKER_VARIABLES = ('DMLC_ROLE', 'HOROVOD_RANK')
 
 
-def check_launched_worker(parser, args):
+def check_launched_worker(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """A worker started by scripts/launch.py must join its cluster: refuse --comm-backend device,
     which would train independent copies into one --output-dir."""
     launched = [f'{name}={os.environ[name]}' for name in LAUNCHED_WORKER_VARIABLES
@@ -130,7 +135,7 @@ def check_launched_worker(parser, args):
                      'dist_sync')
 
 
-def require_rows(dataset, path):
+def require_rows(dataset: D, path: str) -> D:
     """The dataset read from `path`, or UsageError when it holds no samples."""
     if len(dataset) == 0:
         skipped = getattr(dataset, 'num_skipped', 0)
@@ -140,9 +145,10 @@ def require_rows(dataset, path):
     return dataset
 
 
-def add_weights_arguments(group, default_model='bert_12_768_12',
-                          scratch_help='start from random weights (needed when neither '
-                                       '--dataset-name nor --pretrained is given)'):
+def add_weights_arguments(group: argparse.ArgumentParser | argparse._ArgumentGroup,
+                          default_model: str = 'bert_12_768_12',
+                          scratch_help: str ='start from random weights (needed when neither '
+                                       '--dataset-name nor --pretrained is given)') -> None:
     """Add --model and where its weights come from: --dataset-name, --pretrained or, asked for
     explicitly, --from-scratch (see check_weights_source)."""
     group.add_argument('--model', default=default_model,
@@ -155,14 +161,17 @@ def add_weights_arguments(group, default_model='bert_12_768_12',
     group.add_argument('--from-scratch', action='store_true', help=scratch_help)
 
 
-def add_model_arguments(group, default_model='bert_12_768_12'):
+def add_model_arguments(group: argparse.ArgumentParser | argparse._ArgumentGroup,
+                        default_model: str = 'bert_12_768_12') -> None:
     """Add add_weights_arguments' flags, --cased and --dropout to an argparse group."""
     add_weights_arguments(group, default_model)
     group.add_argument('--cased', action='store_true', help='cased vocabulary: do not lowercase')
     group.add_argument('--dropout', type=probability, default=0.1, help='dropout (default 0.1)')
 
 
-def add_training_arguments(group, lr, epochs, output_dir, batch_help, epochs_help):
+def add_training_arguments(group: argparse.ArgumentParser | argparse._ArgumentGroup, lr: float,
+                           epochs: int | float, output_dir: str, batch_help: str,
+                           epochs_help: str) -> None:
     """Add the optimizer, device, cluster and run flags (and --debug) with the script's defaults
     and words."""
     group.add_argument('--batch-size', type=positive_int, default=32,
@@ -215,7 +224,7 @@ def add_training_arguments(group, lr, epochs, output_dir, batch_help, epochs_hel
     add_debug_flag(group)
 
 
-def contexts(gpus):
+def contexts(gpus: str | None) -> list[mx.Context]:
     """--gpus "0,1" -> [mx.gpu(0), mx.gpu(1)]; empty -> [mx.cpu()]; anything else exits."""
     try:
         ids = [int(g) for g in gpus.split(',') if g.strip()]
@@ -228,7 +237,7 @@ def contexts(gpus):
     return [mx.gpu(i) for i in ids] or [mx.cpu()]
 
 
-def check_dtype(args, ctx):
+def check_dtype(args: argparse.Namespace, ctx: Sequence[mx.Context]) -> None:
     """Exit with the reason when --dtype cannot train on these contexts (before any loading)."""
     if getattr(args, 'only_inference', False):
         return  # evaluation is float32
@@ -238,7 +247,7 @@ def check_dtype(args, ctx):
         raise SystemExit(f'--dtype {args.dtype}: {err}') from err
 
 
-def start_worker(args, backend):
+def start_worker(args: argparse.Namespace, backend: distributed.Backend) -> None:
     """Rank 0 makes --output-dir and logs at INFO (others: warnings); all seed with --seed."""
     if getattr(args, 'only_inference', False) and backend.num_workers > 1:  # scripts with it
         raise SystemExit('--only-inference runs in one process: drop --comm-backend')
@@ -261,12 +270,13 @@ def _one_line_warning(message, category, filename, lineno, line=None):
     return f'{category.__name__}: {message} ({os.path.basename(filename)}:{lineno})'
 
 
-def show_progress(args) -> bool:
+def show_progress(args: argparse.Namespace) -> bool:
     """Progress bars: only on a terminal (a log file gets none) and without --no-progress."""
     return not args.no_progress and sys.stderr.isatty()
 
 
-def describe_run(backend, args, num_contexts, lr):
+def describe_run(backend: distributed.Backend, args: argparse.Namespace, num_contexts: int,
+                 lr: float) -> str:
     """The log line naming the workers, the global batch and its parts, and the lr."""
     return '{}; global batch {} = {} per context x {} context(s) x {} worker(s) x {} ' \
            'accumulated; lr {:g}'.format(
@@ -275,7 +285,7 @@ def describe_run(backend, args, num_contexts, lr):
                args.accumulate, lr)
 
 
-def train_config(args, **task_specific):
+def train_config(args: argparse.Namespace, **task_specific: Any) -> TrainConfig:
     """TrainConfig from the common flags (--max-grad-norm 0: none); keywords add or override."""
     fields = dict(lr=args.lr, epochs=args.epochs, warmup_ratio=args.warmup_ratio,
                   weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm or None,

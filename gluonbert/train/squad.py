@@ -4,14 +4,17 @@ The reusable middle of `model_zoo/bert/finetune_squad.py`: windowing and answer 
 `gluonbert.data.squad` (SquadTransform, predict_answers); this module connects them to a
 BERTForQA net and the TrainingLoop.
 """
+from collections.abc import Callable, Iterator, Sequence
+
 import mxnet as mx
 import numpy as np
+from mxnet.gluon import HybridBlock
 from tqdm.auto import tqdm
 
 from .. import metrics
 from ..data import batchify
 from ..data.sampler import FixedBucketSampler, SortedBucketSampler
-from ..data.squad import gold_answers, predict_answers
+from ..data.squad import SquadExample, SquadFeatures, gold_answers, predict_answers
 from .loop import check_finite_outputs
 
 
@@ -28,13 +31,14 @@ _BATCHIFY_TRAIN = batchify.Tuple(batchify.Pad(pad_val=0, dtype='int32'),
                                  batchify.Stack('int32'), batchify.Stack('int32'))
 
 
-def batch_inputs(features):
+def batch_inputs(features: Sequence[SquadFeatures]) -> tuple[mx.nd.NDArray, ...]:
     """SquadFeatures -> (input_ids (B, n), token_types (B, n), valid_length (B,)) NDArrays,
     padded to the longest window of the batch."""
     return _BATCHIFY_INPUTS([_inputs(f) for f in features])
 
 
-def training_batches(features, batch_size, seed=0, num_buckets=10):
+def training_batches(features: Sequence[SquadFeatures], batch_size: int, seed: int = 0,
+                     num_buckets: int = 10) -> tuple[Callable[[int], Iterator[tuple]], int]:
     """Labeled windows -> (epoch -> iterator of (input_ids, token_types, valid_length,
     start_position, end_position), batches per epoch).
 
@@ -58,7 +62,7 @@ def training_batches(features, batch_size, seed=0, num_buckets=10):
     return epoch_batches, len(sampler(0))
 
 
-def span_loss():
+def span_loss() -> Callable[..., mx.nd.NDArray]:
     """The per-sample loss for the TrainingLoop: mean of the start and end softmax CE -> (B,)."""
     ce = mx.gluon.loss.SoftmaxCrossEntropyLoss()
 
@@ -68,7 +72,9 @@ def span_loss():
     return loss
 
 
-def predict_logits(net, features, batch_size=64, ctx=mx.cpu(), progress=True):
+def predict_logits(net: HybridBlock, features: Sequence[SquadFeatures], batch_size: int = 64,
+                   ctx: mx.Context = mx.cpu(), progress: bool = True
+                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """BERTForQA over all windows -> (start_logits, end_logits): lists in feature order of
     float32 arrays (valid_length,) each (logits beyond a window's length are padding)."""
     if not features:
@@ -85,8 +91,9 @@ def predict_logits(net, features, batch_size=64, ctx=mx.cpu(), progress=True):
     return starts, ends
 
 
-def predict(net, examples, features, n_best_size=20, max_answer_length=30, batch_size=64,
-            ctx=mx.cpu(), progress=True):
+def predict(net: HybridBlock, examples: Sequence[SquadExample], features: Sequence[SquadFeatures],
+            n_best_size: int = 20, max_answer_length: int = 30, batch_size: int = 64,
+            ctx: mx.Context = mx.cpu(), progress: bool = True) -> dict[str, str]:
     """{qas_id: answer text} for every example: the best-scoring span over all its windows
     (see gluonbert.data.squad.predict_answers)."""
     start_logits, end_logits = predict_logits(net, features, batch_size, ctx, progress)
@@ -94,8 +101,10 @@ def predict(net, examples, features, n_best_size=20, max_answer_length=30, batch
                            max_answer_length)
 
 
-def evaluate(net, examples, features, n_best_size=20, max_answer_length=30, batch_size=64,
-             ctx=mx.cpu(), progress=True):
+def evaluate(net: HybridBlock, examples: Sequence[SquadExample], features: Sequence[SquadFeatures],
+             n_best_size: int = 20, max_answer_length: int = 30, batch_size: int = 64,
+             ctx: mx.Context = mx.cpu(), progress: bool = True
+             ) -> tuple[dict[str, float], dict[str, str]]:
     """-> ({'exact_match', 'f1'} in %, official SQuAD v1.1 scoring; predictions {qas_id: text})."""
     predictions = predict(net, examples, features, n_best_size, max_answer_length, batch_size,
                           ctx, progress)
