@@ -6,7 +6,7 @@ from .config import BERTConfig
 from .encoder import BERTEncoder
 from .heads import MLMDecoder, NSClassifier, Pooler
 from .layer_norm import PortableExport
-from .types import NDArrayOrSymbol
+from .types import BlockOutputs, NDArrayOrSymbol
 
 
 class BERTModel(PortableExport, HybridBlock):
@@ -62,7 +62,9 @@ class BERTModel(PortableExport, HybridBlock):
         """The encoder's hyperparameters (a BERTConfig, readable as a dict)."""
         return self.encoder.config
 
-    def __call__(self, input_ids, token_types=None, valid_length=None, masked_positions=None):
+    def __call__(self, input_ids: NDArrayOrSymbol, token_types: NDArrayOrSymbol | None = None,
+                 valid_length: NDArrayOrSymbol | None = None,
+                 masked_positions: NDArrayOrSymbol | None = None) -> BlockOutputs:
         self.encoder.check_inputs(input_ids, token_types, valid_length)
         if self.use_decoder and masked_positions is None:
             raise ValueError('this BERTModel has an MLM decoder (use_decoder=True), so it needs '

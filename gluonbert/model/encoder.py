@@ -8,7 +8,7 @@ from mxnet.gluon import HybridBlock, nn
 from .config import BERTConfig
 from .layer_norm import LayerNorm, PortableExport
 from .transformer import TransformerLayer
-from .types import NDArrayOrSymbol
+from .types import BlockOutputs, NDArrayOrSymbol
 
 
 class BERTEncoder(PortableExport, HybridBlock):
@@ -79,7 +79,8 @@ class BERTEncoder(PortableExport, HybridBlock):
         """Width of the hidden states."""
         return self.config.units
 
-    def __call__(self, input_ids, token_types=None, valid_length=None):
+    def __call__(self, input_ids: NDArrayOrSymbol, token_types: NDArrayOrSymbol | None = None,
+                 valid_length: NDArrayOrSymbol | None = None) -> BlockOutputs:
         self.check_inputs(input_ids, token_types, valid_length)
         if not self.use_token_type_embed:
             token_types = None  # ignored, and kept out of the graph (an unused input warns)

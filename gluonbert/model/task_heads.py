@@ -4,7 +4,7 @@ from mxnet.gluon import HybridBlock, nn
 
 from .bert import BERTModel
 from .layer_norm import PortableExport
-from .types import NDArrayOrSymbol
+from .types import BlockOutputs, NDArrayOrSymbol
 
 POOLINGS = ('cls', 'mean')
 
@@ -105,7 +105,8 @@ class _TaskHead(PortableExport, HybridBlock):
             sequence = mean_over_valid(F, sequence, valid_length)
         return self._drop(sequence)
 
-    def __call__(self, input_ids, token_types=None, valid_length=None):
+    def __call__(self, input_ids: NDArrayOrSymbol, token_types: NDArrayOrSymbol | None = None,
+                 valid_length: NDArrayOrSymbol | None = None) -> BlockOutputs:
         self.bert.encoder.check_inputs(input_ids, token_types, valid_length)
         if not self.bert.encoder.use_token_type_embed:
             token_types = None  # no segment embedding: ignored and kept out of the graph
@@ -199,7 +200,8 @@ class BERTForMultipleChoice(_TaskHead):
         with self.name_scope():
             self.scorer = nn.Dense(1, in_units=self.units, prefix='scorer_')
 
-    def __call__(self, input_ids, token_types=None, valid_length=None):
+    def __call__(self, input_ids: NDArrayOrSymbol, token_types: NDArrayOrSymbol | None = None,
+                 valid_length: NDArrayOrSymbol | None = None) -> BlockOutputs:
         if isinstance(input_ids, mx.nd.NDArray):
             if input_ids.ndim != 3:
                 raise ValueError('input_ids must have shape (batch, num_choices, seq_len); got '

@@ -98,7 +98,7 @@ class LowPrecisionForward:
             self.block = mx.gluon.SymbolBlock(converted, data, params=self.net.collect_params())
         self.block.hybridize(static_alloc=True)
 
-    def __call__(self, *inputs):
+    def __call__(self, *inputs: mx.nd.NDArray) -> mx.nd.NDArray | tuple:
         """The net's outputs (float32), computed in mixed precision."""
         if self.block is None:
             self._build(inputs)

@@ -18,7 +18,7 @@ class LinearWarmupDecay(LRScheduler):
         super().__init__(base_lr=peak_lr)
         self.total_steps, self.warmup_steps = total_steps, warmup_steps
 
-    def __call__(self, num_update):
+    def __call__(self, num_update: int) -> float:
         step = num_update - 1  # the number of updates already applied
         if step < self.warmup_steps:
             return self.base_lr * step / max(1, self.warmup_steps)

@@ -40,7 +40,7 @@ def _number(kind, text):
 def _bounded(kind, accepts, wanted: str):
     """An argparse type reading a finite `kind` (int or float) for which `accepts(value)` holds;
     otherwise argparse's error says it `must be {wanted}`."""
-    def check(text: str):
+    def check(text: str) -> int | float:
         value = _number(kind, text)
         if not accepts(value):
             raise argparse.ArgumentTypeError(f'must be {wanted}; got {text}')
