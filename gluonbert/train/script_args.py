@@ -169,6 +169,18 @@ def add_model_arguments(group: argparse.ArgumentParser | argparse._ArgumentGroup
     group.add_argument('--dropout', type=probability, default=0.1, help='dropout (default 0.1)')
 
 
+def add_inference_arguments(group: argparse._ArgumentGroup, what: str) -> None:
+    """Add --only-inference (no training: `what`, e.g. 'evaluate dev and predict test', with
+    the settings of the run in --output-dir) and --params."""
+    group.add_argument('--only-inference', action='store_true',
+                       help=f'no training: load --params, {what} into '
+                            '<output-dir>/inference-<time>/, with the settings of the run in '
+                            '--output-dir (only --output-dir is needed)')
+    group.add_argument('--params', type=existing_file,
+                       help='with --only-inference: parameters file (default '
+                            '<output-dir>/best.params)')
+
+
 def add_training_arguments(group: argparse.ArgumentParser | argparse._ArgumentGroup, lr: float,
                            epochs: int | float, output_dir: str, batch_help: str,
                            epochs_help: str) -> None:

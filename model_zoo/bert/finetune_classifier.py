@@ -48,8 +48,9 @@ from gluonbert.train.checkpoint import load_parameters_file
 from gluonbert.train.losses import balanced_class_weights
 from gluonbert.train.metrics_log import MetricsLog
 from gluonbert.train.run_record import inference_folder, write_run_config
-from gluonbert.train.script_args import (WEIGHTS_FLAGS, add_model_arguments,
-                                         add_training_arguments, check_dtype, contexts,
+from gluonbert.train.script_args import (WEIGHTS_FLAGS, add_inference_arguments,
+                                         add_model_arguments, add_training_arguments,
+                                         check_dtype, contexts,
                                          describe_run, existing_dir, existing_file,
                                          parse_script_args, positive_float, positive_int,
                                          require_rows, show_progress, start_worker,
@@ -114,13 +115,7 @@ def build_parser():
     train.add_argument('--lr-scaling', default='none', choices=['none', 'linear'],
                        help='--lr is for the global batch (batch size x contexts x workers); '
                             'linear: multiply it by the number of workers (default none)')
-    train.add_argument('--only-inference', action='store_true',
-                       help='no training: load --params, evaluate dev and predict test into '
-                            '<output-dir>/inference-<time>/, with the settings of the run in '
-                            '--output-dir (only --output-dir is needed)')
-    train.add_argument('--params', type=existing_file,
-                       help='with --only-inference: parameters file (default '
-                            '<output-dir>/best.params)')
+    add_inference_arguments(train, 'evaluate dev and predict test')
     return p
 
 

@@ -37,7 +37,8 @@ from gluonbert.errors import run_main
 from gluonbert.train.checkpoint import load_parameters_file
 from gluonbert.train.metrics_log import MetricsLog
 from gluonbert.train.run_record import inference_folder, write_run_config
-from gluonbert.train.script_args import (add_model_arguments, add_training_arguments, check_dtype,
+from gluonbert.train.script_args import (add_inference_arguments, add_model_arguments,
+                                         add_training_arguments, check_dtype,
                                          contexts, describe_run, existing_file,
                                          parse_script_args, positive_int, require_rows,
                                          show_progress, start_worker, train_config)
@@ -73,13 +74,7 @@ def build_parser():
     train = p.add_argument_group('training')
     add_training_arguments(train, lr=5e-5, epochs=3, output_dir='out/squad',
                            batch_help='windows', epochs_help='passes over the training windows')
-    train.add_argument('--only-inference', action='store_true',
-                       help='no training: load --params, predict and score the dev file into '
-                            '<output-dir>/inference-<time>/ with the settings of the run in '
-                            '--output-dir (only --output-dir is needed)')
-    train.add_argument('--params', type=existing_file,
-                       help='with --only-inference: parameters file (default '
-                            '<output-dir>/best.params)')
+    add_inference_arguments(train, 'predict and score the dev file')
     return p
 
 
