@@ -111,6 +111,11 @@ def run_main(main: Callable[[list[str]], object], argv: Sequence[str] | None = N
             raise
         print(f'{prog}: error: {err.code}', file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # the reader went away (`gluonbert predict ... | head`): the output it wanted was written;
+        # point stdout at devnull so Python's exit-time flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except BaseException as err:
         if debug:
             raise

@@ -628,3 +628,16 @@ def test_ctrl_c_exits_130_and_leaves_a_complete_checkpoint(sst):
     manager = CheckpointManager(sst['out'])  # what a --resume finds
     assert manager.latest() is not None
     assert not [n for n in os.listdir(manager.root) if n.startswith('.')]
+
+
+def test_a_closed_pipe_ends_a_command_quietly(tmp_path):
+    """`gluonbert ... | head` closes the pipe early: exit 0, no 'failed' line."""
+    script = tmp_path / 'noisy.py'
+    script.write_text('import sys\nfrom gluonbert.errors import run_main\n'
+                      'def main(argv):\n    for i in range(100000):\n        print(i)\n'
+                      'sys.exit(run_main(main, [], prog="noisy"))\n')
+    run = subprocess.run(f'{sys.executable} {script} | head -n 1', shell=True,
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=REPO))
+    assert run.stdout == '0\n'
+    assert 'failed' not in run.stderr and 'Traceback' not in run.stderr, run.stderr

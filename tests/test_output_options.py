@@ -267,3 +267,19 @@ def test_no_segment_embedding_drops_the_checkpoint_table(hf_folder):
     reference = model_from_checkpoint(checkpoint, dropout=0.0)
     np.testing.assert_array_equal(model.encoder.word_embed.weight.data().asnumpy(),
                                   reference.encoder.word_embed.weight.data().asnumpy())
+
+
+def test_a_model_without_segment_table_saves_to_hf_with_a_zero_one(tmp_path):
+    """HF always has a segment table: a zero one keeps the outputs (a missing one would be
+    filled with random values by transformers)."""
+    transformers = pytest.importorskip('transformers')
+    model = model_with(None, True, False, False, use_token_type_embed=False)
+    vocab = gluonbert.BERTVocab(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] +
+                                [f'w{i}' for i in range(TINY['vocab_size'] - 5)])
+    folder = str(tmp_path / 'hf')
+    gluonbert.convert.hf.save_hf_checkpoint(model, vocab, folder)
+    hf = transformers.BertModel.from_pretrained(folder).eval()
+    ids, types, lengths = (a.asnumpy().astype('int64') for a in random_batch())
+    ours = as_list(model(*nd(ids, types, lengths)))[0]
+    theirs = hf_forward(hf, ids, types, lengths).last_hidden_state.numpy()
+    assert_valid_close(ours, theirs, lengths, atol=1e-5)

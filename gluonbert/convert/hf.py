@@ -376,6 +376,11 @@ def write_hf_files(block: HybridBlock, vocab: BERTVocab, folder: str | os.PathLi
         raise ConversionError(f'the vocabulary has {len(vocab)} tokens but the model embeds '
                               f'{hparams.vocab_size}')
     architecture, task, arrays = hf_architecture(block)
+    if 'encoder.token_type_embed.weight' not in arrays:
+        # built with use_token_type_embed=False: HF always adds a segment table, so an all-zero
+        # one gives the same outputs (transformers would otherwise fill a missing one randomly)
+        arrays['encoder.token_type_embed.weight'] = np.zeros(
+            (hparams.token_type_vocab_size, hparams.units), dtype=np.float32)
     outputs = np.shape(arrays['task.weight'])[0] if task else None
     state = canonical_to_hf(arrays, hparams.num_heads, architecture,
                             _TASK_LAYER.get(task, 'classifier'))
