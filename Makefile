@@ -40,7 +40,7 @@ demo: $(RUNTIME_STAMP)
 test: $(TEST_STAMP)
 	$(PY) -m pytest -q tests
 
-# ruff (configured in pyproject.toml): lint, and the formatter's check
+# ruff (configured in pyproject.toml): `make lint` checks, `make format` applies ruff's fixes
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check gluonbert scripts model_zoo tests
 

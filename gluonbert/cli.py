@@ -11,6 +11,7 @@ import mxnet as mx
 import numpy as np
 
 from .errors import UsageError, add_debug_flag, run_main
+from .files import write_with
 from .train.script_args import (add_weights_arguments, check_weights_source, existing_dir,
                                  existing_file, existing_path, positive_int)
 
@@ -152,7 +153,7 @@ def _embed(args):
     with _truncation_noted('raise --max-len, up to the model\'s max_length'):
         vectors = embed(bert, BERTTokenizer(vocab, lower=not args.cased), texts, args.max_len)
     if args.output:
-        np.save(args.output, vectors)
+        write_with(args.output, lambda temp: np.save(temp, vectors), suffix='.npy')
         print(f'wrote {vectors.shape[0]} embeddings of size {vectors.shape[1]} to {args.output}')
     if args.heatmap:
         plot_similarity(texts, vectors, args.heatmap)
@@ -288,8 +289,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run one `gluonbert` command; its errors are raised (`main` turns them into one line)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ['convert']:
-        from .convert_command import main as convert_main
-        return convert_main(argv[1:])
+        from .convert_command import run as convert_run
+        return convert_run(argv[1:])
     if argv[:1] == ['launch']:
         from .launcher import main as launch_main
         return launch_main(argv[1:])

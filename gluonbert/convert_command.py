@@ -10,6 +10,7 @@ from .convert.hf import save_hf_checkpoint
 from .convert.layout import backbone_of, block_from_checkpoint
 from .convert.native import save_native_checkpoint
 from .data.vocab import BERTVocab
+from .errors import add_debug_flag, run_main
 from .registry import get_hparams
 
 
@@ -36,6 +37,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--allow-unexpected', action='store_true',
                         help='accept checkpoint tensors the model has no place for (dropped)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing output')
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -73,15 +75,16 @@ def convert(args: argparse.Namespace) -> str:
         os.path.abspath(args.output))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; exit status 0 on success, 1 with a message on a bad checkpoint."""
-    args = parse_args(argv)
-    try:
-        print(convert(args))
-    except (ConversionError, FileNotFoundError, FileExistsError, ValueError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse and convert; errors are raised (`main` turns them into one line)."""
+    print(convert(parse_args(argv)))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: exit status 0 on success; a bad checkpoint or an existing output is one
+    line and exit status 2, as for every gluonbert command (--debug shows the traceback)."""
+    return run_main(run, argv, prog='convert_checkpoint.py')
 
 
 if __name__ == '__main__':

@@ -3,10 +3,11 @@
 Every `gluonbert` subcommand and zoo script runs its `main(argv)` through `run_main`:
 
 - a mistake in the input (a bad flag value, a missing or malformed file, a checkpoint that does
-  not fit: `UsageError`, `ValueError`, `TypeError`, `LookupError`, `FileNotFoundError`, or
-  `SystemExit` with a message) -> `<prog>: error: <message>`, exit code 2 (argparse's own);
-- a failure while running (`RunFailedError`, non-finite loss, MXNet errors, a full disk, ...)
-  -> `<prog>: failed: <message>`, exit code 1;
+  not fit: `UsageError`, `ValueError`, `TypeError`, `FileNotFoundError`, or `SystemExit` with a
+  message) -> `<prog>: error: <message>`, exit code 2 (argparse's own);
+- a failure while running (`RunFailedError`, non-finite loss, MXNet errors, a full disk, and a
+  `KeyError` / `IndexError`, which is a bug, not a mistake of the user's) -> `<prog>: failed:
+  <message>`, exit code 1;
 - Ctrl-C -> `<prog>: interrupted`, exit code 130 (checkpoints are written atomically, so the
   last complete one stays the one `--resume` continues from).
 
@@ -41,7 +42,7 @@ class DamagedFileError(UsageError):
     """A parameters file cannot be read (truncated, not a parameters file)."""
 
 
-INPUT_ERRORS = (UsageError, ValueError, TypeError, LookupError, FileNotFoundError,
+INPUT_ERRORS = (UsageError, ValueError, TypeError, FileNotFoundError,
                 FileExistsError, NotADirectoryError, IsADirectoryError)
 
 
@@ -86,8 +87,9 @@ def mxnet_message(text: str) -> str:
 def exit_code_and_line(err: BaseException, prog: str) -> tuple[int, str]:
     """(exit code, the line to print) for an exception that ended `prog`'s main."""
     if isinstance(err, KeyboardInterrupt):
-        return EXIT_INTERRUPTED, (f'{prog}: interrupted; the last complete checkpoint (if any) '
-                                  'is kept: rerun with --resume to continue from it')
+        return EXIT_INTERRUPTED, (f'{prog}: interrupted; what was written is complete (a '
+                                  'training run keeps its last checkpoint: --resume continues '
+                                  'from it)')
     if isinstance(err, INPUT_ERRORS):
         return EXIT_USAGE, f'{prog}: error: {one_line(err)}'
     kind = '' if isinstance(err, (RunFailedError, OSError, mx.base.MXNetError)) else \

@@ -17,7 +17,16 @@ from typing import IO, Any
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process umask, read without changing it where Linux shows it (os.umask can only be
+    read by setting it, which would leave other threads' new files world-writable meanwhile)."""
+    try:
+        with open('/proc/self/status', encoding='ascii') as status:
+            for line in status:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
@@ -66,13 +75,8 @@ def write_text(path: str, text: str) -> str:
     return path
 
 
-def write_json(path: str, data: Any, atomic: bool = True) -> str:
-    """Write `data` as indented, key-sorted JSON (atomically unless already inside an
-    atomic folder); returns the path."""
-    if not atomic:
-        with open(path, 'w', encoding='utf-8') as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-        return path
+def write_json(path: str, data: Any) -> str:
+    """Write `data` as indented, key-sorted JSON atomically; returns the path."""
     with atomic_open(path) as f:
         json.dump(data, f, indent=2, sort_keys=True)
     return path
@@ -124,9 +128,14 @@ def replace_path(temp_path: str, final_path: str, overwrite: bool = False) -> No
             raise FileExistsError(f'{final_path} already exists; pass overwrite=True '
                                   '(--overwrite) to replace it')
         if os.path.isdir(final_path) and not os.path.islink(final_path):
-            aside = f'{final_path}.old-{os.getpid()}'
+            aside = os.path.join(os.path.dirname(os.path.abspath(final_path)),
+                                 f'.{os.path.basename(final_path)}.old-{os.getpid()}')
             os.rename(final_path, aside)
-            os.rename(temp_path, final_path)
+            try:
+                os.rename(temp_path, final_path)
+            except OSError:
+                os.rename(aside, final_path)  # put the old folder back: lose nothing
+                raise
             shutil.rmtree(aside, ignore_errors=True)
             return
     os.replace(temp_path, final_path)

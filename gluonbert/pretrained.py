@@ -154,7 +154,9 @@ def _precision(block):
 
 def _write_export(block, vocab, folder, meta):
     """export/model-symbol.json + params, vocab.txt and meta.json (SentenceClassifier's)."""
-    inputs = list(sample_inputs(len(vocab), batch_size=2, seq_len=min(8, meta['max_length'])))
+    ctx = next(iter(block.collect_params().values())).list_ctx()[0]  # where the weights live
+    inputs = list(sample_inputs(len(vocab), batch_size=2, seq_len=min(8, meta['max_length']),
+                                ctx=ctx))
     if meta['block'] == 'BERTForMultipleChoice':  # (batch, num_choices, seq_len)
         inputs = [inputs[0].reshape((1, 2, -1)), inputs[1].reshape((1, 2, -1)),
                   inputs[2].reshape((1, 2))]

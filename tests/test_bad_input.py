@@ -541,7 +541,7 @@ def failing(err):
      'prog: error: --monitor mcc: task reports accuracy'),
     (NonFiniteLossError('training loss became nan'), 1,
      'prog: failed: training loss became nan (rerun with --debug'),
-    (KeyboardInterrupt(), 130, 'prog: interrupted; the last complete checkpoint'),
+    (KeyboardInterrupt(), 130, 'prog: interrupted; what was written is complete'),
     (ZeroDivisionError('boom'), 1, 'prog: failed: ZeroDivisionError: boom'),
 ])
 def test_run_main_prints_one_line_and_the_exit_code(capsys, err, code, words):

@@ -104,8 +104,8 @@ def test_script_runs_and_fails_clearly(tmp_path):
     os.remove(os.path.join(src, 'model.safetensors'))
     done = subprocess.run([sys.executable, script, src, str(tmp_path / 'out2')],
                           capture_output=True, text=True, timeout=120, env=env, check=False)
-    assert done.returncode == 1
-    assert 'error: ' in done.stderr and 'holds no weights' in done.stderr
+    assert done.returncode == 2
+    assert 'convert_checkpoint.py: error: ' in done.stderr and 'holds no weights' in done.stderr
     assert not os.path.exists(tmp_path / 'out2')
 
 
@@ -113,7 +113,7 @@ def test_existing_output_is_not_clobbered(tmp_path, capsys):
     src = hf_folder(random_hf_model(transformers.BertModel, seed=25), tmp_path / 'hf')
     (tmp_path / 'out').mkdir()
     (tmp_path / 'out' / 'keep.txt').write_text('mine')
-    assert main([src, str(tmp_path / 'out')]) == 1
+    assert main([src, str(tmp_path / 'out')]) == 2
     assert 'already exists' in capsys.readouterr().err
     assert os.listdir(tmp_path / 'out') == ['keep.txt']
     assert sorted(os.listdir(tmp_path)) == ['hf', 'out']  # no temp folder left behind

@@ -42,7 +42,7 @@ def test_new_files_and_folders_follow_the_umask(tmp_path, umask_027):
     path = files.write_json(str(tmp_path / 'a.json'), [1])
     assert _mode(path) == 0o640
     with files.atomic_folder(str(tmp_path / 'folder')) as temp:
-        files.write_json(os.path.join(temp, 'b.json'), [2], atomic=False)
+        files.write_json(os.path.join(temp, 'b.json'), [2])
     assert _mode(tmp_path / 'folder') == 0o750
     assert json.loads((tmp_path / 'folder' / 'b.json').read_text()) == [2]
 

@@ -182,6 +182,14 @@ def test_resume_with_more_epochs_continues_the_schedule(tmp_path):
     assert config['arguments']['epochs'] == 2 and len(config['commands']) == 2
     with pytest.raises(SystemExit):
         finetune_classifier.main(['--resume', '--output-dir', out, '--model', 'bert_4_256_4'])
+    empty = tmp_path / 'empty.csv'
+    empty.write_text('text,label\n')
+    with pytest.raises((ValueError, SystemExit), match='empty.csv'):
+        finetune_classifier.main(['--train-file', str(empty), '--model', 'bert_2_128_2',
+                                  '--from-scratch', '--output-dir', out, '--overwrite-output-dir'])
+    # a mistake found while reading the inputs leaves the earlier run as it was
+    assert os.path.isfile(os.path.join(out, 'best.params'))
+    assert len(json.load(open(os.path.join(out, 'run_config.json')))['commands']) == 2
     fresh = finetune_classifier.main(['--train-file', train, '--model', 'bert_2_128_2',
                                       '--from-scratch', '--batch-size', '8', '--epochs', '1',
                                       '--max-len', '16', '--output-dir', out,

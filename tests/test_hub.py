@@ -13,6 +13,7 @@ from hub_server import FakeHub
 import gluonbert
 from gluonbert import get_model, store
 from gluonbert.convert.common import ConversionError
+from gluonbert.data import BERTVocab
 from gluonbert.convert.hf import save_hf_checkpoint
 from gluonbert.store import StoreError, facts
 from gluonbert.store.hub import parse_hf_spec, resolve_hf_spec
@@ -263,3 +264,16 @@ def test_gluonnlp_names_map_to_google_bert_repositories():
     assert facts.HUB[('bert_24_1024_16', 'book_corpus_wiki_en_cased')].repo == \
         'google-bert/bert-large-cased'
     assert all(key in facts.GLUONNLP_PARAMS for key in facts.HUB if key[0] != MODEL)
+
+
+def test_a_vocabulary_in_another_order_is_refused_for_hub_weights(hub, checkpoints, tmp_path):
+    """Hub weights follow their vocab.txt's order; a vocabulary with the same tokens in another
+    order (GluonNLP's, for Google's weights) would scramble the embedding rows silently."""
+    tokens = tiny_vocab().idx_to_token
+    reordered = BERTVocab(tokens[:5] + tokens[5:][::-1])
+    with pytest.raises(ConversionError, match='orders .* tokens differently; leave vocab= out'):
+        get_model(MODEL, dataset_name=DATASET, pretrained=True, vocab=reordered,
+                  root=store_root(tmp_path))
+    model, vocab = get_model(MODEL, dataset_name=DATASET, pretrained=True, vocab=tiny_vocab(),
+                             root=store_root(tmp_path))  # the same order is fine
+    assert vocab.idx_to_token == tokens

@@ -238,7 +238,8 @@ def config_head_dropout(config: Mapping[str, Any], task: str | None) -> float | 
     if task is None or task == 'question_answering':
         return None
     rate = config.get('classifier_dropout')
-    return float(rate if rate is not None else config.get('hidden_dropout_prob', 0.0))
+    return float(rate if rate is not None else config.get('hidden_dropout_prob',
+                                                          BERTConfig().dropout))
 
 
 def tokenizer_json_vocab(path: str | os.PathLike) -> BERTVocab | None:

@@ -17,6 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
+from ..files import write_text
+
 UNKNOWN_TOKEN = '[UNK]'
 PADDING_TOKEN = '[PAD]'
 CLS_TOKEN = '[CLS]'
@@ -419,8 +421,7 @@ class BERTVocab(Vocab):
             if '\n' in token or '\r' in token:
                 raise ValueError(f'token {token!r} contains a line break; vocab.txt cannot hold '
                                  f'it')
-        with open(path, 'w', encoding='utf-8') as f:
-            f.write(''.join(token + '\n' for token in self.idx_to_token))
+        write_text(path, ''.join(token + '\n' for token in self.idx_to_token))
 
 
 class VocabLike(Protocol):

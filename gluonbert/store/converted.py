@@ -13,7 +13,7 @@ import os
 import shutil
 from collections.abc import Callable
 
-from ..convert.common import Checkpoint, check_vocab_fits
+from ..convert.common import Checkpoint, ConversionError, check_vocab_fits
 from ..convert.hf import read_hf_checkpoint
 from ..convert.native import read_params, save_params
 from ..data.vocab import BERTVocab
@@ -52,7 +52,8 @@ def valid_manifest(model: str, dataset: str, identity: dict, root: str,
     try:
         with open(path, encoding='utf-8') as f:
             manifest = json.load(f)
-        same_source = all(manifest[key] == value for key, value in identity.items())
+        same_source = manifest.get('version') == MANIFEST_VERSION and all(
+            manifest[key] == value for key, value in identity.items())
         names = [('file', 'sha1')] + ([('vocab_file', 'vocab_sha1')] if 'vocab_file' in manifest
                                       else [])
         if not all(isinstance(manifest[key], str) for pair in names for key in pair):
@@ -80,8 +81,7 @@ def _install(root, prefix, suffix, writer):
     return name, digest['sha1']
 
 
-def _convert(model, dataset, identity, hf_folder, root, description, keep_vocab):
-    folder = hf_folder()
+def _convert(model, dataset, identity, folder, root, description, keep_vocab):
     checkpoint = read_hf_checkpoint(folder)
     file_name, sha1 = _install(root, f'{model}_{dataset}', '.params',
                                lambda temp: save_params(checkpoint.arrays, temp))
@@ -108,10 +108,13 @@ def converted_params_file(model: str, dataset: str, identity: dict,
     manifest = valid_manifest(model, dataset, identity, root)
     if manifest is None:
         os.makedirs(root, exist_ok=True)
+        # downloaded before the lock (huggingface_hub locks its own cache): a slow download
+        # must not time out other processes waiting to load the same model
+        folder = hf_folder()
         with FileLock(os.path.join(root, f'.{model}_{dataset}.lock')):
             manifest = valid_manifest(model, dataset, identity, root, move_bad=True)
             if manifest is None:
-                manifest = _convert(model, dataset, identity, hf_folder, root, description,
+                manifest = _convert(model, dataset, identity, folder, root, description,
                                     keep_vocab)
     return os.path.join(root, manifest['file']), manifest
 
@@ -119,8 +122,17 @@ def converted_params_file(model: str, dataset: str, identity: dict,
 def load_converted(path: str, manifest: dict, vocab: BERTVocab | None = None,
                    root: str | None = None) -> Checkpoint:
     """Checkpoint of a converted `.params`; vocab defaults to the manifest's kept vocab.txt."""
-    if vocab is None and 'vocab_file' in manifest:
-        vocab = BERTVocab.from_file(os.path.join(default_root(root), manifest['vocab_file']))
+    if 'vocab_file' in manifest:
+        own = BERTVocab.from_file(os.path.join(default_root(root), manifest['vocab_file']))
+        if vocab is None:
+            vocab = own
+        elif list(vocab.idx_to_token) != list(own.idx_to_token):
+            moved = sum(a != b for a, b in zip(vocab.idx_to_token, own.idx_to_token))
+            raise ConversionError(
+                f'{path}: its embedding rows follow the token order of its own vocab.txt '
+                f'({manifest["vocab_file"]}), and the vocabulary given orders {moved} of '
+                f'{len(own)} tokens differently; leave vocab= out to use the checkpoint\'s own '
+                f'(GluonNLP and Google order the same tokens differently)')
     arrays = read_params(path)
     check_vocab_fits(vocab, arrays, manifest['hparams'].get('vocab_size'), path)
     return Checkpoint(arrays=arrays, hparams=manifest['hparams'], vocab=vocab, source=path)

@@ -114,7 +114,7 @@ class CheckpointManager:
     def remove_partial(self) -> None:
         """Delete what an interrupted save left: `.step-*` temporary folders and files."""
         for name in os.listdir(self.root):
-            if name.startswith(('.step-', 'LATEST.tmp')) or '.old-' in name:
+            if name.startswith(('.step-', '.LATEST.')) or '.old-' in name:
                 path = os.path.join(self.root, name)
                 if os.path.isdir(path):
                     shutil.rmtree(path, ignore_errors=True)

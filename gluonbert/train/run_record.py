@@ -19,8 +19,10 @@ from ..files import write_json
 
 RUN_CONFIG = 'run_config.json'
 # flags that describe one invocation, not the run: never taken from a saved run_config.json
+# (how and where this process runs, not what the model is: a multi-worker run's --comm-backend
+# and --gpus are not replayed into a later single-process --resume / --only-inference)
 PER_INVOCATION = ('resume', 'only_inference', 'overwrite_output_dir', 'params', 'output_dir',
-                  'debug', 'no_progress')
+                  'debug', 'no_progress', 'comm_backend', 'gpus')
 # what a training run writes into --output-dir (removed by --overwrite-output-dir)
 RUN_FILES = (RUN_CONFIG, 'checkpoints', 'best.params', 'best.json', 'history.json',
              'metrics.jsonl', 'train.log', 'curves.png', 'dev_metrics.json',
@@ -44,6 +46,8 @@ def write_run_config(folder: str, args: argparse.Namespace, argv: list | None,
     """Write `<folder>/run_config.json` atomically: the arguments (after defaults and a saved
     run's settings), `resolved` (e.g. the task and labels read off the data), the seed,
     versions, the command line and the UTC date. A resumed run keeps the earlier commands."""
+    if os.path.abspath(folder) == os.path.abspath(args.output_dir):
+        clear_earlier_run(args)  # the inputs are read by now (see check_output_dir)
     path = os.path.join(folder, RUN_CONFIG)
     previous = getattr(args, 'saved_run', None) or {}
     command = command_line(argv)
@@ -82,8 +86,9 @@ def used_by(folder: str) -> str | None:
 
 
 def check_output_dir(args: argparse.Namespace) -> None:
-    """Refuse to train into a used --output-dir unless --resume or --overwrite-output-dir;
-    with --overwrite-output-dir, remove the earlier run's files first (rank 0 only calls it)."""
+    """Refuse to train into a used --output-dir unless --resume or --overwrite-output-dir
+    (rank 0 only calls it). The earlier run's files are removed later, by write_run_config,
+    once every input has been read: a mistake found on the way costs nothing."""
     if getattr(args, 'only_inference', False) or args.resume:
         return
     what = used_by(args.output_dir)
@@ -93,6 +98,14 @@ def check_output_dir(args: argparse.Namespace) -> None:
         raise SystemExit(f'--output-dir {args.output_dir} holds an earlier run (it has {what}): '
                          'pass --resume to continue it, --overwrite-output-dir to replace it, or '
                          'another --output-dir')
+
+
+def clear_earlier_run(args: argparse.Namespace) -> None:
+    """With --overwrite-output-dir (and not --resume / --only-inference), remove the earlier
+    run's files from --output-dir."""
+    if not getattr(args, 'overwrite_output_dir', False) or args.resume or \
+            getattr(args, 'only_inference', False):
+        return
     for name in RUN_FILES:
         path = os.path.join(args.output_dir, name)
         if os.path.isdir(path) and not os.path.islink(path):

@@ -190,7 +190,8 @@ def main(argv=None):
         return results
     load_parameters_file(net, os.path.join(args.output_dir, 'best.params'), ctx)
     # the loop scored best.params on the held-out part already
-    after = dict(state['best_metrics']) if state['best_metrics'] else evaluate(net)
+    after = ({k: v for k, v in state['best_metrics'].items() if not k.startswith('raw_')}
+             if state['best_metrics'] else evaluate(net))
     LOG.info('held-out after training (best by MLM loss, step %s): %s',
              _best_step(state), _format(after))
     losses = [h['loss'] for h in state['history'] if 'loss' in h]
