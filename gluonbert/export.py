@@ -10,6 +10,7 @@ import numpy as np
 from mxnet.gluon import HybridBlock, SymbolBlock
 
 from .errors import DamagedFileError, mxnet_message
+from .files import staged_files
 from .kernels import make_portable_file
 from .model.encoder import check_inputs
 
@@ -60,16 +61,16 @@ def export_model(block: HybridBlock, path_prefix: str, sample_inputs: Sequence[m
     if isinstance(block, tuple):
         raise TypeError('export_model got a tuple; get_model() returns (model, vocab): '
                         'pass the model')
-    directory = os.path.dirname(os.path.abspath(path_prefix))
-    os.makedirs(directory, exist_ok=True)
     if not block._active:
         block.hybridize(static_alloc=True)
     block(*sample_inputs)
-    HybridBlock.export(block, path_prefix, epoch=epoch)  # not a subclass's portable export
-    symbol_file = f'{path_prefix}-symbol.json'
-    if portable:
-        make_portable_file(symbol_file)  # MXNet's own LayerNorm: loads without gluonbert
-    return symbol_file, f'{path_prefix}-{epoch:04d}.params'
+    params_suffix = f'-{epoch:04d}.params'
+    # the params first, the symbol (what a reader opens first) last: never a mixed pair
+    with staged_files(path_prefix, (params_suffix, '-symbol.json')) as staged:
+        HybridBlock.export(block, staged, epoch=epoch)  # not a subclass's portable export
+        if portable:  # MXNet's own LayerNorm: loads without gluonbert
+            make_portable_file(f'{staged}-symbol.json')
+    return f'{path_prefix}-symbol.json', path_prefix + params_suffix
 
 
 def import_model(path_prefix: str, num_inputs: int = 3, epoch: int = 0,

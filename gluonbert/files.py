@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 
@@ -103,6 +103,25 @@ def write_with(path: str, writer: Callable[[str], Any], suffix: str = '.part') -
     with atomic_path(path, suffix) as temp:
         writer(temp)
     return path
+
+
+@contextlib.contextmanager
+def staged_files(path_prefix: str, suffixes: Sequence[str]) -> Iterator[str]:
+    """Yield a temporary prefix beside `path_prefix` for a writer that writes several files named
+    prefix + suffix (MXNet's export: '-symbol.json', '-0000.params'); when the block ends without
+    error each moves onto path_prefix + suffix in the order given (put the file readers open
+    first last), and nothing moves otherwise."""
+    folder = os.path.dirname(os.path.abspath(path_prefix))
+    os.makedirs(folder, exist_ok=True)
+    temp = tempfile.mkdtemp(dir=folder, prefix='.' + os.path.basename(path_prefix) + '.')
+    try:
+        yield os.path.join(temp, 'staged')
+        for suffix in suffixes:
+            staged = os.path.join(temp, 'staged' + suffix)
+            os.chmod(staged, 0o666 & ~_umask())
+            os.replace(staged, path_prefix + suffix)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @contextlib.contextmanager

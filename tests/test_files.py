@@ -73,3 +73,17 @@ def test_atomic_open_refuses_append(tmp_path):
     with pytest.raises(ValueError, match='whole files'):
         with files.atomic_open(str(tmp_path / 'x'), 'a'):
             pass
+
+
+def test_staged_files_move_together_or_not_at_all(tmp_path):
+    prefix = str(tmp_path / 'model')
+    with files.staged_files(prefix, ('-0000.params', '-symbol.json')) as staged:
+        for suffix in ('-0000.params', '-symbol.json'):
+            open(staged + suffix, 'w').close()
+        assert not [f for f in os.listdir(tmp_path) if f.startswith('model-')]  # not yet
+    assert sorted(os.listdir(tmp_path)) == ['model-0000.params', 'model-symbol.json']
+    with pytest.raises(RuntimeError):
+        with files.staged_files(prefix + '2', ('-0000.params', '-symbol.json')) as staged:
+            open(staged + '-0000.params', 'w').close()
+            raise RuntimeError('the writer failed halfway')
+    assert sorted(os.listdir(tmp_path)) == ['model-0000.params', 'model-symbol.json']

@@ -508,3 +508,15 @@ def test_interrupted_run_with_an_average_resumes_it_exactly(tmp_path, caplog):
     d, w7 = min(0.7, 8 / 17), params_of(interrupted)
     assert_same_params(params_of(averaged), {k: d * v + (1 - d) * w7[k]
                                              for k, v in params_of(w6).items()}, atol=1e-6)
+
+
+def test_metrics_log_keeps_one_line_per_step_after_a_resume(tmp_path):
+    """A resumed run writes the steps after its checkpoint again: the log drops them first."""
+    from gluonbert.train.metrics_log import MetricsLog, read_metrics
+    log = MetricsLog(str(tmp_path))
+    for step in (1, 2, 3, 4):
+        log.append(step, 'train', dict(loss=1.0 / step))
+    log.keep_until(2)  # resumed from the checkpoint at step 2
+    log.append(3, 'train', dict(loss=0.3))
+    assert [(m['step'], m['value']) for m in read_metrics(str(tmp_path))] == \
+        [(1, 1.0), (2, 0.5), (3, 0.3)]

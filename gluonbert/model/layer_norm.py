@@ -3,6 +3,7 @@ import numpy as np
 from mxnet.gluon import HybridBlock
 
 from .. import kernels
+from ..files import staged_files
 from .types import NDArrayOrSymbol
 
 
@@ -11,9 +12,11 @@ class PortableExport:
     kernel, so the exported symbol loads in any MXNet 1.9 (as `gluonbert.export_model` does)."""
 
     def export(self, path: str, epoch: int = 0, remove_amp_cast: bool = True) -> None:
-        """`HybridBlock.export`, then the portable rewrite of `path-symbol.json`."""
-        super().export(path, epoch, remove_amp_cast)
-        kernels.make_portable_file(f'{path}-symbol.json')
+        """`HybridBlock.export`, then the portable rewrite of `path-symbol.json` (both files move
+        into place together once complete)."""
+        with staged_files(path, (f'-{epoch:04d}.params', '-symbol.json')) as staged:
+            super().export(staged, epoch, remove_amp_cast)
+            kernels.make_portable_file(f'{staged}-symbol.json')
 
 
 class LayerNorm(PortableExport, HybridBlock):

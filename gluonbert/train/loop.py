@@ -210,6 +210,7 @@ class TrainingLoop:
             if self.loss_scale is not None and saved_scale is not None:
                 self.loss_scale.load_state_dict(saved_scale)
             LOG.info('resumed from %s (step %d)', path, state.step)
+            self.metrics_log.keep_until(state.step)
         else:
             LOG.warning('resume asked, but %s holds no complete checkpoint: training starts at '
                         'step 0', manager.root if manager else 'the run (no output_dir)')

@@ -3,6 +3,8 @@ metrics, the final scores), appended as the run goes so a crashed run keeps what
 import json
 import os
 
+from ..files import write_text
+
 METRICS_FILE = 'metrics.jsonl'
 
 
@@ -22,6 +24,15 @@ class MetricsLog:
                 f.write(json.dumps(dict(step=int(step), split=split, name=name,
                                         value=float(value))) + '\n')
             f.flush()
+
+    def keep_until(self, step: int) -> None:
+        """Drop the lines after `step`: a resumed run writes the steps after its checkpoint
+        again, so the file keeps one line per step and metric."""
+        if self.path is None or not os.path.isfile(self.path):
+            return
+        with open(self.path, encoding='utf-8') as f:
+            lines = [line for line in f if line.strip() and json.loads(line)['step'] <= step]
+        write_text(self.path, ''.join(lines))
 
 
 def read_metrics(folder: str) -> list:
