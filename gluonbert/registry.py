@@ -198,7 +198,9 @@ def _load_weights(model, checkpoint, ignored, ctx, allow_missing, ignore_extra):
     """Initialize `model` from `checkpoint`; with allow_missing the parameters the checkpoint
     lacks stay uninitialized (GluonNLP's behaviour) and a warning names them."""
     params = model._collect_params_with_prefix()
-    loaded = set(canonical_to_block(model, checkpoint.without(ignored), checkpoint.task))
+    # names only (load_into below warns about a dropped fine-tuned head, once)
+    loaded = set(canonical_to_block(model, checkpoint.without(ignored, warn=False),
+                                    checkpoint.task))
     missing = sorted(set(params) - loaded)
     if allow_missing and missing:
         for param_name, param in params.items():

@@ -323,3 +323,28 @@ def test_initialize_head_follows_the_backbone_contexts():
     a = head(ids.as_in_context(ctxs[1]), types.as_in_context(ctxs[1]),
              lengths.as_in_context(ctxs[1]))
     np.testing.assert_allclose(a.asnumpy(), head(ids, types, lengths).asnumpy(), atol=1e-6)
+
+
+def test_an_imperative_call_checks_its_inputs_once(monkeypatch):
+    """Each check reads the inputs back to the host: a task head over a BERTModel over an
+    encoder checks once per call, hybridized or not, and still refuses bad ids both ways."""
+    from gluonbert.model import encoder as encoder_module
+    calls = []
+    real = encoder_module.check_inputs
+
+    def counting(config, input_ids, *args):
+        if isinstance(input_ids, mx.nd.NDArray):  # graph tracing passes symbols: no host read
+            calls.append(input_ids.shape)
+        return real(config, input_ids, *args)
+    monkeypatch.setattr(encoder_module, 'check_inputs', counting)
+    net = BERTClassifier(tiny_model(use_pooler=True, use_decoder=False, use_classifier=False), 2)
+    net.initialize_head()
+    ids, types, lengths = random_batch()
+    for hybridized in (False, True):
+        if hybridized:
+            net.hybridize()
+        calls.clear()
+        net(ids, types, lengths)
+        assert len(calls) == 1, (hybridized, len(calls))
+        with pytest.raises(ValueError, match='input_ids holds'):
+            net(ids + TINY['vocab_size'], types, lengths)

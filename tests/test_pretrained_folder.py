@@ -238,9 +238,10 @@ def test_a_transformers_classifier_folder_loads_with_its_labels(tmp_path, vocab)
                                                             if k != 'vocab_size'})
     with pytest.warns(UserWarning, match=r'holds a fine-tuned sequence_classification head \(3 '
                                          r'outputs: sad, neutral, happy\), which is dropped.*'
-                                         r'gluonbert\.from_pretrained\(path\)'):
+                                         r'gluonbert\.from_pretrained\(path\)') as caught:
         backbone, _ = get_model('bert_tiny_pretrained_test', pretrained=str(tmp_path / 'hf'))
     assert type(backbone) is BERTModel
+    assert sum('which is dropped' in str(w.message) for w in caught) == 1  # said once
 
 
 def write_words(path):

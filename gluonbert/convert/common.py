@@ -44,14 +44,14 @@ class Checkpoint:
         return {head for head, prefix in HEAD_PREFIXES.items()
                 if any(name.startswith(prefix) for name in self.arrays)}
 
-    def without(self, heads: Iterable[str]) -> dict[str, np.ndarray]:
+    def without(self, heads: Iterable[str], warn: bool = True) -> dict[str, np.ndarray]:
         """The canonical arrays minus every tensor of the named head groups.
 
         Dropping a fine-tuned task head (e.g. `get_model(pretrained=<a classifier folder>)`,
         which builds a bare BERTModel) is allowed, to fine-tune the backbone anew, but warned
         about: the caller may have meant to load the whole fine-tuned model.
         """
-        if 'task' in heads and 'task' in self.heads:
+        if warn and 'task' in heads and 'task' in self.heads:
             warnings.warn(
                 f'{self.source or "the checkpoint"} holds a fine-tuned {self.task or "task"} '
                 f'head ({self.task_labels} outputs{_label_list(self.labels)}), which is dropped: '

@@ -65,7 +65,8 @@ class BERTModel(PortableExport, HybridBlock):
     def __call__(self, input_ids: NDArrayOrSymbol, token_types: NDArrayOrSymbol | None = None,
                  valid_length: NDArrayOrSymbol | None = None,
                  masked_positions: NDArrayOrSymbol | None = None) -> BlockOutputs:
-        self.encoder.check_inputs(input_ids, token_types, valid_length)
+        if self._active:  # imperative calls reach the encoder's own __call__, which checks
+            self.encoder.check_inputs(input_ids, token_types, valid_length)
         if self.use_decoder and masked_positions is None:
             raise ValueError('this BERTModel has an MLM decoder (use_decoder=True), so it needs '
                              'masked_positions (batch, num_masked); build it with '

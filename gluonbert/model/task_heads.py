@@ -107,7 +107,8 @@ class _TaskHead(PortableExport, HybridBlock):
 
     def __call__(self, input_ids: NDArrayOrSymbol, token_types: NDArrayOrSymbol | None = None,
                  valid_length: NDArrayOrSymbol | None = None) -> BlockOutputs:
-        self.bert.encoder.check_inputs(input_ids, token_types, valid_length)
+        if self._active:  # imperative calls reach the backbone's own __call__, which checks
+            self.bert.encoder.check_inputs(input_ids, token_types, valid_length)
         if not self.bert.encoder.use_token_type_embed:
             token_types = None  # no segment embedding: ignored and kept out of the graph
         return super().__call__(input_ids, token_types, valid_length)
@@ -206,10 +207,11 @@ class BERTForMultipleChoice(_TaskHead):
             if input_ids.ndim != 3:
                 raise ValueError('input_ids must have shape (batch, num_choices, seq_len); got '
                                  f'{input_ids.shape}')
-            self.bert.encoder.check_inputs(
-                input_ids.reshape((-3, 0)),
-                None if token_types is None else token_types.reshape((-3, 0)),
-                None if valid_length is None else valid_length.reshape((-1,)))
+            if self._active:  # else the backbone's own __call__ checks the flattened inputs
+                self.bert.encoder.check_inputs(
+                    input_ids.reshape((-3, 0)),
+                    None if token_types is None else token_types.reshape((-3, 0)),
+                    None if valid_length is None else valid_length.reshape((-1,)))
         if not self.bert.encoder.use_token_type_embed:
             token_types = None  # no segment embedding: ignored and kept out of the graph
         return HybridBlock.__call__(self, input_ids, token_types, valid_length)
