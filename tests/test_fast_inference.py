@@ -142,27 +142,34 @@ def test_bfloat16_runs_where_onednn_has_kernels_and_says_why_not_elsewhere(tmp_p
 
 
 def test_the_bfloat16_graph_converts_and_type_checks_on_any_cpu():
-    """to_bfloat16's AMP rewrite is built and type-inferred here even where it cannot run:
-    matmuls and GELU in bfloat16; attention scores, softmax and LayerNorm in float32."""
+    """to_bfloat16's rewrite is built and type-inferred here even where it cannot run: oneDNN's
+    fused Dense (+ GELU) in bfloat16 with bfloat16 weights; attention scores, softmax and
+    LayerNorm in float32."""
+    import json
+
     from conftest import random_batch, tiny_model
     from gluonbert.precision import _amp_convert
     converted = _amp_convert(tiny_model(use_decoder=False, use_classifier=False), random_batch())
     data, symbol = converted._cached_graph
     graph = symbol.get_internals()
     _, types, _ = graph.infer_type(**{d.name: 'float32' for d in data})
-    dtype = {name: np.dtype(t) for name, t in zip(graph.list_outputs(), types)}
+    dtype = dict(zip(graph.list_outputs(), (np.dtype(t) for t in types)))
     bfloat16 = np.dtype([('bfloat16', np.uint16)])
-
-    def of(suffix):
-        return {t for n, t in dtype.items() if n.endswith(suffix)}
-    for dense in ('qkv_fwd_output', 'out_proj_fwd_output', 'ffn_1_fwd_output',
-                  'ffn_2_fwd_output', 'pooler_dense_fwd_output', 'gelu0_leakyrelu0_output'):
-        assert of('_' + dense) == {bfloat16}, dense
-    for exact in ('selfatt_qk0_output', 'softmax0_output', 'selfatt_valatt0_output'):
-        assert of(exact) == {np.dtype(np.float32)}, exact
+    ops = {}
+    for node in json.loads(symbol.tojson())['nodes']:
+        ops.setdefault(node['op'], set()).add(dtype[node['name'] + '_output'] if node['op']
+                                              != 'null' else None)
+    assert 'LeakyReLU' not in ops and 'FullyConnected' not in ops  # all fused
+    assert ops['_sg_mkldnn_fully_connected'] == {bfloat16}
+    for exact in ('_sg_mkldnn_selfatt_qk', 'softmax', '_sg_mkldnn_selfatt_valatt'):
+        assert ops[exact] == {np.dtype(np.float32)}, exact
     # gluonbert's LayerNorm kernel, or MXNet's where the kernel is off or cannot be built
-    assert of('_gluonbert_layer_norm0_output') | of('_layernorm0_output') == \
+    assert ops.get('_gluonbert_layer_norm', set()) | ops.get('LayerNorm', set()) == \
         {np.dtype(np.float32)}
+    params = converted.collect_params()
+    dense = [name for name in params if name.endswith(('qkv_weight', 'ffn_1_weight'))]
+    assert len(dense) == 4 and {params[n].dtype for n in dense} == {bfloat16}  # cast once
+    assert {p.dtype for n, p in params.items() if n.endswith('norm_gamma')} == {np.float32}
 
 
 def test_optimize_for_cpu_fuses_without_changing_the_outputs(minilm, tmp_path):
