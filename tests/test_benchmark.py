@@ -20,9 +20,10 @@ from gluonbert.benchmark import cli, gluonbert_peer, memory, onnx_peers, peers, 
 from gluonbert.benchmark.agreement import AgreementError, agreement, check_agreement
 from gluonbert.benchmark.inputs import make_inputs
 from gluonbert.benchmark.timing import flops
-from gluonbert.benchmark.variants import (BF16, FP32_ATOL, HF, HF_BF16, INT8, INT8_MIN_COSINE,
-                                          LEVER, NLP, ORT_FP32, ORT_INT8, OURS, OV_BF16, OV_FP32)
-from gluonbert.precision import cpu_flags
+from gluonbert.benchmark.variants import (BF16, BF16_TRAIN, FP32_ATOL, HF, HF_BF16, INT8,
+                                          INT8_MIN_COSINE, LEVER, NLP, ORT_FP32, ORT_INT8, OURS,
+                                          OV_BF16, OV_FP32)
+from gluonbert.precision import bfloat16_supported, cpu_flags
 
 SCRIPT = os.path.join(REPO, 'scripts', 'benchmark.py')
 MODEL = 'bert_2_128_2'
@@ -61,7 +62,14 @@ def test_tiny_run_checks_and_times_every_variant(tmp_path, torch_threads, capsys
     assert all(report['skipped'].values())
     assert ran == {name for name in OPTIONAL if runnable_here(name)}
     assert timed == {OURS, INT8, LEVER, HF, NLP} | ran
-    assert set(result['train']) == {OURS, HF, NLP}
+    # the bf16 (AMP) fine-tuning step where MXNet's oneDNN has bf16, against our fp32 step
+    assert set(result['train']) == {OURS, HF, NLP} | ({BF16_TRAIN} if bfloat16_supported() else
+                                                      set())
+    if bfloat16_supported():
+        bf16_step = result['train'][BF16_TRAIN]
+        assert bf16_step['vs'][OURS] == pytest.approx(result['train'][OURS]['seconds'] /
+                                                      bf16_step['seconds'])
+        assert 'x gluonbert fp32' in markdown
     for row in list(result['inference']['2x16'].values()) + list(result['train'].values()):
         assert row['seconds'] > 0 and row['seq_per_s'] > 0 and all(t > 0 for t in row['times'])
     assert set(result['inference']['2x16'][OURS]['vs']) == {HF, NLP}

@@ -1,5 +1,7 @@
 """Fast inference modes agree with float32: int8 (oneDNN, calibrated) and bfloat16 (AMP)."""
+import json
 import os
+import sys
 
 import mxnet as mx
 import numpy as np
@@ -14,7 +16,7 @@ from gluonbert.data.transforms import BERTSentenceTransform
 from gluonbert.precision import UnsupportedPrecisionError, bfloat16_supported, cpu_flags
 from gluonbert.quantization import quantize
 
-from conftest import SLICE
+from conftest import REPO, SLICE
 
 
 def sentences(name, count):
@@ -181,3 +183,30 @@ def test_optimize_for_cpu_fuses_without_changing_the_outputs(minilm, tmp_path):
     symbol_file, _ = export_model(fused, str(tmp_path / 'fused'), sample)
     with open(symbol_file, encoding='utf-8') as f:
         assert '_sg_mkldnn_selfatt_qk' in f.read()
+
+
+def test_precision_accuracy_script_reports_int8_and_bfloat16_or_why_not(tmp_path):
+    """scripts/precision_accuracy.py: float32, int8 and bf16 accuracies on labelled rows; bf16
+    is skipped with the CPU named where oneDNN has no bf16 kernels."""
+    sys.path.insert(0, os.path.join(REPO, 'scripts'))
+    import precision_accuracy
+    _export_tiny_classifier(str(tmp_path / 'fp32'))
+    dev = os.path.join(SLICE, 'dev.tsv')
+    results = precision_accuracy.main([
+        '--model-dir', str(tmp_path / 'fp32'), '--dev-file', dev, '--calib-file',
+        os.path.join(SLICE, 'train.tsv'), '--calib-samples', '32', '--json',
+        str(tmp_path / 'acc.json')])
+    labels = [row[1] for row in read_table(dev, ['sentence'], label_field='label')]
+    fp32 = SentenceClassifier(str(tmp_path / 'fp32')).predict(
+        [row[0] for row in read_table(dev, ['sentence'])])
+    assert results['float32']['accuracy'] == np.mean([p == y for p, y in zip(fp32, labels)])
+    assert results['dev_samples'] == len(labels) and results['calib_samples'] == 32
+    expected = {'int8', 'bfloat16'} if bfloat16_supported() else {'int8'}
+    assert {p for p in ('int8', 'bfloat16') if p in results} == expected
+    for precision in expected:
+        row = results[precision]
+        assert row['difference_points'] == round(100 * (row['accuracy'] -
+                                                        results['float32']['accuracy']), 2)
+    if not bfloat16_supported():
+        assert 'AVX-512' in results['skipped']['bfloat16']
+    assert json.loads((tmp_path / 'acc.json').read_text())['float32'] == results['float32']
