@@ -424,3 +424,19 @@ def test_cli_exports_onnx_and_keeps_mxnet_the_default(tiny_registered, tmp_path,
                  '--from-scratch']) == 2
     assert 'gluonbert: error: --int8, --opset and --static apply to --format onnx only' in \
         capsys.readouterr().err
+
+
+def test_model_without_segment_table_keeps_hf_inputs(tmp_path):
+    """A model built with use_token_type_embed=False exports with all three HF inputs (the
+    types are read and ignored) and agrees with gluonbert whatever types are fed."""
+    block = BERTClassifier(tiny_model(use_decoder=False, use_classifier=False,
+                                      use_token_type_embed=False), num_classes=2)
+    block.initialize_head()
+    path = export_onnx(block, str(tmp_path / 'model.onnx'), seq_len=8)
+    assert list(describe(path)['inputs']) == list(INPUT_NAMES)
+    assert_agrees(path, block, 'classifier')
+    ids, types, lengths = padded_batch('classifier', 2, 10)
+    feed = hf_inputs(ids, types, lengths)
+    other = dict(feed, token_type_ids=1 - feed['token_type_ids'])
+    np.testing.assert_array_equal(session(path).run(None, feed)[0],
+                                  session(path).run(None, other)[0])
