@@ -1,6 +1,7 @@
 """The benchmark's command line: its options, one model's whole run, and main."""
 import argparse
 import datetime
+import gc
 import os
 import sys
 import tempfile
@@ -119,9 +120,12 @@ def main(argv: list[str] | None = None, prog: str = 'scripts/benchmark.py') -> d
                  for name in args.models]
         for models in built:  # every conversion is checked before the first timing
             preflight(models, args.shapes[0], args.levers)
-        for models in built:
+        while built:  # each model's runtimes are let go once it is measured
+            models = built.pop(0)
             report['models'][models['name']] = bench_model(models, args,
                                                            report['gemm_peak_gflops'])
+            models.clear()
+            gc.collect()
     report['machine']['load_average_after'] = os.getloadavg()
     report['refused'] = refusals(report)
     print(render(report))
