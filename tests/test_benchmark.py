@@ -214,3 +214,19 @@ def test_the_script_still_runs_and_restarts_when_the_thread_count_changes():
     _, stderr = probe_peak([sys.executable, SCRIPT, '--memory-probe', 'gluonbert', 'infer',
                             MODEL, '--probe-config', config], env)
     assert 'restarting' not in stderr
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--shapes', '8by128'], "--shapes: a shape is BATCHxSEQ_LEN with both >= 1, e.g. 8x128; "
+                             "got '8by128'"),
+    (['--shapes', '0x128'], "got '0x128'"),
+    (['--models', 'bert_12_768'], "--models: unknown ['bert_12_768']; registered:"),
+    (['--threads', '0'], '--threads must be >= 1; got 0'),
+    (['--repeats', '0'], '--repeats must be >= 1'),
+])
+def test_bad_arguments_are_one_line_and_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse_args(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and 'Traceback' not in err

@@ -15,6 +15,7 @@ from .machine import THREADS_NOTE, configure_threads, machine_info, restart_need
 from .memory import memory_probe, probe_memory
 from .peers import available_peers
 from ..files import write_json
+from ..registry import list_models
 from .report import refusals, render
 from .timing import flops, gemm_peak
 from .torch_peer import hf_model, setup_torch
@@ -29,8 +30,10 @@ def parse_shape(text: str) -> tuple[int, int]:
     try:
         batch, seq_len = (int(part) for part in text.lower().split('x'))
     except ValueError:
+        batch = seq_len = 0
+    if batch < 1 or seq_len < 1:
         raise argparse.ArgumentTypeError(
-            f'a shape is BATCHxSEQ_LEN, e.g. 8x128; got {text!r}') from None
+            f'a shape is BATCHxSEQ_LEN with both >= 1, e.g. 8x128; got {text!r}')
     return batch, seq_len
 
 
@@ -55,9 +58,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=argparse.SUPPRESS)
     parser.add_argument('--probe-config', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.shapes = [parse_shape(text) for item in args.shapes for text in item.split(',') if text]
+    try:
+        args.shapes = [parse_shape(text) for item in args.shapes for text in item.split(',')
+                       if text]
+    except argparse.ArgumentTypeError as err:
+        parser.error(f'--shapes: {err}')
     if args.repeats < 1 or args.warmup < 0:
         parser.error('--repeats must be >= 1 and --warmup >= 0')
+    if args.threads is not None and args.threads < 1:
+        parser.error(f'--threads must be >= 1; got {args.threads}')
+    unknown = [name for name in args.models if name not in list_models()]
+    if unknown and not args.memory_probe:
+        parser.error(f'--models: unknown {unknown}; registered: {sorted(list_models())}')
     return args
 
 
