@@ -60,8 +60,8 @@ def to_bfloat16(model: mx.gluon.HybridBlock, sample_inputs: Sequence[mx.nd.NDArr
     """fp32 HybridBlock + one sample batch (input_ids, token_types, valid_length) -> a hybridized
     inference copy computing in bfloat16 (oneDNN's fused Dense + bias + GELU, weights stored in
     bf16) with float32 attention, softmax and LayerNorm; any batch size and length. Its outputs
-    are float32; `model` is left as it was. Raises UnsupportedPrecisionError where the CPU has
-    no bf16."""
+    are float32; `model` keeps its fp32 weights (it is hybridized if it was not). Raises
+    UnsupportedPrecisionError where the CPU has no bf16."""
     if isinstance(model, tuple):
         raise TypeError('to_bfloat16 got a tuple; get_model() returns (model, vocab): pass the '
                         'model')
