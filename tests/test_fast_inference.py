@@ -210,3 +210,21 @@ def test_precision_accuracy_script_reports_int8_and_bfloat16_or_why_not(tmp_path
     if not bfloat16_supported():
         assert 'AVX-512' in results['skipped']['bfloat16']
     assert json.loads((tmp_path / 'acc.json').read_text())['float32'] == results['float32']
+
+
+@pytest.mark.skipif(not bfloat16_supported(), reason='no bf16 kernels in oneDNN on this CPU '
+                    '(needs AVX-512)')
+def test_to_bfloat16_keeps_the_given_model_and_takes_other_shapes():
+    """The bf16 copy answers at shapes other than its sample's, close to fp32; the fp32 model
+    given to it still gives its own outputs afterwards."""
+    from conftest import random_batch, tiny_model
+    model = tiny_model(use_decoder=False, use_classifier=False)
+    other = random_batch(4, 20, seed=3)
+    before = [o.asnumpy() for o in model(*other)]
+    bf16 = gluonbert.to_bfloat16(model, random_batch(2, 8, seed=1))
+    after = [o.asnumpy() for o in model(*other)]
+    for b, a in zip(before, after):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    for low, exact in zip(bf16(*other), before):
+        assert low.dtype == np.float32 and low.shape == exact.shape
+        assert np.abs(low.asnumpy() - exact).max() < 0.05
