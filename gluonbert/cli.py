@@ -12,6 +12,7 @@ import numpy as np
 
 from .errors import UsageError, add_debug_flag, run_main
 from .files import write_with
+from .quantization import CALIB_MODES, CLASSIFIER_CALIB_MODE
 from .train.script_args import (add_weights_arguments, check_weights_source, existing_dir,
                                  existing_file, existing_path, positive_int)
 
@@ -128,7 +129,7 @@ def _quantize(args):
     texts = read_text_table(args.calib_file, classifier.pair, names,
                             classifier.meta.get('task'))[:args.calib_samples]
     with _truncation_noted('calibration reads the first max_seq_length tokens of each text'):
-        classifier.quantize(texts)
+        classifier.quantize(texts, calib_mode=args.calib_mode)
     classifier.save(args.output, overwrite=args.overwrite)
     kind = 'sentence pairs' if texts and isinstance(texts[0], tuple) else 'sentences'
     print(f'int8 model calibrated on {len(texts)} {kind} of {args.calib_file} written to '
@@ -236,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
                             'sentence1,sentence2, sentence, text, ...)')
     quant.add_argument('--calib-samples', type=positive_int, default=512,
                        help='calibrate on the first N rows (default 512)')
+    quant.add_argument('--calib-mode', choices=CALIB_MODES, default=CLASSIFIER_CALIB_MODE,
+                       help='entropy (KL-divergence thresholds, the default: closer to float32 '
+                            'accuracy) or naive (min/max of the calibration outputs)')
     quant.add_argument('--output', required=True, help='folder for the int8 export')
     quant.add_argument('--overwrite', action='store_true', help='replace --output if it exists')
     quant.set_defaults(run=_quantize)

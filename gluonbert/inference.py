@@ -24,7 +24,7 @@ from .errors import UsageError
 from .model.task_heads import mean_over_valid
 from .precision import to_bfloat16
 from .pretrained import EXPORT_FOLDER, META_NAME
-from .quantization import quantize
+from .quantization import CLASSIFIER_CALIB_MODE, quantize
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -187,9 +187,10 @@ class SentenceClassifier:
                 for start in range(0, len(texts), batch_size)]
 
     def quantize(self, calib_texts: Iterable[str | Sequence[str]], batch_size: int = 32,
-                 calib_mode: str = 'naive') -> SentenceClassifier:
+                 calib_mode: str = CLASSIFIER_CALIB_MODE) -> SentenceClassifier:
         """Replace the model by its int8 version calibrated on `calib_texts` (a few hundred
-        real sentences, or pairs for a pair model, of the task, e.g. its dev set); returns self."""
+        real sentences, or pairs for a pair model, of the task, e.g. its dev set); returns self.
+        calib_mode: 'entropy' (KL thresholds, better for the decision) or 'naive' (min/max)."""
         if not calib_texts:
             raise ValueError('quantize needs calibration sentences')
         calib_texts = list(calib_texts)

@@ -23,7 +23,7 @@ from gluonbert.errors import run_main  # noqa: E402
 from gluonbert.files import write_json  # noqa: E402
 from gluonbert.inference import SentenceClassifier  # noqa: E402
 from gluonbert.precision import UnsupportedPrecisionError  # noqa: E402
-from gluonbert.quantization import CALIB_MODES  # noqa: E402
+from gluonbert.quantization import CALIB_MODES, CLASSIFIER_CALIB_MODE  # noqa: E402
 
 PRECISIONS = ('int8', 'bfloat16')
 
@@ -36,11 +36,13 @@ def build_parser():
     p.add_argument('--dev-file', required=True, help='labelled TSV with a header')
     p.add_argument('--calib-file', required=True, help='TSV whose sentences calibrate int8')
     p.add_argument('--precisions', nargs='+', choices=PRECISIONS, default=list(PRECISIONS))
-    p.add_argument('--text-column', default='sentence')
+    p.add_argument('--text-column', default='sentence',
+                   help='the text column, or two comma-separated for sentence pairs '
+                        '(MRPC: "#1 String,#2 String")')
     p.add_argument('--label-column', default='label')
     p.add_argument('--calib-samples', type=int, default=512)
-    p.add_argument('--calib-mode', default='naive', choices=CALIB_MODES,
-                   help='int8 calibration: naive (min/max) or entropy (KL)')
+    p.add_argument('--calib-mode', default=CLASSIFIER_CALIB_MODE, choices=CALIB_MODES,
+                   help='int8 calibration: entropy (KL, the default) or naive (min/max)')
     p.add_argument('--batch-size', type=int, default=32)
     p.add_argument('--json', help='also write the results here')
     p.add_argument('--debug', action='store_true', help='show tracebacks')
@@ -55,6 +57,11 @@ def accuracy(classifier, texts, labels, batch_size):
     return float(np.mean([p == y for p, y in zip(predicted, labels)])), seconds
 
 
+def text_of(fields):
+    """One text, or a (first, second) pair, from a row's text fields."""
+    return fields[0] if len(fields) == 1 else tuple(fields)
+
+
 def low_precision(args, precision, calib):
     """The classifier of `args.model_dir` in int8 (calibrated) or bfloat16."""
     if precision == 'bfloat16':
@@ -66,9 +73,10 @@ def low_precision(args, precision, calib):
 def main(argv=None):
     """Run; returns the results dict."""
     args = build_parser().parse_args(argv)
-    dev = read_table(args.dev_file, [args.text_column], label_field=args.label_column)
-    texts, labels = [row[0] for row in dev], [row[1] for row in dev]
-    calib = [row[0] for row in read_table(args.calib_file, [args.text_column])]
+    columns = args.text_column.split(',')
+    dev = read_table(args.dev_file, columns, label_field=args.label_column)
+    texts, labels = [text_of(row[:-1]) for row in dev], [row[-1] for row in dev]
+    calib = [text_of(row) for row in read_table(args.calib_file, columns)]
     fp32_acc, fp32_s = accuracy(SentenceClassifier(args.model_dir), texts, labels,
                                 args.batch_size)
     results = dict(model_dir=args.model_dir, dev_file=args.dev_file, dev_samples=len(texts),

@@ -228,3 +228,20 @@ def test_to_bfloat16_keeps_the_given_model_and_takes_other_shapes():
     for low, exact in zip(bf16(*other), before):
         assert low.dtype == np.float32 and low.shape == exact.shape
         assert np.abs(low.asnumpy() - exact).max() < 0.05
+
+
+def test_min_max_is_quantize_default_and_entropy_differs():
+    """quantize calibrates with min/max by default; KL thresholds ('entropy') give other
+    activation ranges; both agree with fp32."""
+    from conftest import random_batch, tiny_model
+    model = tiny_model(use_decoder=False, use_classifier=False)
+    calib = [random_batch(4, 16, seed=s) for s in range(3)]
+    test = random_batch(3, 12, seed=9)
+    exact = model(*test)[0].asnumpy()
+    outputs = {}
+    for mode in ('entropy', 'naive', None):
+        kwargs = {} if mode is None else dict(calib_mode=mode)
+        outputs[mode] = quantize(model, calib, **kwargs)(*test)[0].asnumpy()
+        assert np.abs(outputs[mode] - exact).max() < 0.25, mode
+    np.testing.assert_array_equal(outputs[None], outputs['naive'])
+    assert np.abs(outputs['entropy'] - outputs['naive']).max() > 1e-5  # other thresholds
