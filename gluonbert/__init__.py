@@ -1,6 +1,7 @@
 """gluonbert: a BERT model zoo for Apache MXNet Gluon."""
 __version__ = '0.1.0'  # the only place the version is written (pyproject.toml reads it)
 
+from . import mxnet_compat  # noqa: F401  first: applied on import, before any array is built
 from . import convert, data, metrics, model, optimizer, store, utils, vocab
 from .convert import ConversionError, load_checkpoint
 from .data import BERTSentenceTransform, BERTTokenizer, BERTVocab

@@ -245,3 +245,17 @@ def test_min_max_is_quantize_default_and_entropy_differs():
         assert np.abs(outputs[mode] - exact).max() < 0.25, mode
     np.testing.assert_array_equal(outputs[None], outputs['naive'])
     assert np.abs(outputs['entropy'] - outputs['naive']).max() > 1e-5  # other thresholds
+
+
+def test_arrays_from_lists_do_not_warn_with_scipy_installed():
+    """scipy (for entropy calibration) makes MXNet 1.9.1 touch the deprecated
+    scipy.sparse.csr namespace in every mx.nd.array call; gluonbert's import routes it around,
+    and sparse arrays from scipy still convert."""
+    import warnings
+
+    import scipy.sparse
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert mx.nd.array([[1, 2]]).asnumpy().tolist() == [[1, 2]]
+        csr = mx.nd.array(scipy.sparse.csr_matrix(np.eye(3, dtype=np.float32)))
+    assert csr.stype == 'csr' and csr.asnumpy().tolist() == np.eye(3).tolist()

@@ -14,7 +14,7 @@ PACKAGE = os.path.join(REPO, 'gluonbert')
 # Lowest first. A module or subpackage name (the first part after `gluonbert.`) -> its layer.
 LAYERS = {
     # 0: leaf utilities with no gluonbert imports of their own kind
-    'hardware': 0, 'files': 0, 'errors': 0, 'metrics': 0, 'kernels': 0,
+    'hardware': 0, 'files': 0, 'errors': 0, 'metrics': 0, 'kernels': 0, 'mxnet_compat': 0,
     # 1: the blocks and the input pipeline, which know nothing of each other's users
     'model': 1, 'data': 1, 'vocab': 1,
     # 2: checkpoint formats
