@@ -60,33 +60,32 @@ def _class_functions(cls, module_name):
             yield f'{cls.__qualname__}.{attr}', function
 
 
+def _callables(obj, module_name, name=None):
+    """('module:Qualname', function) of a class's checked methods, or of a function itself
+    (named `name` in `module_name`, or by its own module and qualname when name is None)."""
+    if inspect.isclass(obj):
+        for qualname, function in _class_functions(obj, module_name):
+            yield f'{module_name}:{qualname}', function
+        return
+    function = _function(obj)
+    if function is not None:
+        yield (f'{module_name}:{name}' if name else
+               f'{function.__module__}:{function.__qualname__}'), function
+
+
 def _public_functions(module):
     """('module:Qualname', function) of the public functions and methods `module` defines."""
     for name, obj in sorted(vars(module).items()):
-        if name.startswith('_') or getattr(obj, '__module__', None) != module.__name__:
-            continue
-        if inspect.isclass(obj):
-            for qualname, function in _class_functions(obj, module.__name__):
-                yield f'{module.__name__}:{qualname}', function
-        else:
-            function = _function(obj)
-            if function is not None:
-                yield f'{module.__name__}:{name}', function
+        if not name.startswith('_') and getattr(obj, '__module__', None) == module.__name__:
+            yield from _callables(obj, module.__name__, name)
 
 
 def _exported_functions():
     """('module:Qualname', function) of the callables gluonbert's top level exports."""
     for name in sorted(dir(gluonbert)):
         obj = getattr(gluonbert, name)
-        if name.startswith('_') or inspect.ismodule(obj) or not callable(obj):
-            continue
-        if inspect.isclass(obj):
-            for qualname, function in _class_functions(obj, obj.__module__):
-                yield f'{obj.__module__}:{qualname}', function
-        else:
-            function = _function(obj)
-            if function is not None:
-                yield f'{function.__module__}:{function.__qualname__}', function
+        if not (name.startswith('_') or inspect.ismodule(obj) or not callable(obj)):
+            yield from _callables(obj, obj.__module__)
 
 
 def _missing(qualname, function):
