@@ -155,14 +155,14 @@ def onnx_input_symbol(block: mx.gluon.HybridBlock, spec: OutputSpec) -> mx.sym.S
     output passes through an identity named as in `spec`, so mx2onnx names the ONNX outputs.
     gluonbert's LayerNorm kernel is rewritten to MXNet's LayerNorm (`kernels.make_portable`)."""
     input_ids, attention_mask, token_type_ids = (mx.sym.var(name) for name in INPUT_NAMES)
-    types = mx.sym.cast(token_type_ids, 'float32')
+    ids, types = mx.sym.cast(input_ids, 'float32'), mx.sym.cast(token_type_ids, 'float32')
     valid_length = mx.sym.sum(mx.sym.cast(attention_mask, 'float32'), axis=-1)
-    if not _reads_token_types(block):
+    outputs = block(ids, types, valid_length)
+    if 'token_type_ids' not in _group(outputs).list_inputs():
         # A model without a segment table ignores the types, but serving code written for HF's
         # exports feeds token_type_ids and onnxruntime refuses an input the graph lacks: keep
         # it as an input that adds zero to the lengths.
-        valid_length = valid_length + mx.sym.sum(types * 0, axis=-1)
-    outputs = block(mx.sym.cast(input_ids, 'float32'), types, valid_length)
+        outputs = block(ids, types, valid_length + mx.sym.sum(types * 0, axis=-1))
     outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     if len(outputs) != len(spec):
         raise RuntimeError(f'{type(block).__name__} has {len(outputs)} outputs, expected '
@@ -172,13 +172,9 @@ def onnx_input_symbol(block: mx.gluon.HybridBlock, spec: OutputSpec) -> mx.sym.S
     return mx.sym.load_json(make_portable(named.tojson()))
 
 
-def _reads_token_types(block):
-    """Whether `block`'s graph uses its second input (token types): False for a model built
-    with use_token_type_embed=False."""
-    data = [mx.sym.var(f'data{i}') for i in range(3)]
-    outputs = block(*data)
-    outputs = mx.sym.Group(list(outputs)) if isinstance(outputs, (list, tuple)) else outputs
-    return 'data1' in outputs.list_inputs()
+def _group(outputs):
+    """A block's symbolic output(s) as one Symbol."""
+    return mx.sym.Group(list(outputs)) if isinstance(outputs, (list, tuple)) else outputs
 
 
 def _placeholder(name):

@@ -80,8 +80,7 @@ def _amp_convert(model, sample_inputs):
     from mxnet.contrib import amp
 
     from .export import optimize_for_cpu
-    fused = optimize_for_cpu(model, sample_inputs)
-    fused(*sample_inputs)
+    fused = optimize_for_cpu(model, sample_inputs)  # optimize_for leaves its graph cached
     symbol = fused._cached_graph[1]
     register_bf16_ops()
     return amp.convert_hybrid_block(fused, target_dtype='bfloat16', fp32_ops=register_fp32_ops(),

@@ -24,6 +24,7 @@ from gluonbert.files import write_json  # noqa: E402
 from gluonbert.inference import SentenceClassifier  # noqa: E402
 from gluonbert.precision import UnsupportedPrecisionError  # noqa: E402
 from gluonbert.quantization import CALIB_MODES, CLASSIFIER_CALIB_MODE  # noqa: E402
+from gluonbert.train.script_args import existing_dir, existing_file, positive_int  # noqa: E402
 
 PRECISIONS = ('int8', 'bfloat16')
 
@@ -32,18 +33,21 @@ def build_parser():
     """The command line."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--model-dir', required=True, help='export/ folder of finetune_classifier.py')
-    p.add_argument('--dev-file', required=True, help='labelled TSV with a header')
-    p.add_argument('--calib-file', required=True, help='TSV whose sentences calibrate int8')
+    p.add_argument('--model-dir', required=True, type=existing_dir,
+                   help='export/ folder of finetune_classifier.py')
+    p.add_argument('--dev-file', required=True, type=existing_file,
+                   help='labelled TSV with a header')
+    p.add_argument('--calib-file', required=True, type=existing_file,
+                   help='TSV whose sentences calibrate int8')
     p.add_argument('--precisions', nargs='+', choices=PRECISIONS, default=list(PRECISIONS))
     p.add_argument('--text-column', default='sentence',
                    help='the text column, or two comma-separated for sentence pairs '
                         '(MRPC: "#1 String,#2 String")')
     p.add_argument('--label-column', default='label')
-    p.add_argument('--calib-samples', type=int, default=512)
+    p.add_argument('--calib-samples', type=positive_int, default=512)
     p.add_argument('--calib-mode', default=CLASSIFIER_CALIB_MODE, choices=CALIB_MODES,
                    help='int8 calibration: entropy (KL, the default) or naive (min/max)')
-    p.add_argument('--batch-size', type=int, default=32)
+    p.add_argument('--batch-size', type=positive_int, default=32)
     p.add_argument('--json', help='also write the results here')
     p.add_argument('--debug', action='store_true', help='show tracebacks')
     return p

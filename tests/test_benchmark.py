@@ -221,8 +221,9 @@ def test_the_script_still_runs_and_restarts_when_the_thread_count_changes():
                              "got '8by128'"),
     (['--shapes', '0x128'], "got '0x128'"),
     (['--models', 'bert_12_768'], "--models: unknown ['bert_12_768']; registered:"),
-    (['--threads', '0'], '--threads must be >= 1; got 0'),
-    (['--repeats', '0'], '--repeats must be >= 1'),
+    (['--threads', '0'], 'argument --threads: must be a whole number >= 1; got 0'),
+    (['--repeats', '0'], 'argument --repeats: must be a whole number >= 1; got 0'),
+    (['--warmup', '-1'], 'argument --warmup: must be a whole number >= 0; got -1'),
 ])
 def test_bad_arguments_are_one_line_and_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

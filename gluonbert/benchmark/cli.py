@@ -16,6 +16,7 @@ from .memory import memory_probe, probe_memory
 from .peers import available_peers
 from ..files import write_json
 from ..registry import list_models
+from ..train.script_args import non_negative_int, positive_int
 from .report import refusals, render
 from .timing import flops, gemm_peak
 from .torch_peer import hf_model, setup_torch
@@ -44,14 +45,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='registered gluonbert model names (default: %(default)s)')
     parser.add_argument('--shapes', nargs='+', default=list(DEFAULT_SHAPES),
                         help='inference shapes BATCHxSEQ_LEN (default: %(default)s)')
-    parser.add_argument('--repeats', type=int, default=9, help='timed runs per variant (median)')
-    parser.add_argument('--warmup', type=int, default=2, help='untimed runs per variant first')
+    parser.add_argument('--repeats', type=positive_int, default=9,
+                        help='timed runs per variant (median)')
+    parser.add_argument('--warmup', type=non_negative_int, default=2,
+                        help='untimed runs per variant first')
     parser.add_argument('--json', metavar='PATH', help='also write the results as JSON')
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory probes')
     parser.add_argument('--no-train', action='store_true', help='skip the fine-tuning step')
     parser.add_argument('--levers', action='store_true',
                         help='also time gluonbert fp32 + optimize_for(MKLDNN)')
-    parser.add_argument('--threads', type=int,
+    parser.add_argument('--threads', type=positive_int,
                         help='OMP_NUM_THREADS and the threads of torch, ONNX Runtime and '
                              'OpenVINO (default: $OMP_NUM_THREADS, else the number of cores)')
     parser.add_argument('--memory-probe', nargs=3, metavar=('FRAMEWORK', 'MODE', 'MODEL'),
@@ -63,13 +66,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        if text]
     except argparse.ArgumentTypeError as err:
         parser.error(f'--shapes: {err}')
-    if args.repeats < 1 or args.warmup < 0:
-        parser.error('--repeats must be >= 1 and --warmup >= 0')
-    if args.threads is not None and args.threads < 1:
-        parser.error(f'--threads must be >= 1; got {args.threads}')
-    unknown = [name for name in args.models if name not in list_models()]
+    registered = list_models()
+    unknown = [name for name in args.models if name not in registered]
     if unknown and not args.memory_probe:
-        parser.error(f'--models: unknown {unknown}; registered: {sorted(list_models())}')
+        parser.error(f'--models: unknown {unknown}; registered: {sorted(registered)}')
     return args
 
 
