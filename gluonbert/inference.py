@@ -17,6 +17,7 @@ from .data.readers import read_table, read_text
 from .data.tasks import TASKS
 from .data.transforms import BERTSentenceTransform
 from .data.vocab import BERTVocab
+from .batched import run_batched
 from .embeddings import encode_texts
 from .files import atomic_folder, write_json, write_with
 from .export import export_model, import_model
@@ -179,12 +180,18 @@ class SentenceClassifier:
             raise UsageError(f'{self.folder} is a single-sentence model ({task}): give single '
                              'sentences, not pairs')
 
-    def _batches(self, texts, batch_size):
-        """Texts (or pairs) -> list of (input_ids, token_types, valid_length) batches."""
+    def _rows(self, texts):
+        """Texts (or pairs) -> (input_ids, token_types, valid_length) numpy rows, unpadded."""
         transform = BERTSentenceTransform(self.tokenizer, self.meta['max_len'], pad=False,
                                           pair=bool(texts) and isinstance(texts[0], (tuple, list)))
-        return [_inputs(transform, texts[start:start + batch_size], self.ctx)
-                for start in range(0, len(texts), batch_size)]
+        return [transform(t if isinstance(t, (tuple, list)) else (t,)).model_inputs()
+                for t in texts]
+
+    def _batches(self, texts, batch_size):
+        """Texts (or pairs) -> list of (input_ids, token_types, valid_length) batches, in order."""
+        rows, pad = self._rows(texts), batchify.bert_inputs()
+        return [[a.as_in_context(self.ctx) for a in pad(rows[start:start + batch_size])]
+                for start in range(0, len(rows), batch_size)]
 
     def quantize(self, calib_texts: Iterable[str | Sequence[str]], batch_size: int = 32,
                  calib_mode: str = CLASSIFIER_CALIB_MODE) -> SentenceClassifier:
@@ -215,12 +222,16 @@ class SentenceClassifier:
         """Texts (or (a, b) pairs) -> class probabilities (N, C), or scores (N,) for regression."""
         texts = list(texts)
         self.check_inputs(texts)
-        out = []
-        for batch in self._batches(texts, batch_size):
-            logits = self.net(*batch)
-            out.append(logits.asnumpy()[:, 0] if self.meta['regression'] else
-                       mx.nd.softmax(logits).asnumpy())
-        return np.concatenate(out)
+        if not texts:
+            raise ValueError('predict needs at least one text')
+
+        def forward(*inputs):
+            logits = self.net(*inputs)
+            return logits if self.meta['regression'] else mx.nd.softmax(logits)
+        # batches of similar length (less padding), answers back in input order
+        scores = np.stack([out for out, in run_batched(forward, self._rows(texts), batch_size,
+                                                       self.ctx, progress=False)])
+        return scores[:, 0] if self.meta['regression'] else scores
 
     def predict(self, texts: Iterable[str | Sequence[str]], batch_size: int = 32
                 ) -> list[str] | list[float]:

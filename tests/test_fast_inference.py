@@ -259,3 +259,17 @@ def test_arrays_from_lists_do_not_warn_with_scipy_installed():
         assert mx.nd.array([[1, 2]]).asnumpy().tolist() == [[1, 2]]
         csr = mx.nd.array(scipy.sparse.csr_matrix(np.eye(3, dtype=np.float32)))
     assert csr.stype == 'csr' and csr.asnumpy().tolist() == np.eye(3).tolist()
+
+
+def test_predict_sorts_by_length_inside_but_answers_in_input_order(tmp_path):
+    """Batches are formed from texts of similar length; each answer still belongs to its text
+    (equal to that text predicted alone)."""
+    _export_tiny_classifier(str(tmp_path / 'fp32'))
+    classifier = SentenceClassifier(str(tmp_path / 'fp32'))
+    texts = sentences('dev.tsv', 12)
+    assert len({len(t.split()) for t in texts}) > 3  # lengths differ: sorting reorders them
+    together = classifier.predict_proba(texts, batch_size=4)
+    alone = np.concatenate([classifier.predict_proba([t]) for t in texts])
+    np.testing.assert_allclose(together, alone, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match='at least one text'):
+        classifier.predict_proba([])
