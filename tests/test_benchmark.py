@@ -53,8 +53,15 @@ def test_tiny_run_checks_and_times_every_variant(tmp_path, torch_threads, capsys
               '--no-memory', '--levers', '--json', str(path)])
     markdown = capsys.readouterr().out
     report = json.loads(path.read_text())
-    assert report['gemm_peak_gflops'] > 0 and report['versions']['gluonnlp'] == '0.10.0'
+    assert report['peaks']['gemm_fp32'] > 0 and report['versions']['gluonnlp'] == '0.10.0'
     result = report['models'][MODEL]
+    # rates against the multiply-add peak of each variant's own precision
+    fma = report['peaks']['fma']
+    assert fma['fp32'] > 0
+    assert '- multiply-add peak, GFLOP/s on the threads above: fp32 ' in markdown
+    for name, row in result['inference']['2x16'].items():
+        precision = 'int8' if 'int8' in name else 'bf16' if 'bf16' in name else 'fp32'
+        assert row['pct_fma_peak'] == pytest.approx(100 * row['gflops'] / fma[precision])
     timed = set(result['inference']['2x16'])
     ran = timed & OPTIONAL
     # every optional peer either ran or says why not, and it ran wherever it can

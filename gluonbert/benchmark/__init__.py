@@ -21,7 +21,9 @@ every variant once in turn (round-robin, so machine noise hits all alike):
   * one fine-tuning step (forward + backward + optimizer update, batch 8 x seq 128, dropout 0.1,
     2-class head on the pooled output);
   * peak resident memory of each framework and mode, each in a fresh process;
-  * achieved GFLOP/s against this machine's fp32 GEMM peak (a large mx.nd.dot, same run).
+  * achieved GFLOP/s against this CPU's multiply-add peak in each variant's precision (fp32,
+    bf16, int8: a compiled probe of its FMA units, same run), and the fp32 GEMM rate of a large
+    mx.nd.dot.
 
     python -m gluonbert.benchmark --json out/benchmark.json
     python scripts/benchmark.py --models bert_2_128_2 --shapes 2x16 --repeats 1

@@ -13,12 +13,13 @@ from .gluonnlp_peer import gluonnlp_model
 from .inference import bench_inference, preflight
 from .machine import THREADS_NOTE, configure_threads, machine_info, restart_needed, versions
 from .memory import memory_probe, probe_memory
+from .peak import fma_peak, gemm_peak
 from .peers import available_peers
 from ..files import write_json
 from ..registry import list_models
 from ..train.script_args import non_negative_int, positive_int
 from .report import refusals, render
-from .timing import flops, gemm_peak
+from .timing import flops
 from .torch_peer import hf_model, setup_torch
 from .training import bench_train
 
@@ -89,20 +90,30 @@ def build_models(name: str, folder: str, threads: int, peers: list) -> dict:
                 hf_config=hparams_to_config(config, 'BertModel', vocab[vocab.padding_token]))
 
 
-def bench_model(models: dict, args: argparse.Namespace, peak_gflops: float) -> dict:
+def bench_model(models: dict, args: argparse.Namespace, peaks: dict) -> dict:
     """Everything measured for one model -> a JSON-ready dict."""
     config = models['config']
     result = dict(weights=models['weights'], config=config,
                   gflop_per_sequence={str(s): flops(config, s) / 1e9
                                       for s in sorted({s for _, s in args.shapes})})
-    result['agreement'], result['inference'] = bench_inference(models, args, peak_gflops)
+    result['agreement'], result['inference'] = bench_inference(models, args, peaks)
     if not args.no_train:
-        result['train'] = bench_train(models, args, peak_gflops)
+        result['train'] = bench_train(models, args, peaks)
     if not args.no_memory:
         result['memory'] = probe_memory(models['name'],
                                         dict(hparams=config, hf=models['hf_config']),
                                         not args.no_train)
     return result
+
+
+def measure_peaks(threads: int) -> dict:
+    """The yardsticks of the GFLOP/s tables: {'gemm_fp32': G, 'fma': {'fp32': G, 'bf16': G or
+    None, 'int8': G or None} or {}, 'fma_note': why the FMA probe did not run, or None}."""
+    fma, why = fma_peak(threads)
+    if why:
+        print(f'note: no multiply-add peak ({why}); GFLOP/s are shown against the GEMM peak',
+              file=sys.stderr)
+    return dict(gemm_fp32=gemm_peak(), fma=fma, fma_note=why)
 
 
 def main(argv: list[str] | None = None, prog: str = 'scripts/benchmark.py') -> dict | None:
@@ -126,7 +137,7 @@ def main(argv: list[str] | None = None, prog: str = 'scripts/benchmark.py') -> d
     report = dict(machine=machine, versions=libraries,
                   date=datetime.datetime.now().astimezone().isoformat(timespec='seconds'),
                   command=' '.join(command), repeats=args.repeats, warmup=args.warmup,
-                  gemm_peak_gflops=gemm_peak(), skipped=skipped, models={})
+                  peaks=measure_peaks(threads), skipped=skipped, models={})
     with tempfile.TemporaryDirectory(prefix='gluonbert-bench-') as folder:
         built = [build_models(name, os.path.join(folder, name), threads, peers)
                  for name in args.models]
@@ -134,8 +145,7 @@ def main(argv: list[str] | None = None, prog: str = 'scripts/benchmark.py') -> d
             preflight(models, args.shapes[0], args.levers)
         while built:  # each model's runtimes are let go once it is measured
             models = built.pop(0)
-            report['models'][models['name']] = bench_model(models, args,
-                                                           report['gemm_peak_gflops'])
+            report['models'][models['name']] = bench_model(models, args, report['peaks'])
             models.clear()
             gc.collect()
     report['machine']['load_average_after'] = os.getloadavg()

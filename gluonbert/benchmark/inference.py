@@ -33,7 +33,7 @@ def preflight(models: dict, shape: tuple, levers: bool) -> None:
     agreement(variant_runners(models, inputs, levers, fp32_only=True))
 
 
-def bench_inference(models: dict, args, peak_gflops: float) -> tuple[dict, dict]:
+def bench_inference(models: dict, args, peaks: dict) -> tuple[dict, dict]:
     """Agreement, then round-robin timings, at every shape -> (agreement, timings) by shape."""
     checks, timings = {}, {}
     for index, (batch, seq_len) in enumerate(args.shapes):
@@ -44,7 +44,7 @@ def bench_inference(models: dict, args, peak_gflops: float) -> tuple[dict, dict]
         checks[key] = agreement(runners)
         times = time_round_robin(runners, args.repeats, args.warmup)
         timings[key] = summarize(times, batch, batch * flops(models['config'], seq_len),
-                                 peak_gflops)
+                                 peaks)
         print(f'  {key}: ' + ', '.join(f'{name} {row["seconds"]:.4g} s'
                                        for name, row in timings[key].items()), file=sys.stderr)
     return checks, timings

@@ -37,6 +37,14 @@ def agreement_cell(check: dict) -> str:
     return text + f' REFUSED (limit {check.get("cosine_limit", INT8_MIN_COSINE)})'
 
 
+def rate_cell(row: dict) -> str:
+    """'122.6 (52%)': GFLOP/s and % of the multiply-add peak of the variant's precision, or of
+    the fp32 GEMM peak ('122.6 (59% GEMM)') where the multiply-add peak was not measured."""
+    if row.get('pct_fma_peak') is not None:
+        return f'{row["gflops"]:.1f} ({row["pct_fma_peak"]:.0f}%)'
+    return f'{row["gflops"]:.1f} ({row["pct_gemm_peak"]:.0f}% GEMM)'
+
+
 def inference_section(result: dict) -> list[str]:
     """Speed, GFLOP/s and agreement tables of one model."""
     variants = list(next(iter(result['agreement'].values())))
@@ -45,10 +53,9 @@ def inference_section(result: dict) -> list[str]:
     return ['Inference: median s/batch · sequences/s · speed vs each peer (1.12x HF: 1.12 '
             'times as many sequences/s as HF torch)', '',
             table(*cells(result, speed_cell, 'refused: disagrees (below)')), '',
-            'Achieved GFLOP/s (% of the fp32 GEMM peak; int8 and bf16 count the same '
-            'operations):', '',
-            table(*cells(result, lambda row: f'{row["gflops"]:.1f} '
-                                             f'({row["pct_gemm_peak"]:.0f}%)')), '',
+            'Achieved GFLOP/s (% of the multiply-add peak of the variant\'s precision, see '
+            'above; int8 and bf16 count the same operations as fp32):', '',
+            table(*cells(result, rate_cell)), '',
             'Agreement with gluonbert fp32 (sequence output max |diff| · pooled output min '
             f'cosine); limits: fp32 |diff| <= {FP32_ATOL}, int8 and bf16 cosine >= '
             f'{INT8_MIN_COSINE}:', '',
@@ -60,7 +67,7 @@ def train_section(rows: dict) -> list[str]:
     batch, seq_len = TRAIN_SHAPE
     return [f'Fine-tuning step, batch {batch} x seq {seq_len} (forward + backward + update):',
             '', table(['framework', 'time', '~GFLOP/s (3x forward)'], [
-                [v, speed_cell(row, 'step'), f'{row["gflops"]:.1f} ({row["pct_gemm_peak"]:.0f}%)']
+                [v, speed_cell(row, 'step'), rate_cell(row)]
                 for v, row in rows.items()])]
 
 
@@ -112,6 +119,19 @@ def machine_lines(machine: dict) -> list[str]:
     return lines
 
 
+def peak_lines(peaks: dict) -> list[str]:
+    """The report's lines on the yardsticks: multiply-add peaks per precision, fp32 GEMM rate."""
+    gemm = (f'- fp32 GEMM: {peaks["gemm_fp32"]:.1f} GFLOP/s (median 2048x2048 mx.nd.dot)')
+    if not peaks['fma']:
+        return [f'- multiply-add peak: not measured ({peaks["fma_note"]}); percentages are of '
+                'the fp32 GEMM rate', gemm]
+    rates = ', '.join(f'{p} {g:.1f}' if g else f'{p} none (no native instruction)'
+                      for p, g in peaks['fma'].items())
+    return [f'- multiply-add peak, GFLOP/s on the threads above: {rates} (gluonbert/benchmark/'
+            'fma_peak.c: independent FMA / dot-product chains, no memory traffic; no program '
+            'reaches it)', gemm]
+
+
 def render(report: dict) -> str:
     """The whole markdown report."""
     head = (['# gluonbert benchmark', ''] + machine_lines(report['machine']) + [
@@ -120,8 +140,7 @@ def render(report: dict) -> str:
         f'- command: `{report["command"]}`',
         f'- repeats {report["repeats"]} (median) after {report["warmup"]} warmup run(s), '
         'variants interleaved round-robin',
-        f'- fp32 GEMM peak: {report["gemm_peak_gflops"]:.1f} GFLOP/s (median 2048x2048 '
-        'mx.nd.dot)'])
+    ] + peak_lines(report['peaks']))
     head += [f'- not run: {name} ({reason})' for name, reason in report['skipped'].items()]
     refused = ['**Refused** (disagreed with gluonbert fp32, so not timed): ' +
                '; '.join(report['refused'])] if report['refused'] else []

@@ -1,9 +1,8 @@
-"""Timing: variants interleaved round-robin, medians, FLOPs and this machine's fp32 GEMM peak."""
+"""Timing: variants interleaved round-robin, medians, FLOPs, and rates against the peaks."""
 import statistics
 import time
 
-import mxnet as mx
-
+from .peak import precision_of
 from .variants import PEERS
 
 
@@ -36,28 +35,19 @@ def time_round_robin(runners: dict, repeats: int, warmup: int) -> dict:
     return times
 
 
-def summarize(times: dict, batch: int, work: float, peak_gflops: float) -> dict:
-    """Per-variant medians: seconds, sequences/s, GFLOP/s and % of the GEMM peak, with each
-    variant's speed ratio to the peers (>1: faster than that peer)."""
+def summarize(times: dict, batch: int, work: float, peaks: dict) -> dict:
+    """Per-variant medians: seconds, sequences/s, GFLOP/s, % of the fp32 GEMM peak and % of the
+    multiply-add peak of the variant's precision (None where not measured), with each variant's
+    speed ratio to the peers (>1: faster than that peer). peaks: report['peaks']."""
     out = {}
     for name, runs in times.items():
         seconds = statistics.median(runs)
         gflops = work / seconds / 1e9
+        fma = peaks['fma'].get(precision_of(name))
         out[name] = dict(seconds=seconds, seq_per_s=batch / seconds, gflops=gflops,
-                         pct_gemm_peak=100 * gflops / peak_gflops, times=runs)
+                         pct_gemm_peak=100 * gflops / peaks['gemm_fp32'],
+                         pct_fma_peak=100 * gflops / fma if fma else None, times=runs)
     for name, row in out.items():
         row['vs'] = {peer: out[peer]['seconds'] / row['seconds'] for peer in PEERS
                      if peer in out and peer != name}
     return out
-
-
-def gemm_peak(n: int = 2048, repeats: int = 7) -> float:
-    """This machine's fp32 GEMM GFLOP/s: median of `repeats` n x n mx.nd.dot after a warmup."""
-    a, b = mx.nd.random.normal(shape=(n, n)), mx.nd.random.normal(shape=(n, n))
-    mx.nd.dot(a, b).wait_to_read()
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        mx.nd.dot(a, b).wait_to_read()
-        runs.append(time.perf_counter() - start)
-    return 2 * n ** 3 / statistics.median(runs) / 1e9

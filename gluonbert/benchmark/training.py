@@ -12,7 +12,7 @@ from .torch_peer import hf_inputs, hf_model, hf_train_step
 from .variants import BF16_TRAIN, HF, NLP, OURS
 
 
-def bench_train(models: dict, args, peak_gflops: float) -> dict:
+def bench_train(models: dict, args, peaks: dict) -> dict:
     """Round-robin timings of one fine-tuning step of each framework, from the same weights."""
     import torch
     inputs, labels = train_batch(models['config']['vocab_size'])
@@ -29,7 +29,7 @@ def bench_train(models: dict, args, peak_gflops: float) -> dict:
     times = time_round_robin(steps, args.repeats, args.warmup)
     batch, seq_len = TRAIN_SHAPE
     # forward + backward is ~3x the forward's FLOPs (two matmuls back for each one forward)
-    rows = summarize(times, batch, 3 * batch * flops(models['config'], seq_len), peak_gflops)
+    rows = summarize(times, batch, 3 * batch * flops(models['config'], seq_len), peaks)
     if BF16_TRAIN in rows:  # issue 20's target is against gluonbert's own fp32 step
         rows[BF16_TRAIN]['vs'][OURS] = rows[OURS]['seconds'] / rows[BF16_TRAIN]['seconds']
     return rows

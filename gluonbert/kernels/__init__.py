@@ -50,11 +50,12 @@ def _mxnet_files():
     return os.path.join(root, 'include'), source
 
 
-def _compiler():
-    compiler = os.environ.get('CXX') or shutil.which('g++') or shutil.which('c++')
-    if not compiler:
+def compiler() -> str:
+    """The C++ compiler to build with: $CXX, else g++ or c++ on the PATH."""
+    found = os.environ.get('CXX') or shutil.which('g++') or shutil.which('c++')
+    if not found:
         raise KernelBuildError('no C++ compiler found (set CXX or install g++)')
-    return compiler
+    return found
 
 
 def library_path(root: str | None = None) -> str:
@@ -65,7 +66,7 @@ def library_path(root: str | None = None) -> str:
         with open(path, 'rb') as handle:
             digest.update(handle.read())
     name, flags = cpu_flags()  # the library is built with -march=native
-    digest.update(f'{mx.__version__}|{_compiler()}|{name}|{sorted(flags)}'.encode())
+    digest.update(f'{mx.__version__}|{compiler()}|{name}|{sorted(flags)}'.encode())
     home = root or os.path.join(os.environ.get('GLUONBERT_HOME')
                                 or os.path.join('~', '.gluonbert'), 'kernels')
     return os.path.abspath(os.path.join(os.path.expanduser(home), digest.hexdigest()[:16],
@@ -76,7 +77,7 @@ def build(path: str) -> None:
     """Compile the kernels into `path` (written to a temporary name, then renamed)."""
     include, api_source = _mxnet_files()
     with atomic_path(path, suffix='.so') as temp:
-        command = [_compiler(), '-shared', '-fPIC', '-std=c++17', '-O3', '-march=native',
+        command = [compiler(), '-shared', '-fPIC', '-std=c++17', '-O3', '-march=native',
                    '-fopenmp', '-I' + os.path.join(include, 'mxnet'), '-I' + include,
                    _SOURCE, api_source, '-o', temp]
         done = subprocess.run(command, capture_output=True, text=True, check=False)

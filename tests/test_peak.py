@@ -1,0 +1,54 @@
+"""The benchmark's yardsticks: the compiled multiply-add probe reports what this CPU has, never
+less than MXNet's own GEMM reaches, and says why when it cannot run."""
+import os
+
+import pytest
+
+from gluonbert.benchmark import peak
+from gluonbert.hardware import cpu_flags
+from gluonbert.kernels import KernelBuildError, compiler
+
+try:
+    compiler()
+    HAS_COMPILER = True
+except KernelBuildError:
+    HAS_COMPILER = False
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason='no C compiler to build the probe')
+def test_probe_reports_each_precision_the_cpu_has_and_bounds_the_gemm():
+    threads = int(os.environ.get('OMP_NUM_THREADS', '1'))  # what MXNet read at import
+    rates, why = peak.fma_peak(threads, iterations=2_000_000)
+    assert why is None, why
+    flags = cpu_flags()[1]
+    assert rates['fp32'] > 0
+    assert (rates['bf16'] is not None) == ({'avx512_bf16', 'avx512f'} <= flags)
+    assert (rates['int8'] is not None) == ({'avx512_vnni', 'avx512f'} <= flags)
+    # one bf16 / int8 instruction does 2x / 4x the multiply-adds of an fp32 FMA of its width
+    for precision in ('bf16', 'int8'):
+        if rates[precision]:
+            assert rates[precision] > rates['fp32']
+    # a real GEMM on the same threads cannot beat the units it runs on
+    if 'OMP_NUM_THREADS' in os.environ:
+        assert peak.gemm_peak(n=1024, repeats=3) <= 1.05 * rates['fp32']
+
+
+def test_a_missing_compiler_is_one_reason_not_a_crash(monkeypatch):
+    monkeypatch.setenv('CXX', '/nonexistent/cc')
+    rates, why = peak.fma_peak(threads=1, iterations=1000)
+    assert rates == {} and why.startswith('could not run /nonexistent/cc')
+
+
+def test_probe_output_is_parsed_or_refused():
+    assert peak.parse_probe_output('fp32 234.4 bf16 none int8 937.5\n') == (
+        {'fp32': 234.4, 'bf16': None, 'int8': 937.5}, None)
+    for text in ('', 'fp32 1.0', 'fp32 x bf16 none int8 1', 'fp32 1 bf16 2 int8 3 fp16 4'):
+        rates, why = peak.parse_probe_output(text)
+        assert rates == {} and 'unexpected peak probe output' in why
+
+
+def test_each_variant_is_measured_against_its_own_precision():
+    assert [peak.precision_of(v) for v in ('gluonbert', 'gluonbert int8', 'OpenVINO bf16',
+                                           'ONNX Runtime int8', 'gluonbert bf16 (AMP)',
+                                           'HF torch')] == [
+        'fp32', 'int8', 'bf16', 'int8', 'bf16', 'fp32']
