@@ -126,7 +126,9 @@ class SentenceClassifier:
         self.net = import_model(os.path.join(folder, 'model'), num_inputs=3, ctx=ctx,
                                for_training=False)
         vocab = BERTVocab.from_file(os.path.join(folder, 'vocab.txt'))
-        self.tokenizer = BERTTokenizer(vocab, lower=self.meta['lower'])
+        self.tokenizer = BERTTokenizer(  # the last two: written since 2026-12 (defaults before)
+            vocab, lower=self.meta['lower'], strip_accents=self.meta.get('strip_accents'),
+            tokenize_chinese_chars=self.meta.get('tokenize_chinese_chars', True))
         self.vocab = vocab
         if precision == 'bfloat16':
             self.net = to_bfloat16(self.net, self._batches([self._sample()], 1)[0])

@@ -14,7 +14,6 @@ BERTRegression of its `finetune_classifier.py`).
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,6 +52,8 @@ class PretrainedInfo:
     `block.pretrained_info`."""
     vocab: BERTVocab
     lower: bool  # lowercase (uncased) tokenization
+    strip_accents: bool | None = None  # None: accents are stripped when lowercasing (BERT's rule)
+    tokenize_chinese_chars: bool = True  # CJK characters split into single-character words
     labels: list | None = None  # names of the head's outputs, in output order
     max_length: int | None = None  # the sequence length the model was fine-tuned / is meant for
     task: str | None = None  # the task's name as the user gave it, e.g. 'SST-2'
@@ -61,8 +62,14 @@ class PretrainedInfo:
     meta: dict = field(default_factory=dict)  # gluonbert.json as read ({} without one)
 
     def tokenizer(self) -> BERTTokenizer:
-        """A BERTTokenizer with the folder's vocabulary and casing."""
-        return BERTTokenizer(self.vocab, lower=self.lower)
+        """A BERTTokenizer with the folder's vocabulary, casing, accents and CJK settings."""
+        return BERTTokenizer(self.vocab, lower=self.lower, **self.tokenizer_options())
+
+    def tokenizer_options(self) -> dict:
+        """strip_accents and tokenize_chinese_chars, as BERTTokenizer and tokenizer_config take
+        them."""
+        return dict(strip_accents=self.strip_accents,
+                    tokenize_chinese_chars=self.tokenize_chinese_chars)
 
 
 def save_pretrained(block: mx.gluon.HybridBlock, folder: str, vocab: BERTVocab | None = None,
@@ -100,6 +107,8 @@ def save_pretrained(block: mx.gluon.HybridBlock, folder: str, vocab: BERTVocab |
         max_length = info.max_length if max_length is None else max_length
         task = info.task if task is None else task
         lower = info.lower if lower is None else lower
+    options = info.tokenizer_options() if info is not None else dict(
+        strip_accents=None, tokenize_chinese_chars=True)
     if not isinstance(vocab, BERTVocab):
         raise TypeError('save_pretrained needs the model\'s vocabulary: vocab=BERTVocab(...) '
                         f'(got {type(vocab).__name__})')
@@ -113,17 +122,17 @@ def save_pretrained(block: mx.gluon.HybridBlock, folder: str, vocab: BERTVocab |
     hf_readable = getattr(block, 'pooling', None) != 'mean'
     meta = dict(format=FORMAT, format_version=FORMAT_VERSION, block=type(block).__name__,
                 task_kind=kind, task=task, labels=labels, pooling=getattr(block, 'pooling', None),
-                max_length=max_length, lower=lower, precision=_precision(block),
+                max_length=max_length, lower=lower, **options, precision=_precision(block),
                 weights='huggingface' if hf_readable else 'gluonbert',
                 head_dropout=head_dropout_rate(block),
                 export=f'{EXPORT_FOLDER}/model' if export else None)
     with atomic_folder(folder, overwrite) as temp:
         if hf_readable:
-            write_hf_files(block, vocab, temp, labels, lower, max_length)
+            write_hf_files(block, vocab, temp, labels, lower, max_length, **options)
         else:
             write_native_files(block, vocab, temp, labels)
             write_json(os.path.join(temp, 'tokenizer_config.json'),
-                       tokenizer_config(vocab, lower, max_length))
+                       tokenizer_config(vocab, lower, max_length, **options))
         write_json(os.path.join(temp, META_NAME), meta)
         if export:
             _write_export(block, vocab, os.path.join(temp, EXPORT_FOLDER), meta)
@@ -172,7 +181,9 @@ def _write_export(block, vocab, folder, meta):
     write_json(os.path.join(folder, 'meta.json'),
                dict(task=meta['task'], labels=meta['labels'],
                     regression=meta['block'] == 'BERTRegression', max_len=meta['max_length'],
-                    lower=meta['lower'], block=meta['block'], num_inputs=len(inputs)))
+                    lower=meta['lower'], strip_accents=meta['strip_accents'],
+                    tokenize_chinese_chars=meta['tokenize_chinese_chars'], block=meta['block'],
+                    num_inputs=len(inputs)))
 
 
 def from_pretrained(path: str | os.PathLike, vocab: BERTVocab | str | os.PathLike | None = None,
@@ -211,12 +222,18 @@ def from_pretrained(path: str | os.PathLike, vocab: BERTVocab | str | os.PathLik
     if labels is None:
         labels = meta.get('labels', checkpoint.labels)
     labels = _check_labels(block, kind, labels)
+    settings = _tokenizer_settings(path)
     if lower is None:
-        lower = meta.get('lower', _tokenizer_lower(path))
+        lower = meta.get('lower', settings.get('do_lower_case'))
     if lower is None:
         lower = not vocab_looks_cased(checkpoint.vocab)
+    strip_accents = meta.get('strip_accents', settings.get('strip_accents'))
     block.pretrained_info = PretrainedInfo(
-        vocab=checkpoint.vocab, lower=bool(lower), labels=labels,
+        vocab=checkpoint.vocab, lower=bool(lower),
+        strip_accents=None if strip_accents is None else bool(strip_accents),
+        tokenize_chinese_chars=bool(meta.get('tokenize_chinese_chars',
+                                             settings.get('tokenize_chinese_chars', True))),
+        labels=labels,
         max_length=meta.get('max_length', backbone_of(block).config.max_length),
         task=meta.get('task'), precision=meta.get('precision', 'float32'), source=path,
         meta=meta)
@@ -278,10 +295,16 @@ def _read_meta(folder):
     return meta
 
 
-def _tokenizer_lower(folder):
-    """do_lower_case of a folder's tokenizer_config.json, or None."""
+def _tokenizer_settings(folder):
+    """A folder's tokenizer_config.json as read ({} without one): do_lower_case, strip_accents
+    and tokenize_chinese_chars decide how BertTokenizer splits text, so they decide ours too."""
     path = os.path.join(folder, 'tokenizer_config.json')
     if not os.path.isfile(path):
-        return None
-    with open(path, encoding='utf-8') as f:
-        return json.load(f).get('do_lower_case')
+        return {}
+    settings = read_config(path)
+    if settings.get('do_basic_tokenize') is False:
+        raise ConversionError(f'{path} sets do_basic_tokenize=false (WordPiece on whitespace-'
+                              'split text only), which gluonbert\'s BERTTokenizer does not do; '
+                              'remove the setting if the model was trained with basic '
+                              'tokenization')
+    return settings

@@ -330,3 +330,48 @@ def test_a_one_output_classifier_stays_a_classifier(tmp_path, vocab):
     assert type(loaded) is BERTClassifier and loaded.dropout is None
     inputs = encode(vocab, TEXTS)
     np.testing.assert_allclose(loaded(*inputs).asnumpy(), block(*inputs).asnumpy(), atol=1e-6)
+
+
+def test_tokenizer_settings_of_a_transformers_folder_are_kept(tmp_path):
+    """do_lower_case, strip_accents and tokenize_chinese_chars of tokenizer_config.json decide
+    how HF splits text; from_pretrained's tokenizer, the folder save_pretrained writes and its
+    export's SentenceClassifier must split it the same way."""
+    words = WORDS[:-6] + ['café', 'cafe', '北京', '北', '京', '##é']
+    theirs = transformers.BertForSequenceClassification(hf_config(num_labels=2)).eval()
+    theirs.save_pretrained(str(tmp_path / 'hf'))
+    (tmp_path / 'words.txt').write_text(''.join(f'{w}\n' for w in words), encoding='utf-8')
+    hf_tokenizer = transformers.BertTokenizerFast(
+        vocab=str(tmp_path / 'words.txt'), do_lower_case=True, strip_accents=False,
+        tokenize_chinese_chars=False)
+    hf_tokenizer.save_pretrained(str(tmp_path / 'hf'))
+    texts = ['Café au 北京', 'the CAFÉ is fun', '北 京 cafe']
+
+    def split(tokenizer):
+        return [tokenizer.tokenize(text) for text in texts]
+
+    reloaded = transformers.AutoTokenizer.from_pretrained(str(tmp_path / 'hf'))
+    expected = split(reloaded)
+    assert expected[0] == ['café', '[UNK]', '北京'] and expected != split(
+        BERTTokenizer(BERTVocab(words), lower=True))  # the defaults would split differently
+    block = from_pretrained(str(tmp_path / 'hf'))
+    info = block.pretrained_info
+    assert (info.lower, info.strip_accents, info.tokenize_chinese_chars) == (True, False, False)
+    assert split(info.tokenizer()) == expected
+
+    folder = save_pretrained(block, str(tmp_path / 'ours'))
+    assert split(transformers.AutoTokenizer.from_pretrained(folder)) == expected
+    assert split(from_pretrained(folder).pretrained_info.tokenizer()) == expected
+    assert split(SentenceClassifier(folder).tokenizer) == expected
+
+
+def test_a_folder_without_basic_tokenization_is_refused(tmp_path):
+    """BertTokenizer(do_basic_tokenize=False) runs WordPiece on whitespace-split text only; the
+    setting is refused rather than tokenized differently."""
+    transformers.BertModel(hf_config()).save_pretrained(str(tmp_path / 'hf'))
+    transformers.BertTokenizerFast(vocab=write_words(tmp_path / 'words.txt')).save_pretrained(
+        str(tmp_path / 'hf'))
+    config_path = tmp_path / 'hf' / 'tokenizer_config.json'
+    config = json.loads(config_path.read_text(encoding='utf-8'))
+    config_path.write_text(json.dumps(dict(config, do_basic_tokenize=False)), encoding='utf-8')
+    with pytest.raises(ConversionError, match='do_basic_tokenize=false'):
+        from_pretrained(str(tmp_path / 'hf'))

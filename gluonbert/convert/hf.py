@@ -280,15 +280,18 @@ def vocab_looks_cased(vocab: BERTVocab) -> bool:
     return sum(1 for t in words if t != t.lower()) > max(10, len(words) // 100)
 
 
-def tokenizer_config(vocab: BERTVocab, lower: bool | None = None, max_length: int = 512
+def tokenizer_config(vocab: BERTVocab, lower: bool | None = None, max_length: int = 512, *,
+                     strip_accents: bool | None = None, tokenize_chinese_chars: bool = True
                      ) -> dict[str, Any]:
     """`tokenizer_config.json` for HF's BertTokenizer, matching gluonbert's BERTTokenizer with
-    the same `lower` (None: guessed from the vocabulary's casing)."""
+    the same `lower` (None: guessed from the vocabulary's casing), `strip_accents` (None:
+    accents go with lowercasing, in both) and `tokenize_chinese_chars`."""
     if lower is None:
         lower = not vocab_looks_cased(vocab)
     return dict(tokenizer_class='BertTokenizer', do_lower_case=bool(lower),
-                strip_accents=None,  # as gluonbert's default: accents go with lowercasing
-                tokenize_chinese_chars=True, model_max_length=int(max_length),
+                strip_accents=None if strip_accents is None else bool(strip_accents),
+                tokenize_chinese_chars=bool(tokenize_chinese_chars),
+                model_max_length=int(max_length),
                 unk_token=vocab.unknown_token, sep_token=vocab.sep_token,
                 pad_token=vocab.padding_token, cls_token=vocab.cls_token,
                 mask_token=vocab.mask_token, clean_up_tokenization_spaces=True)
@@ -369,9 +372,10 @@ def save_hf_checkpoint(block: HybridBlock, vocab: BERTVocab, directory: str | os
 
 def write_hf_files(block: HybridBlock, vocab: BERTVocab, folder: str | os.PathLike,
                    labels: Sequence[str] | None = None, lower: bool | None = None,
-                   max_length: int | None = None) -> str:
+                   max_length: int | None = None, **tokenizer_options: bool | None) -> str:
     """Write the HuggingFace files of `block` into an existing (temporary) folder; returns the
-    architecture. max_length: the tokenizer's model_max_length (default: the position table)."""
+    architecture. max_length: the tokenizer's model_max_length (default: the position table);
+    tokenizer_options: strip_accents, tokenize_chinese_chars (see `tokenizer_config`)."""
     hparams = backbone_of(block).config
     if len(vocab) != hparams.vocab_size:
         raise ConversionError(f'the vocabulary has {len(vocab)} tokens but the model embeds '
@@ -395,5 +399,6 @@ def write_hf_files(block: HybridBlock, vocab: BERTVocab, folder: str | os.PathLi
     write_json(os.path.join(folder, 'config.json'), config)
     vocab.to_file(os.path.join(folder, 'vocab.txt'))
     write_json(os.path.join(folder, 'tokenizer_config.json'),
-               tokenizer_config(vocab, lower, max_length or hparams.max_length))
+               tokenizer_config(vocab, lower, max_length or hparams.max_length,
+                                **tokenizer_options))
     return architecture
