@@ -118,6 +118,7 @@ def test_only_inference_needs_only_the_output_dir_and_writes_beside_the_run(trai
                                   '--only-inference', '--output-dir', str(tmp_path),
                                   '--params', os.path.join(out, 'best.params'),
                                   '--pooling', 'mean'])
+    assert os.listdir(tmp_path) == []  # the refused run left no inference-<time>/ folder
 
 
 def test_run_config_records_the_run_and_a_used_output_dir_is_refused(trained_run):

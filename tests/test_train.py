@@ -366,6 +366,20 @@ def test_early_stopping_keeps_the_best(tmp_path):
     assert json.load(open(tmp_path / 'best.json')) == {'step': 2, 'f1': 0.7}
 
 
+def test_best_params_and_best_json_are_replaced_together(tmp_path):
+    from gluonbert.train.checkpoint import save_best
+    save_best(str(tmp_path), classifier(), {'step': 2, 'f1': 0.7})
+    before = (tmp_path / 'best.params').read_bytes()
+    better = classifier()
+    better.classifier.weight.set_data(better.classifier.weight.data() + 1)
+    with pytest.raises(TypeError, match='not JSON serializable'):
+        save_best(str(tmp_path), better, {'step': 4, 'f1': object()})  # fails after the weights
+    # neither file moved: the weights and the metrics that made them best still match
+    assert json.load(open(tmp_path / 'best.json')) == {'step': 2, 'f1': 0.7}
+    assert (tmp_path / 'best.params').read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ['best.json', 'best.params']
+
+
 def test_class_weighted_loss_scales_each_sample_by_its_class_weight():
     from gluonbert.train.losses import WeightedSoftmaxCELoss, balanced_class_weights
     logits = mx.nd.array([[2.0, 0.5], [0.1, 0.3], [1.0, -1.0]])

@@ -16,7 +16,7 @@ import mxnet as mx
 from mxnet import gluon
 from mxnet.gluon import HybridBlock
 
-from ..files import atomic_folder, write_text, write_with
+from ..files import atomic_folder, staged_files, write_text
 from ..model.config import BERTConfig
 from ..errors import CheckpointMismatchError, DamagedFileError, mxnet_message
 from .averaging import WeightAverage
@@ -169,8 +169,11 @@ class CheckpointManager:
 
 
 def save_best(output_dir: str, net: HybridBlock, metrics: Mapping[str, float]) -> str:
-    """Atomically write `best.params` and `best.json` (the metrics that made it best)."""
-    path = os.path.join(output_dir, 'best.params')
-    write_with(path, net.save_parameters, suffix='.params')
-    write_text(os.path.join(output_dir, 'best.json'), json.dumps(metrics, indent=2))
-    return path
+    """Write `best.params` and `best.json` (the metrics that made it best) together: both are
+    complete before either replaces the last best (best.params, which readers open, last)."""
+    prefix = os.path.join(output_dir, 'best')
+    with staged_files(prefix, ('.json', '.params')) as staged:
+        net.save_parameters(staged + '.params')
+        with open(staged + '.json', 'w', encoding='utf-8') as f:
+            f.write(json.dumps(metrics, indent=2))
+    return prefix + '.params'

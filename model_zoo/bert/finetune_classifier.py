@@ -227,13 +227,10 @@ def main(argv=None):
         raise SystemExit('--only-inference needs a dev file to evaluate')
     dev = _features(task, dev_set, tokenizer, args, progress, 'dev')
 
-    # an inference run writes beside the training record, never over it
     out = args.output_dir
-    if args.only_inference:
-        out = inference_folder(args.output_dir)
-        LOG.info('writing into %s', out)
-    if backend.is_root:
-        write_run_config(out, args, argv, dict(task=task.to_dict(), monitor=monitor))
+    run_record = dict(task=task.to_dict(), monitor=monitor)
+    if backend.is_root and not args.only_inference:
+        write_run_config(out, args, argv, run_record)
 
     net.hybridize(static_alloc=True)
     results = dict(task=task.name, labels=task.labels, model=args.model,
@@ -277,6 +274,12 @@ def main(argv=None):
     results.update(dev_metrics=dev_metrics, dev_samples=len(dev_set))
     LOG.info('dev (%d samples): %s', len(dev_set),
              ', '.join(f'{k} {v:.4f}' for k, v in dev_metrics.items()))
+    if args.only_inference:
+        # beside the training record, never over it; made only now, so a run that fails on its
+        # parameters or data leaves no folder behind
+        out = results['output_dir'] = inference_folder(args.output_dir)
+        LOG.info('writing into %s', out)
+        write_run_config(out, args, argv, run_record)
     MetricsLog(out).append(results.get('steps', 0), 'dev_final', dev_metrics)
     if test_set is not None:
         results['test_predictions'] = _predict_test(net, task, test_set, tokenizer, args, ctx,

@@ -138,10 +138,10 @@ def main(argv=None):
             best_seen.update(metrics=metrics, predictions=predictions)
         return metrics
 
-    # an inference run writes beside the training record, never over it
-    out = inference_folder(args.output_dir) if args.only_inference else args.output_dir
-    if backend.is_root:
-        write_run_config(out, args, argv, dict(task='squad1.1', monitor=MONITOR))
+    out = args.output_dir
+    run_record = dict(task='squad1.1', monitor=MONITOR)
+    if backend.is_root and not args.only_inference:
+        write_run_config(out, args, argv, run_record)
     net.hybridize(static_alloc=True)
     results = dict(task='squad1.1', model=args.model, dataset_name=args.dataset_name,
                    pretrained=args.pretrained, max_seq_length=args.max_seq_length,
@@ -178,6 +178,11 @@ def main(argv=None):
         dev_metrics, predictions = evaluate(net)
     results.update(dev_metrics=dev_metrics, dev_questions=len(dev_examples),
                    dev_windows=len(dev))
+    if args.only_inference:
+        # beside the training record, never over it; made only now, so a run that fails on its
+        # parameters or data leaves no folder behind
+        out = results['output_dir'] = inference_folder(args.output_dir)
+        write_run_config(out, args, argv, run_record)
     LOG.info('dev (%d questions): exact_match_percent %.2f, f1_percent %.2f',
              len(dev_examples), dev_metrics['exact_match_percent'], dev_metrics['f1_percent'])
     MetricsLog(out).append(results.get('steps', 0), 'dev_final', dev_metrics)
