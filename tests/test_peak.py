@@ -1,12 +1,15 @@
 """The benchmark's yardsticks: the compiled multiply-add probe reports what this CPU has, never
-less than MXNet's own GEMM reaches, and says why when it cannot run."""
+less than MXNet's own GEMM reaches, and says why when it cannot run; the Dense kernel probe."""
 import os
+import sys
 
 import pytest
 
+from conftest import REPO
 from gluonbert.benchmark import peak
 from gluonbert.hardware import cpu_flags
 from gluonbert.kernels import KernelBuildError, compiler
+from gluonbert.precision import bfloat16_supported
 
 try:
     compiler()
@@ -52,3 +55,21 @@ def test_each_variant_is_measured_against_its_own_precision():
                                            'ONNX Runtime int8', 'gluonbert bf16 (AMP)',
                                            'HF torch')] == [
         'fp32', 'int8', 'bf16', 'int8', 'bf16', 'fp32']
+
+
+def test_dense_kernel_probe_times_every_route_of_every_layer(capsys):
+    """scripts/dense_kernels.py (the numbers behind docs/performance.md's kernel table)."""
+    sys.path.insert(0, os.path.join(REPO, 'scripts'))
+    import dense_kernels
+    rows = dense_kernels.main(['--model', 'bert_2_128_2', '--tokens', '8', '--repeats', '1'])
+    dtypes = {'float32', 'bfloat16'} if bfloat16_supported() else {'float32'}
+    routes = {(r['layer'], r['dtype'], r['route']) for r in rows}
+    expected = {(layer, dtype, route) for layer in ('qkv', 'out_proj', 'ffn_1', 'ffn_2')
+                for dtype in dtypes for route in dense_kernels.ROUTES
+                if not (route == 'dot' and dtype == 'bfloat16')}
+    assert routes == expected
+    assert all(r['gflops'] > 0 for r in rows)
+    shapes = {r['layer']: (r['in_units'], r['units']) for r in rows}
+    assert shapes == {'qkv': (128, 384), 'out_proj': (128, 128), 'ffn_1': (128, 512),
+                      'ffn_2': (512, 128)}
+    assert '| ffn_2 512->128 | 8 | float32 |' in capsys.readouterr().out
