@@ -59,13 +59,17 @@ def _load(model, vocab, ctx, lower):
         return block, _info(block, vocab, lower), True
     if isinstance(model, mx.gluon.Block):
         info = getattr(model, 'pretrained_info', None)
-        if info is not None and vocab is None:
-            return model, info, False
-        if not isinstance(vocab, BERTVocab):
+        if info is None and not isinstance(vocab, BERTVocab) or (
+                vocab is not None and not isinstance(vocab, BERTVocab)):
             raise TypeError(f'a {type(model).__name__} block needs its vocabulary: pass '
                             'vocab=BERTVocab(...) (get_model returns it: model, vocab = '
                             'get_model(...))')
-        return model, _info(model, vocab, lower), False
+        if info is None:
+            return model, _info(model, vocab, lower), False
+        # what the caller gives replaces what the folder said; the rest (accents, CJK) stays
+        changes = dict(vocab=vocab, lower=None if lower is None else bool(lower))
+        return model, dataclasses.replace(info, **{k: v for k, v in changes.items()
+                                                   if v is not None}), False
     raise TypeError(f'model must be a folder path, a pretrained dataset name or a gluonbert '
                     f'block; got {type(model).__name__}')
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from .convert import FORMATS, load_checkpoint
 from .convert.common import ConversionError
-from .convert.hf import save_hf_checkpoint
+from .convert.hf import read_tokenizer_settings, save_hf_checkpoint, tokenizer_options
 from .convert.layout import backbone_of, block_from_checkpoint
 from .convert.native import save_native_checkpoint
 from .data.vocab import BERTVocab
@@ -63,11 +63,15 @@ def convert(args: argparse.Namespace) -> str:
     if not checkpoint.hparams.get('vocab_size'):
         checkpoint.hparams['vocab_size'] = len(checkpoint.vocab)
     block = block_from_checkpoint(checkpoint, args.allow_missing, args.allow_unexpected)
+    # the source's tokenizer settings go along: the converted folder must split text the same
+    settings = read_tokenizer_settings(args.source) if os.path.isdir(args.source) else {}
     if args.to == 'hf':
         kind = save_hf_checkpoint(block, checkpoint.vocab, args.output, args.overwrite,
-                                  labels=checkpoint.labels)
+                                  labels=checkpoint.labels, lower=settings.get('do_lower_case'),
+                                  **tokenizer_options(settings))
     else:
-        save_native_checkpoint(block, checkpoint.vocab, args.output, args.overwrite)
+        save_native_checkpoint(block, checkpoint.vocab, args.output, args.overwrite,
+                               tokenizer_settings=settings)
         kind = type(block).__name__
     cfg = backbone_of(block).config
     return 'wrote {} ({}, {} layers, {} units, vocab {}) to {}'.format(

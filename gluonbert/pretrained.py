@@ -25,6 +25,7 @@ from .convert import detect_format, load_checkpoint
 from .convert.common import ConversionError, assign_parameters
 from .files import atomic_folder, write_json
 from .convert.hf import (LABELLED_TASKS, check_label_names, head_dropout_rate, read_config,
+                         read_tokenizer_settings, tokenizer_options,
                          tokenizer_config, vocab_looks_cased, write_hf_files)
 from .convert.layout import (backbone_of, block_from_checkpoint, block_to_canonical,
                              canonical_to_block, task_of)
@@ -76,11 +77,13 @@ def save_pretrained(block: mx.gluon.HybridBlock, folder: str, vocab: BERTVocab |
                     labels: Sequence[str] | None = None,
                     max_length: int | None = None, task: str | None = None,
                     lower: bool | None = None, overwrite: bool = False,
-                    export: bool = True) -> str:
+                    export: bool = True, tokenizer: BERTTokenizer | None = None) -> str:
     """Write `block` (a BERTModel or a task head) as one folder HuggingFace and gluonbert load.
 
     vocab, labels, max_length, task, lower default to what `block.pretrained_info` says for a
-    block loaded by from_pretrained.
+    block loaded by from_pretrained. tokenizer: the BERTTokenizer the model was trained with;
+    its vocabulary, casing, accent and CJK settings are written (HF's tokenizer then splits text
+    as it does), unless vocab / lower say otherwise.
     vocab: the model's BERTVocab.
     labels: names of a classifier's (or token classifier's) outputs, e.g. ['negative',
     'positive'] -> config.json id2label/label2id, so HF's pipeline answers with them; a
@@ -101,14 +104,23 @@ def save_pretrained(block: mx.gluon.HybridBlock, folder: str, vocab: BERTVocab |
     _, kind = task_of(block)  # TypeError for blocks that are neither BERTModel nor a head
     folder = os.fspath(folder)
     info = getattr(block, 'pretrained_info', None)
+    options = dict(strip_accents=None, tokenize_chinese_chars=True)  # BERT's rule
+    if tokenizer is not None and not isinstance(tokenizer, BERTTokenizer):
+        raise TypeError(f'tokenizer must be a gluonbert BERTTokenizer; got '
+                        f'{type(tokenizer).__name__}')
+    if tokenizer is not None:
+        vocab = tokenizer.vocab if vocab is None else vocab
+        lower = tokenizer.lower if lower is None else lower
+        options = dict(strip_accents=tokenizer.strip_accents,
+                       tokenize_chinese_chars=tokenizer.tokenize_chinese_chars)
+    elif info is not None:
+        options = info.tokenizer_options()
     if info is not None:  # a block from from_pretrained keeps what its folder said
         vocab = info.vocab if vocab is None else vocab
         labels = info.labels if labels is None else labels
         max_length = info.max_length if max_length is None else max_length
         task = info.task if task is None else task
         lower = info.lower if lower is None else lower
-    options = info.tokenizer_options() if info is not None else dict(
-        strip_accents=None, tokenize_chinese_chars=True)
     if not isinstance(vocab, BERTVocab):
         raise TypeError('save_pretrained needs the model\'s vocabulary: vocab=BERTVocab(...) '
                         f'(got {type(vocab).__name__})')
@@ -222,17 +234,14 @@ def from_pretrained(path: str | os.PathLike, vocab: BERTVocab | str | os.PathLik
     if labels is None:
         labels = meta.get('labels', checkpoint.labels)
     labels = _check_labels(block, kind, labels)
-    settings = _tokenizer_settings(path)
+    settings = read_tokenizer_settings(path)
     if lower is None:
         lower = meta.get('lower', settings.get('do_lower_case'))
     if lower is None:
         lower = not vocab_looks_cased(checkpoint.vocab)
-    strip_accents = meta.get('strip_accents', settings.get('strip_accents'))
     block.pretrained_info = PretrainedInfo(
-        vocab=checkpoint.vocab, lower=bool(lower),
-        strip_accents=None if strip_accents is None else bool(strip_accents),
-        tokenize_chinese_chars=bool(meta.get('tokenize_chinese_chars',
-                                             settings.get('tokenize_chinese_chars', True))),
+        vocab=checkpoint.vocab, lower=bool(lower), **tokenizer_options({**settings, **{
+            k: meta[k] for k in ('strip_accents', 'tokenize_chinese_chars') if k in meta}}),
         labels=labels,
         max_length=meta.get('max_length', backbone_of(block).config.max_length),
         task=meta.get('task'), precision=meta.get('precision', 'float32'), source=path,
@@ -293,18 +302,3 @@ def _read_meta(folder):
                               f'<= {FORMAT_VERSION} (format {meta.get("format")!r}, version '
                               f'{meta.get("format_version")!r}); a newer gluonbert wrote it?')
     return meta
-
-
-def _tokenizer_settings(folder):
-    """A folder's tokenizer_config.json as read ({} without one): do_lower_case, strip_accents
-    and tokenize_chinese_chars decide how BertTokenizer splits text, so they decide ours too."""
-    path = os.path.join(folder, 'tokenizer_config.json')
-    if not os.path.isfile(path):
-        return {}
-    settings = read_config(path)
-    if settings.get('do_basic_tokenize') is False:
-        raise ConversionError(f'{path} sets do_basic_tokenize=false (WordPiece on whitespace-'
-                              'split text only), which gluonbert\'s BERTTokenizer does not do; '
-                              'remove the setting if the model was trained with basic '
-                              'tokenization')
-    return settings

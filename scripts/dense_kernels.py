@@ -27,6 +27,7 @@ sys.path.insert(0, REPO)
 import mxnet as mx  # noqa: E402
 from mxnet.gluon import HybridBlock, nn  # noqa: E402
 
+from gluonbert.benchmark.machine import configure_threads  # noqa: E402
 from gluonbert.benchmark.peak import fma_peak  # noqa: E402
 from gluonbert.errors import run_main  # noqa: E402
 from gluonbert.precision import bfloat16_supported  # noqa: E402
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> list[dict]:
     """Print the table; returns its rows (layer, tokens, dtype, route, gflops, pct_peak)."""
     args = build_parser().parse_args(argv)
-    threads = int(os.environ.get('OMP_NUM_THREADS') or os.cpu_count())
+    threads, _ = configure_threads()  # OMP_NUM_THREADS, the core count when unset
     peaks, why = fma_peak(threads)
     dtypes = ['float32']
     if bfloat16_supported():

@@ -396,3 +396,15 @@ def test_a_pair_csv_fine_tunes_into_one_folder_gluonbert_and_hf_read_alike(tmp_p
     for scores, probs in zip(hf, ours):
         by_name = {row['label']: row['score'] for row in scores}
         np.testing.assert_allclose([by_name[name] for name in info.labels], probs, atol=1e-5)
+
+
+def test_an_inference_folder_is_removed_when_the_run_fails_in_it(tmp_path):
+    from gluonbert.train.run_record import inference_folder
+    with pytest.raises(RuntimeError, match='half-way'):
+        with inference_folder(str(tmp_path)) as folder:
+            open(os.path.join(folder, 'dev_metrics.json'), 'w').close()
+            raise RuntimeError('failed half-way')
+    assert os.listdir(tmp_path) == []
+    with inference_folder(str(tmp_path)) as folder:
+        assert os.path.basename(folder).startswith('inference-')
+    assert os.listdir(tmp_path) == [os.path.basename(folder)]

@@ -10,6 +10,7 @@ import pytest
 from gluonbert import BERTForQA, get_model, import_model, metrics
 from gluonbert.data import BERTTokenizer, SquadTransform, gold_answers, read_squad
 from gluonbert import from_pretrained
+from gluonbert.errors import DamagedFileError
 from gluonbert.train import squad
 from gluonbert.train.metrics_log import read_metrics
 
@@ -195,6 +196,13 @@ def test_script_trains_predicts_every_question_and_exports(tmp_path):
     assert again['output_dir'].startswith(os.path.join(out, 'inference-'))
     assert json.load(open(os.path.join(again['output_dir'], 'predictions.json'))) == predictions
     assert json.load(open(os.path.join(out, 'dev_metrics.json'))) == saved  # not overwritten
+    # an inference run that fails on its parameters leaves no inference-<time>/ folder
+    before = sorted(os.listdir(out))
+    broken = tmp_path / 'broken.params'
+    broken.write_bytes(open(os.path.join(out, 'best.params'), 'rb').read()[:100])
+    with pytest.raises(DamagedFileError, match='broken.params'):
+        finetune_squad.main(['--only-inference', '--output-dir', out, '--params', str(broken)])
+    assert sorted(os.listdir(out)) == before
     config = json.load(open(os.path.join(out, 'run_config.json')))
     assert config['arguments']['max_seq_length'] == 64 and config['resolved']['task'] == \
         'squad1.1'

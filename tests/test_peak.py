@@ -8,11 +8,11 @@ import pytest
 from conftest import REPO
 from gluonbert.benchmark import peak
 from gluonbert.hardware import cpu_flags
-from gluonbert.kernels import KernelBuildError, compiler
+from gluonbert.kernels import KernelBuildError
 from gluonbert.precision import bfloat16_supported
 
 try:
-    compiler()
+    peak.c_compiler()
     HAS_COMPILER = True
 except KernelBuildError:
     HAS_COMPILER = False
@@ -21,24 +21,26 @@ except KernelBuildError:
 @pytest.mark.skipif(not HAS_COMPILER, reason='no C compiler to build the probe')
 def test_probe_reports_each_precision_the_cpu_has_and_bounds_the_gemm():
     threads = int(os.environ.get('OMP_NUM_THREADS', '1'))  # what MXNet read at import
-    rates, why = peak.fma_peak(threads, iterations=2_000_000)
+    rates, why = peak.fma_peak(threads, seconds=0.05)
     assert why is None, why
     flags = cpu_flags()[1]
     assert rates['fp32'] > 0
     assert (rates['bf16'] is not None) == ({'avx512_bf16', 'avx512f'} <= flags)
-    assert (rates['int8'] is not None) == ({'avx512_vnni', 'avx512f'} <= flags)
+    assert (rates['int8'] is not None) == ({'avx512_vnni', 'avx512f'} <= flags or
+                                           'avx_vnni' in flags)
     # one bf16 / int8 instruction does 2x / 4x the multiply-adds of an fp32 FMA of its width
+    # (at most half as many issue per cycle on some cores)
     for precision in ('bf16', 'int8'):
         if rates[precision]:
-            assert rates[precision] > rates['fp32']
+            assert rates[precision] > 0.9 * rates['fp32']
     # a real GEMM on the same threads cannot beat the units it runs on
     if 'OMP_NUM_THREADS' in os.environ:
-        assert peak.gemm_peak(n=1024, repeats=3) <= 1.05 * rates['fp32']
+        assert peak.gemm_peak(n=1024, repeats=3) <= 1.2 * rates['fp32']  # 1.2: timing noise
 
 
 def test_a_missing_compiler_is_one_reason_not_a_crash(monkeypatch):
-    monkeypatch.setenv('CXX', '/nonexistent/cc')
-    rates, why = peak.fma_peak(threads=1, iterations=1000)
+    monkeypatch.setenv('CC', '/nonexistent/cc')
+    rates, why = peak.fma_peak(threads=1, seconds=0.001)
     assert rates == {} and why.startswith('could not run /nonexistent/cc')
 
 
@@ -51,10 +53,13 @@ def test_probe_output_is_parsed_or_refused():
 
 
 def test_each_variant_is_measured_against_its_own_precision():
-    assert [peak.precision_of(v) for v in ('gluonbert', 'gluonbert int8', 'OpenVINO bf16',
-                                           'ONNX Runtime int8', 'gluonbert bf16 (AMP)',
-                                           'HF torch')] == [
-        'fp32', 'int8', 'bf16', 'int8', 'bf16', 'fp32']
+    from gluonbert.benchmark import variants as v
+    assert {name: peak.precision_of(name) for name in (
+        v.OURS, v.INT8, v.LEVER, v.HF, v.NLP, v.BF16, v.BF16_TRAIN, v.HF_BF16, v.ORT_FP32,
+        v.ORT_INT8, v.OV_FP32, v.OV_BF16)} == {
+        v.OURS: 'fp32', v.INT8: 'int8', v.LEVER: 'fp32', v.HF: 'fp32', v.NLP: 'fp32',
+        v.BF16: 'bf16', v.BF16_TRAIN: 'bf16', v.HF_BF16: 'bf16', v.ORT_FP32: 'fp32',
+        v.ORT_INT8: 'int8', v.OV_FP32: 'fp32', v.OV_BF16: 'bf16'}
 
 
 def test_dense_kernel_probe_times_every_route_of_every_layer(capsys):
@@ -73,3 +78,19 @@ def test_dense_kernel_probe_times_every_route_of_every_layer(capsys):
     assert shapes == {'qkv': (128, 384), 'out_proj': (128, 128), 'ffn_1': (128, 512),
                       'ffn_2': (512, 128)}
     assert '| ffn_2 512->128 | 8 | float32 |' in capsys.readouterr().out
+
+
+def test_report_names_its_yardstick_and_falls_back_to_the_gemm_rate():
+    from gluonbert.benchmark.report import peak_lines, rate_cell
+    lines = peak_lines({'gemm_fp32': 200.0, 'fma': {}, 'fma_note': 'no C++ compiler found'})
+    assert lines == ['- multiply-add peak: not measured (no C++ compiler found); percentages '
+                     'are of the fp32 GEMM rate',
+                     '- fp32 GEMM: 200.0 GFLOP/s (median 2048x2048 mx.nd.dot)']
+    assert rate_cell(dict(gflops=100.0, pct_gemm_peak=50.0, pct_fma_peak=None)) == \
+        '100.0 (50% GEMM)'
+    assert rate_cell(dict(gflops=100.0, pct_gemm_peak=50.0, pct_fma_peak=42.7)) == '100.0 (43%)'
+    measured = {'gemm_fp32': 200.0, 'fma': {'fp32': 230.0, 'bf16': None, 'int8': 900.0},
+                'fma_note': None}
+    line = peak_lines(measured)[0]
+    assert 'fp32 230.0, bf16 none (no native instruction), int8 900.0' in line
+    assert 'AMX' not in line and 'AMX tiles, not measured' in peak_lines(measured, amx=True)[0]

@@ -332,36 +332,73 @@ def test_a_one_output_classifier_stays_a_classifier(tmp_path, vocab):
     np.testing.assert_allclose(loaded(*inputs).asnumpy(), block(*inputs).asnumpy(), atol=1e-6)
 
 
+ACCENT_WORDS = WORDS[:-6] + ['café', 'cafe', '北京', '北', '京', '##é']
+ACCENT_TEXTS = ['Café au 北京', 'the CAFÉ is fun', '北 京 cafe']
+
+
+def split_all(tokenizer):
+    """ACCENT_TEXTS tokenized by a gluonbert or HF tokenizer."""
+    return [tokenizer.tokenize(text) for text in ACCENT_TEXTS]
+
+
+def folder_keeping_accents(tmp_path):
+    """A transformers classifier folder whose tokenizer lowercases but keeps accents and does
+    not split CJK characters -> (folder, how HF's tokenizer splits ACCENT_TEXTS)."""
+    folder = str(tmp_path / 'hf')
+    transformers.BertForSequenceClassification(hf_config(num_labels=2)).eval().save_pretrained(
+        folder)
+    (tmp_path / 'words.txt').write_text(''.join(f'{w}\n' for w in ACCENT_WORDS),
+                                        encoding='utf-8')
+    transformers.BertTokenizerFast(vocab=str(tmp_path / 'words.txt'), do_lower_case=True,
+                                   strip_accents=False, tokenize_chinese_chars=False
+                                   ).save_pretrained(folder)
+    expected = split_all(transformers.AutoTokenizer.from_pretrained(folder))
+    assert expected[0] == ['café', '[UNK]', '北京'] and expected != split_all(
+        BERTTokenizer(BERTVocab(ACCENT_WORDS), lower=True))  # the defaults split differently
+    return folder, expected
+
+
 def test_tokenizer_settings_of_a_transformers_folder_are_kept(tmp_path):
     """do_lower_case, strip_accents and tokenize_chinese_chars of tokenizer_config.json decide
     how HF splits text; from_pretrained's tokenizer, the folder save_pretrained writes and its
     export's SentenceClassifier must split it the same way."""
-    words = WORDS[:-6] + ['café', 'cafe', '北京', '北', '京', '##é']
-    theirs = transformers.BertForSequenceClassification(hf_config(num_labels=2)).eval()
-    theirs.save_pretrained(str(tmp_path / 'hf'))
-    (tmp_path / 'words.txt').write_text(''.join(f'{w}\n' for w in words), encoding='utf-8')
-    hf_tokenizer = transformers.BertTokenizerFast(
-        vocab=str(tmp_path / 'words.txt'), do_lower_case=True, strip_accents=False,
-        tokenize_chinese_chars=False)
-    hf_tokenizer.save_pretrained(str(tmp_path / 'hf'))
-    texts = ['Café au 北京', 'the CAFÉ is fun', '北 京 cafe']
-
-    def split(tokenizer):
-        return [tokenizer.tokenize(text) for text in texts]
-
-    reloaded = transformers.AutoTokenizer.from_pretrained(str(tmp_path / 'hf'))
-    expected = split(reloaded)
-    assert expected[0] == ['café', '[UNK]', '北京'] and expected != split(
-        BERTTokenizer(BERTVocab(words), lower=True))  # the defaults would split differently
-    block = from_pretrained(str(tmp_path / 'hf'))
+    source, expected = folder_keeping_accents(tmp_path)
+    block = from_pretrained(source)
     info = block.pretrained_info
     assert (info.lower, info.strip_accents, info.tokenize_chinese_chars) == (True, False, False)
-    assert split(info.tokenizer()) == expected
+    assert split_all(info.tokenizer()) == expected
 
     folder = save_pretrained(block, str(tmp_path / 'ours'))
-    assert split(transformers.AutoTokenizer.from_pretrained(folder)) == expected
-    assert split(from_pretrained(folder).pretrained_info.tokenizer()) == expected
-    assert split(SentenceClassifier(folder).tokenizer) == expected
+    assert split_all(transformers.AutoTokenizer.from_pretrained(folder)) == expected
+    assert split_all(from_pretrained(folder).pretrained_info.tokenizer()) == expected
+    assert split_all(SentenceClassifier(folder).tokenizer) == expected
+    # a block given with another vocabulary keeps the folder's accent and CJK settings
+    assert split_all(gluonbert.pipeline('text-classification', model=block,
+                                        vocab=BERTVocab(ACCENT_WORDS)).tokenizer) == expected
+
+
+def test_save_pretrained_writes_the_settings_of_the_tokenizer_it_is_given(tmp_path):
+    tokenizer = BERTTokenizer(BERTVocab(ACCENT_WORDS), lower=True, strip_accents=False,
+                              tokenize_chinese_chars=False)
+    folder = save_pretrained(head('classifier'), str(tmp_path / 'ours'), tokenizer=tokenizer)
+    theirs = transformers.AutoTokenizer.from_pretrained(folder)
+    assert split_all(theirs) == split_all(tokenizer) and split_all(tokenizer)[0] == [
+        'café', '[UNK]', '北京']
+    with pytest.raises(TypeError, match='tokenizer must be a gluonbert BERTTokenizer; got '
+                                        f'{type(theirs).__name__}'):
+        save_pretrained(head('classifier'), str(tmp_path / 'again'), tokenizer=theirs)
+
+
+@pytest.mark.parametrize('to', ['hf', 'gluonbert'])
+def test_converting_a_folder_keeps_its_tokenizer_settings(tmp_path, to):
+    from gluonbert.convert_command import main as convert_main
+    source, expected = folder_keeping_accents(tmp_path)
+    assert convert_main([source, str(tmp_path / 'out'), '--to', to]) == 0
+    assert split_all(from_pretrained(str(tmp_path / 'out')).pretrained_info.tokenizer()) == \
+        expected
+    if to == 'hf':
+        assert split_all(transformers.AutoTokenizer.from_pretrained(str(tmp_path / 'out'))) == \
+            expected
 
 
 def test_a_folder_without_basic_tokenization_is_refused(tmp_path):

@@ -1,6 +1,7 @@
 """This machine's peaks, the yardsticks of achieved GFLOP/s: the arithmetic peak of its FMA units
 per precision (a compiled probe, `fma_peak.c`) and the fp32 GEMM rate MXNet reaches."""
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -9,19 +10,28 @@ import time
 import mxnet as mx
 
 from .. import kernels
+from .variants import PRECISION
 
 PROBE_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fma_peak.c')
 PRECISIONS = ('fp32', 'bf16', 'int8')
 PROBE_TIMEOUT_S = 120
 
 
-def fma_peak(threads: int, iterations: int = 10_000_000) -> tuple[dict, str | None]:
-    """GFLOP/s the CPU's multiply-add units reach on `threads` threads with no memory traffic ->
-    ({'fp32': G, 'bf16': G or None, 'int8': G or None}, None), None for a precision without
-    native instructions (bf16: AVX512_BF16, int8: AVX512_VNNI); or ({}, why) when the probe could
-    not be compiled or run."""
+def c_compiler() -> str:
+    """The compiler for the probe: $CC, else gcc or cc on the PATH, else the C++ compiler the
+    kernels use (the source is compiled as C either way)."""
+    return os.environ.get('CC') or shutil.which('gcc') or shutil.which('cc') or \
+        kernels.compiler()
+
+
+def fma_peak(threads: int, seconds: float = 0.2) -> tuple[dict, str | None]:
+    """GFLOP/s the CPU's multiply-add vector units reach on `threads` threads with no memory
+    traffic (each timed run lasts at least `seconds`) -> ({'fp32': G, 'bf16': G or None,
+    'int8': G or None}, None), None for a precision without native instructions (bf16:
+    AVX512_BF16, int8: AVX512_VNNI or AVX-VNNI); or ({}, why) when the probe could not be
+    compiled or run. AMX tiles are not measured."""
     try:
-        compiler = kernels.compiler()
+        compiler = c_compiler()
     except kernels.KernelBuildError as err:
         return {}, str(err)
     with tempfile.TemporaryDirectory(prefix='gluonbert-peak-') as folder:
@@ -32,7 +42,7 @@ def fma_peak(threads: int, iterations: int = 10_000_000) -> tuple[dict, str | No
                                    timeout=PROBE_TIMEOUT_S)
             if built.returncode != 0:
                 return {}, f'compiling {PROBE_SOURCE} failed: {built.stderr.strip()[-300:]}'
-            ran = subprocess.run([binary, str(iterations)], capture_output=True, text=True,
+            ran = subprocess.run([binary, str(seconds)], capture_output=True, text=True,
                                  check=False, timeout=PROBE_TIMEOUT_S,
                                  env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
         except subprocess.TimeoutExpired as err:
@@ -58,7 +68,7 @@ def parse_probe_output(text: str) -> tuple[dict, str | None]:
 
 def precision_of(variant: str) -> str:
     """The arithmetic a benchmark variant runs its matmuls in: 'int8', 'bf16' or 'fp32'."""
-    return next((p for p in ('int8', 'bf16') if p in variant), 'fp32')
+    return PRECISION.get(variant, 'fp32')
 
 
 def gemm_peak(n: int = 2048, repeats: int = 7) -> float:

@@ -119,17 +119,20 @@ def machine_lines(machine: dict) -> list[str]:
     return lines
 
 
-def peak_lines(peaks: dict) -> list[str]:
-    """The report's lines on the yardsticks: multiply-add peaks per precision, fp32 GEMM rate."""
+def peak_lines(peaks: dict, amx: bool = False) -> list[str]:
+    """The report's lines on the yardsticks: multiply-add peaks per precision, fp32 GEMM rate
+    (amx: the CPU has AMX tiles, which the probe does not measure)."""
     gemm = (f'- fp32 GEMM: {peaks["gemm_fp32"]:.1f} GFLOP/s (median 2048x2048 mx.nd.dot)')
     if not peaks['fma']:
         return [f'- multiply-add peak: not measured ({peaks["fma_note"]}); percentages are of '
                 'the fp32 GEMM rate', gemm]
     rates = ', '.join(f'{p} {g:.1f}' if g else f'{p} none (no native instruction)'
                       for p, g in peaks['fma'].items())
+    amx_note = ('; this CPU also has AMX tiles, not measured: bf16 and int8 code on them can '
+                'exceed these' if amx else '')
     return [f'- multiply-add peak, GFLOP/s on the threads above: {rates} (gluonbert/benchmark/'
-            'fma_peak.c: independent FMA / dot-product chains, no memory traffic; no program '
-            'reaches it)', gemm]
+            'fma_peak.c: independent FMA / dot-product chains on the vector units, no memory '
+            f'traffic: an upper bound for code on those units{amx_note})', gemm]
 
 
 def render(report: dict) -> str:
@@ -140,7 +143,7 @@ def render(report: dict) -> str:
         f'- command: `{report["command"]}`',
         f'- repeats {report["repeats"]} (median) after {report["warmup"]} warmup run(s), '
         'variants interleaved round-robin',
-    ] + peak_lines(report['peaks']))
+    ] + peak_lines(report['peaks'], report['machine']['simd'].get('amx', False)))
     head += [f'- not run: {name} ({reason})' for name, reason in report['skipped'].items()]
     refused = ['**Refused** (disagreed with gluonbert fp32, so not timed): ' +
                '; '.join(report['refused'])] if report['refused'] else []

@@ -16,5 +16,8 @@ INT8_MIN_COSINE = 0.97  # pooled-output cosine, int8 vs fp32; min/max-calibrated
 # real MiniLM gives 0.980-0.989 and costs ~0.5 points of SST-2 accuracy
 # (scripts/precision_accuracy.py)
 LOW_PRECISION = (INT8, BF16, HF_BF16, ORT_INT8, OV_BF16)
+# the arithmetic each variant's matmuls run in (the rest: fp32), for its share of the peak
+PRECISION = {INT8: 'int8', ORT_INT8: 'int8', BF16: 'bf16', BF16_TRAIN: 'bf16', HF_BF16: 'bf16',
+             OV_BF16: 'bf16'}
 # int8 and bf16 variants are held to the pooled-output cosine only; a miss refuses that variant
 LOOSE = {name: dict(atol=None, min_cosine=INT8_MIN_COSINE) for name in LOW_PRECISION}

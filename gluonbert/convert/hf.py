@@ -297,6 +297,30 @@ def tokenizer_config(vocab: BERTVocab, lower: bool | None = None, max_length: in
                 mask_token=vocab.mask_token, clean_up_tokenization_spaces=True)
 
 
+def read_tokenizer_settings(folder: str | os.PathLike) -> dict[str, Any]:
+    """A folder's tokenizer_config.json as read ({} without one): do_lower_case, strip_accents
+    and tokenize_chinese_chars decide how BertTokenizer splits text, so they decide ours too.
+    do_basic_tokenize=false (WordPiece on whitespace-split text only) is refused."""
+    path = os.path.join(os.fspath(folder), 'tokenizer_config.json')
+    if not os.path.isfile(path):
+        return {}
+    settings = read_config(path)
+    if settings.get('do_basic_tokenize') is False:
+        raise ConversionError(f'{path} sets do_basic_tokenize=false (WordPiece on whitespace-'
+                              'split text only), which gluonbert\'s BERTTokenizer does not do; '
+                              'remove the setting if the model was trained with basic '
+                              'tokenization')
+    return settings
+
+
+def tokenizer_options(settings: Mapping[str, Any]) -> dict[str, bool | None]:
+    """strip_accents and tokenize_chinese_chars of tokenizer settings (their defaults where
+    absent), as BERTTokenizer and `tokenizer_config` take them."""
+    strip_accents = settings.get('strip_accents')
+    return dict(strip_accents=None if strip_accents is None else bool(strip_accents),
+                tokenize_chinese_chars=bool(settings.get('tokenize_chinese_chars', True)))
+
+
 def hf_architecture(block: HybridBlock) -> tuple[str, str | None, dict[str, np.ndarray]]:
     """The HuggingFace class that holds what `block` holds."""
     if getattr(block, 'pooling', None) == 'mean':
@@ -357,16 +381,17 @@ def check_label_names(labels: Sequence[str] | None, num_labels: int | None
 
 def save_hf_checkpoint(block: HybridBlock, vocab: BERTVocab, directory: str | os.PathLike,
                        overwrite: bool = False, labels: Sequence[str] | None = None,
-                       lower: bool | None = None) -> str:
+                       lower: bool | None = None, **tokenizer_options: bool | None) -> str:
     """Write `block` (BERTModel or task model) as a HuggingFace folder transformers can load.
 
     Writes model.safetensors, config.json (id2label from `labels`, the names of a classifier's
     outputs), vocab.txt and tokenizer_config.json (do_lower_case = `lower`, None: guessed from
-    the vocabulary) into a temp folder, then renames it into place, so a failure never leaves a
-    half-written checkpoint. Returns the architecture.
+    the vocabulary; tokenizer_options: strip_accents, tokenize_chinese_chars) into a temp folder,
+    then renames it into place, so a failure never leaves a half-written checkpoint. Returns the
+    architecture.
     """
     with atomic_folder(directory, overwrite) as temp:
-        architecture = write_hf_files(block, vocab, temp, labels, lower)
+        architecture = write_hf_files(block, vocab, temp, labels, lower, **tokenizer_options)
     return architecture
 
 

@@ -4,6 +4,7 @@
 import json
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import mxnet as mx
 import numpy as np
@@ -14,6 +15,7 @@ from ..errors import mxnet_message
 from ..model.config import BERTConfig
 from ..files import atomic_folder, write_json, write_with
 from .common import Checkpoint, ConversionError, check_vocab_fits
+from .hf import tokenizer_config, tokenizer_options
 from .layout import backbone_of, block_to_canonical
 
 CONFIG_NAME = 'gluonbert_config.json'
@@ -44,12 +46,17 @@ def save_params(arrays: Mapping[str, np.ndarray], path: str | os.PathLike) -> st
 
 
 def save_native_checkpoint(block: HybridBlock, vocab: BERTVocab, directory: str | os.PathLike,
-                           overwrite: bool = False, labels: Sequence[str] | None = None
-                           ) -> None:
+                           overwrite: bool = False, labels: Sequence[str] | None = None,
+                           tokenizer_settings: Mapping[str, Any] | None = None) -> None:
     """Write a BERTModel or task model as a gluonbert checkpoint folder, atomically
-    (`labels`: names of a classifier's outputs, kept in the config)."""
+    (`labels`: names of a classifier's outputs, kept in the config; `tokenizer_settings`: a
+    source's tokenizer_config.json, written beside the weights when given)."""
     with atomic_folder(directory, overwrite) as temp:
         write_native_files(block, vocab, temp, labels)
+        if tokenizer_settings:
+            write_json(os.path.join(temp, 'tokenizer_config.json'), tokenizer_config(
+                vocab, tokenizer_settings.get('do_lower_case'),
+                backbone_of(block).config.max_length, **tokenizer_options(tokenizer_settings)))
 
 
 def write_native_files(block: HybridBlock, vocab: BERTVocab, folder: str | os.PathLike,

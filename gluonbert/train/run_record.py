@@ -3,6 +3,7 @@ argument after defaults, what was resolved from the data, versions, the command 
 the check that refuses to write into a used --output-dir, and the `inference-<time>/` folder an
 --only-inference run writes into."""
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -10,6 +11,7 @@ import platform
 import shlex
 import shutil
 import sys
+from collections.abc import Iterator
 
 import mxnet as mx
 import numpy as np
@@ -114,16 +116,22 @@ def clear_earlier_run(args: argparse.Namespace) -> None:
             os.remove(path)
 
 
-def inference_folder(output_dir: str) -> str:
-    """A new `<output_dir>/inference-<UTC time>/` for an --only-inference run (never the
-    training record); a suffix keeps two runs in the same second apart."""
+@contextlib.contextmanager
+def inference_folder(output_dir: str) -> Iterator[str]:
+    """A new `<output_dir>/inference-<UTC time>/` for an --only-inference run's results (never
+    the training record), removed again if the block raises, so a failed run leaves no
+    half-written folder; a suffix keeps two runs in the same second apart."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d-%H%M%S')
     folder, n = os.path.join(output_dir, f'inference-{stamp}'), 1
     while os.path.exists(folder):
         n += 1
         folder = os.path.join(output_dir, f'inference-{stamp}-{n}')
     os.makedirs(folder)
-    return folder
+    try:
+        yield folder
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def explicit_arguments(parser: argparse.ArgumentParser, argv: list) -> dict:

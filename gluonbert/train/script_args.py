@@ -260,12 +260,15 @@ def check_dtype(args: argparse.Namespace, ctx: Sequence[mx.Context]) -> None:
 
 
 def start_worker(args: argparse.Namespace, backend: distributed.Backend) -> None:
-    """Rank 0 makes --output-dir and logs at INFO (others: warnings); all seed with --seed."""
-    if getattr(args, 'only_inference', False) and backend.num_workers > 1:  # scripts with it
+    """Rank 0 makes --output-dir (an --only-inference run makes its own folder in it once it has
+    results) and logs at INFO (others: warnings); all seed with --seed."""
+    inference_only = getattr(args, 'only_inference', False)
+    if inference_only and backend.num_workers > 1:  # scripts with it
         raise SystemExit('--only-inference runs in one process: drop --comm-backend')
     if backend.is_root:
         check_output_dir(args)
-        os.makedirs(args.output_dir, exist_ok=True)
+        if not inference_only:
+            os.makedirs(args.output_dir, exist_ok=True)
     # on a terminal the bars show the time; in a file every line carries its own
     logging.basicConfig(level=logging.INFO if backend.is_root else logging.WARNING,
                         format='%(message)s' if sys.stderr.isatty() else

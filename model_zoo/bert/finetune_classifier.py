@@ -27,6 +27,7 @@ On several workers (each takes its shard of the batches; rank 0 writes the outpu
       python model_zoo/bert/finetune_classifier.py --comm-backend dist_sync ...
 """
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -274,20 +275,21 @@ def main(argv=None):
     results.update(dev_metrics=dev_metrics, dev_samples=len(dev_set))
     LOG.info('dev (%d samples): %s', len(dev_set),
              ', '.join(f'{k} {v:.4f}' for k, v in dev_metrics.items()))
-    if args.only_inference:
-        # beside the training record, never over it; made only now, so a run that fails on its
-        # parameters or data leaves no folder behind
-        out = results['output_dir'] = inference_folder(args.output_dir)
-        LOG.info('writing into %s', out)
-        write_run_config(out, args, argv, run_record)
-    MetricsLog(out).append(results.get('steps', 0), 'dev_final', dev_metrics)
-    if test_set is not None:
-        results['test_predictions'] = _predict_test(net, task, test_set, tokenizer, args, ctx,
-                                                    out)
-    if not args.only_inference:
-        results['export'] = _export(net, vocab, task, args, dev)
-        results['model_folder'] = _save_model_folder(net, vocab, task, args)
-    write_text(os.path.join(out, 'dev_metrics.json'), json.dumps(results, indent=2))
+    # an inference run writes beside the training record, never over it, into a folder made
+    # only now (a run that fails on its parameters or data leaves none) and removed on failure
+    with inference_folder(out) if args.only_inference else contextlib.nullcontext(out) as out:
+        if args.only_inference:
+            results['output_dir'] = out
+            LOG.info('writing into %s', out)
+            write_run_config(out, args, argv, run_record)
+        MetricsLog(out).append(results.get('steps', 0), 'dev_final', dev_metrics)
+        if test_set is not None:
+            results['test_predictions'] = _predict_test(net, task, test_set, tokenizer, args,
+                                                        ctx, out)
+        if not args.only_inference:
+            results['export'] = _export(net, vocab, task, args, dev)
+            results['model_folder'] = _save_model_folder(net, vocab, task, args)
+        write_text(os.path.join(out, 'dev_metrics.json'), json.dumps(results, indent=2))
     return results
 
 

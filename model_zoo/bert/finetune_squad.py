@@ -22,6 +22,7 @@ writes the outputs):
       python model_zoo/bert/finetune_squad.py --comm-backend dist_sync ...
 """
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -178,23 +179,25 @@ def main(argv=None):
         dev_metrics, predictions = evaluate(net)
     results.update(dev_metrics=dev_metrics, dev_questions=len(dev_examples),
                    dev_windows=len(dev))
-    if args.only_inference:
-        # beside the training record, never over it; made only now, so a run that fails on its
-        # parameters or data leaves no folder behind
-        out = results['output_dir'] = inference_folder(args.output_dir)
-        write_run_config(out, args, argv, run_record)
     LOG.info('dev (%d questions): exact_match_percent %.2f, f1_percent %.2f',
              len(dev_examples), dev_metrics['exact_match_percent'], dev_metrics['f1_percent'])
-    MetricsLog(out).append(results.get('steps', 0), 'dev_final', dev_metrics)
-    results['predictions'] = os.path.join(out, 'predictions.json')
-    write_text(results['predictions'], json.dumps(predictions, indent=1, ensure_ascii=False))
-    if not args.only_inference:
-        results['export'] = _export(net, vocab, args, dev)
-        results['model_folder'] = os.path.join(args.output_dir, 'model')
-        gluonbert.save_pretrained(net, results['model_folder'], vocab,
-                                  max_length=args.max_seq_length, task='squad1.1',
-                                  lower=not args.cased, overwrite=True)
-    write_text(os.path.join(out, 'dev_metrics.json'), json.dumps(results, indent=2))
+    # an inference run writes beside the training record, never over it, into a folder made
+    # only now (a run that fails on its parameters or data leaves none) and removed on failure
+    with inference_folder(out) if args.only_inference else contextlib.nullcontext(out) as out:
+        if args.only_inference:
+            results['output_dir'] = out
+            write_run_config(out, args, argv, run_record)
+        MetricsLog(out).append(results.get('steps', 0), 'dev_final', dev_metrics)
+        results['predictions'] = os.path.join(out, 'predictions.json')
+        write_text(results['predictions'], json.dumps(predictions, indent=1,
+                                                      ensure_ascii=False))
+        if not args.only_inference:
+            results['export'] = _export(net, vocab, args, dev)
+            results['model_folder'] = os.path.join(args.output_dir, 'model')
+            gluonbert.save_pretrained(net, results['model_folder'], vocab,
+                                      max_length=args.max_seq_length, task='squad1.1',
+                                      lower=not args.cased, overwrite=True)
+        write_text(os.path.join(out, 'dev_metrics.json'), json.dumps(results, indent=2))
     return results
 
 
