@@ -612,8 +612,11 @@ def test_a_script_process_exits_2_with_one_line(sst, tmp_path):
 def test_ctrl_c_exits_130_and_leaves_a_complete_checkpoint(sst):
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
     argv = classifier_argv(sst, '--epochs', '200', '--eval-every', '1')
+    # SIGINT as a terminal delivers it: a suite started in the background (`pytest &` from a
+    # script, nohup) hands its children SIGINT ignored, and Python then keeps ignoring it
     proc = subprocess.Popen([sys.executable, os.path.join(ZOO, 'finetune_classifier.py'), *argv],
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     latest = os.path.join(sst['out'], 'checkpoints', 'LATEST')
     try:
         deadline = time.time() + 120
