@@ -71,3 +71,15 @@ def test_tsv_dataset_names_a_short_line(tmp_path):
     path.write_text('h\n1\ta\n2\n', encoding='utf-8')
     with pytest.raises(ValueError, match=r'bad.tsv, sample 3: 1 fields'):
         TSVDataset(str(path), num_discard_samples=1, field_indices=[1, 0])
+
+
+def test_tsv_dataset_leaves_out_incomplete_lines_with_allow_missing_as_gluonnlp(tmp_path):
+    path = tmp_path / 'short.tsv'
+    path.write_text('h\n1\ta\n2\n3\tc\n', encoding='utf-8')
+    kwargs = dict(num_discard_samples=1, field_indices=[1, 0], allow_missing=True)
+    with pytest.warns(UserWarning, match=r'1 incomplete samples in .*short.tsv'):
+        ours = TSVDataset(str(path), field_separator=Splitter('\t'), **kwargs)
+    with pytest.warns(UserWarning, match=r'1 incomplete samples in .*short.tsv'):
+        theirs = gluonnlp.data.TSVDataset(str(path), field_separator=gluonnlp.data.Splitter('\t'),
+                                          **kwargs)
+    assert list(ours) == list(theirs) == [['a', '1'], ['c', '3']]

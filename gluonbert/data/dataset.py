@@ -1,6 +1,7 @@
 """GluonNLP 0.10's line-based datasets: `TSVDataset` and the `Splitter` it splits fields with."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 from mxnet.gluon.data import SimpleDataset
@@ -23,8 +24,9 @@ class TSVDataset(SimpleDataset):
 
     filename: a path or a list of paths, read as UTF-8 (a BOM is dropped); num_discard_samples
     lines are skipped at the start of each file (a header); field_indices picks and orders the
-    fields of every sample; allow_missing keeps lines with fewer fields as they are. Unlike
-    GluonNLP, a line without the requested fields raises naming the file and line.
+    fields of every sample. A line without the requested fields raises naming the file and
+    line; with allow_missing=True it is left out with one warning per file ('N incomplete
+    samples in <file>'), as GluonNLP does.
     """
 
     def __init__(self, filename: str | Sequence[str], encoding: str = 'utf8',
@@ -39,6 +41,7 @@ class TSVDataset(SimpleDataset):
         samples = []
         for path in paths:
             lines = [line for line in sample_splitter(read_text(path)) if line.strip()]
+            incomplete = 0
             for number, line in enumerate(lines[num_discard_samples:],
                                           start=num_discard_samples + 1):
                 fields = field_separator(line)
@@ -48,8 +51,12 @@ class TSVDataset(SimpleDataset):
                             raise ValueError(
                                 f'{path}, sample {number}: {len(fields)} fields, but '
                                 f'field_indices={list(field_indices)} asks for field '
-                                f'{max(field_indices)}; fix the line or pass allow_missing=True')
-                    else:
-                        fields = [fields[i] for i in field_indices]
+                                f'{max(field_indices)}; fix the line or pass allow_missing=True '
+                                '(to leave such lines out)')
+                        incomplete += 1
+                        continue
+                    fields = [fields[i] for i in field_indices]
                 samples.append(fields)
+            if incomplete:
+                warnings.warn(f'{incomplete} incomplete samples in {path}', stacklevel=2)
         super().__init__(samples)
