@@ -243,3 +243,21 @@ def test_bad_arguments_are_one_line_and_exit_2(argv, message, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and 'Traceback' not in err
+
+
+def test_a_run_that_may_not_fit_in_memory_is_announced():
+    from gluonbert import get_model
+    from gluonbert.registry import list_models
+    from gluonbert.summary import count_parameters
+    registered = list_models()
+    for name in ('bert_2_128_2', 'bert_6_384_12', 'bert_12_768_12'):
+        net, _ = get_model(name, pretrained=False, **gluonbert_peer.HEADS)
+        assert memory.bert_parameter_count(registered[name]) == count_parameters(net), name
+    assert memory.bert_parameter_count(registered['bert_12_768_12']) == 109_482_240
+    both = {name: registered[name] for name in ('bert_12_768_12', 'bert_6_384_12')}
+    warning = memory.memory_warning(both, 16.0)  # the larger model decides: ~22 GB
+    assert warning.startswith("bert_12_768_12's run may peak near 22 GB of memory") and \
+        '16.0 GB are available' in warning and '--shapes' in warning
+    assert memory.memory_warning(both, 64.0) is None
+    assert memory.memory_warning(both, None) is None  # not Linux: nothing to compare with
+    assert memory.available_memory_gb() > 0

@@ -8,6 +8,9 @@ weights to HF transformers (BertModel, sdpa attention) and to GluonNLP 0.10; the
 ONNX Runtime fp32 and int8 (`quantize_dynamic`), OpenVINO fp32 and bf16
 (`INFERENCE_PRECISION_HINT`), beside torch bf16 autocast and gluonbert bf16. A peer whose package
 is missing, or whose precision this CPU has no native kernels for, is skipped with the reason.
+Memory: every model's runtimes are released before the next model; a run whose largest model
+may not fit in the memory available (BERT-base with everything peaked at 22.3 GB) says so up
+front.
 
 No speed without the same answer: before anything is timed every variant's output is compared
 with gluonbert's; an fp32 variant that disagrees (sequence output max |diff| > 1e-3) stops the

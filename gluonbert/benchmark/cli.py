@@ -12,7 +12,7 @@ from .gluonbert_peer import build_gluonbert, gluonbert_arrays
 from .gluonnlp_peer import gluonnlp_model
 from .inference import bench_inference, preflight
 from .machine import THREADS_NOTE, configure_threads, machine_info, restart_needed, versions
-from .memory import memory_probe, probe_memory
+from .memory import available_memory_gb, memory_probe, memory_warning, probe_memory
 from .peak import fma_peak, gemm_peak
 from .peers import available_peers
 from ..files import write_json
@@ -125,6 +125,11 @@ def main(argv: list[str] | None = None, prog: str = 'scripts/benchmark.py') -> d
         how += ' (MXNet was already imported and keeps its own setting)'
     if args.memory_probe:
         return memory_probe(*args.memory_probe, args.probe_config)
+    registered = list_models()
+    warning = memory_warning({name: registered[name] for name in args.models},
+                             available_memory_gb())
+    if warning:
+        print(f'warning: {warning}', file=sys.stderr)
     libraries = versions()  # imports the frameworks, after OMP_NUM_THREADS is set
     setup_torch(threads)
     peers, skipped = available_peers()

@@ -20,6 +20,11 @@ PROBE_ITERATIONS = 3
 PROBES = (('gluonbert', 'infer'), ('gluonbert', 'train'), ('gluonbert-grads', 'infer'),
           ('gluonbert-int8', 'infer'),
           ('hf', 'infer'), ('hf', 'train'), ('gluonnlp', 'infer'), ('gluonnlp', 'train'))
+# Peak resident memory of one model's whole run (every peer, four shapes, the training step,
+# without the memory probes, which run in their own processes), fitted to the two runs measured
+# on 2026-12-05 (docs/performance.md): BERT-base (109.5M parameters) 22.3 GB, MiniLM (22.7M)
+# 6.3 GB. A rough guide for the warning below, not a promise.
+RUN_BASE_GB, RUN_GB_PER_MILLION_PARAMETERS = 2.1, 0.184
 # the folder holding the gluonbert package: the probe runs `-m gluonbert.benchmark` from it
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -103,3 +108,41 @@ def probe_memory(name: str, config: dict, train: bool) -> dict:
         out.setdefault(framework, {})[mode] = float(lines[lines.index('peak_rss_mb') + 1])
         print(f'  memory {framework} {mode}: {out[framework][mode]} MB', file=sys.stderr)
     return out
+
+
+def bert_parameter_count(config: dict) -> int:
+    """Parameters of a BERTModel with pooler (the benchmarked model) from its hyperparameters:
+    embeddings and their LayerNorm, every layer's Dense layers and LayerNorms, the pooler."""
+    units, hidden = config['units'], config['hidden_size']
+    embeddings = (config['vocab_size'] + config['max_length'] + config['token_type_vocab_size']
+                  ) * units + 2 * units
+    layer = (4 * units * units + 4 * units) + (2 * units * hidden + hidden + units) + 4 * units
+    return embeddings + config['num_layers'] * layer + units * units + units
+
+
+def available_memory_gb() -> float | None:
+    """MemAvailable of /proc/meminfo in GB, or None where it cannot be read (not Linux)."""
+    try:
+        with open('/proc/meminfo', encoding='utf-8') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024 / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def memory_warning(configs: dict, available_gb: float | None) -> str | None:
+    """One line when the largest model's run (name -> hyperparameters) may need more memory than
+    is available (models are measured one after the other, each released before the next), or
+    None."""
+    if available_gb is None or not configs:
+        return None
+    name = max(configs, key=lambda n: bert_parameter_count(configs[n]))
+    need = RUN_BASE_GB + RUN_GB_PER_MILLION_PARAMETERS * bert_parameter_count(configs[name]) / 1e6
+    if need <= available_gb:
+        return None
+    return (f'{name}\'s run may peak near {need:.0f} GB of memory (BERT-base peaked at 22.3 GB '
+            f'with every peer, four shapes and the training step) and {available_gb:.1f} GB are '
+            'available: use fewer --shapes, --no-train or fewer peers, or the run may be killed '
+            'part-way')
