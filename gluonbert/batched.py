@@ -59,17 +59,18 @@ def _load(model, vocab, ctx, lower):
         return block, _info(block, vocab, lower), True
     if isinstance(model, mx.gluon.Block):
         info = getattr(model, 'pretrained_info', None)
-        if info is None and not isinstance(vocab, BERTVocab) or (
-                vocab is not None and not isinstance(vocab, BERTVocab)):
+        if not isinstance(vocab, BERTVocab) and (vocab is not None or info is None):
             raise TypeError(f'a {type(model).__name__} block needs its vocabulary: pass '
                             'vocab=BERTVocab(...) (get_model returns it: model, vocab = '
                             'get_model(...))')
         if info is None:
             return model, _info(model, vocab, lower), False
         # what the caller gives replaces what the folder said; the rest (accents, CJK) stays
-        changes = dict(vocab=vocab, lower=None if lower is None else bool(lower))
-        return model, dataclasses.replace(info, **{k: v for k, v in changes.items()
-                                                   if v is not None}), False
+        if vocab is not None:
+            info = dataclasses.replace(info, vocab=vocab)
+        if lower is not None:
+            info = dataclasses.replace(info, lower=bool(lower))
+        return model, info, False
     raise TypeError(f'model must be a folder path, a pretrained dataset name or a gluonbert '
                     f'block; got {type(model).__name__}')
 

@@ -69,8 +69,7 @@ class PretrainedInfo:
     def tokenizer_options(self) -> dict:
         """strip_accents and tokenize_chinese_chars, as BERTTokenizer and tokenizer_config take
         them."""
-        return dict(strip_accents=self.strip_accents,
-                    tokenize_chinese_chars=self.tokenize_chinese_chars)
+        return tokenizer_options(vars(self))
 
 
 def save_pretrained(block: mx.gluon.HybridBlock, folder: str, vocab: BERTVocab | None = None,
@@ -104,17 +103,15 @@ def save_pretrained(block: mx.gluon.HybridBlock, folder: str, vocab: BERTVocab |
     _, kind = task_of(block)  # TypeError for blocks that are neither BERTModel nor a head
     folder = os.fspath(folder)
     info = getattr(block, 'pretrained_info', None)
-    options = dict(strip_accents=None, tokenize_chinese_chars=True)  # BERT's rule
-    if tokenizer is not None and not isinstance(tokenizer, BERTTokenizer):
-        raise TypeError(f'tokenizer must be a gluonbert BERTTokenizer; got '
-                        f'{type(tokenizer).__name__}')
     if tokenizer is not None:
+        if not isinstance(tokenizer, BERTTokenizer):
+            raise TypeError(f'tokenizer must be a gluonbert BERTTokenizer; got '
+                            f'{type(tokenizer).__name__}')
         vocab = tokenizer.vocab if vocab is None else vocab
         lower = tokenizer.lower if lower is None else lower
-        options = dict(strip_accents=tokenizer.strip_accents,
-                       tokenize_chinese_chars=tokenizer.tokenize_chinese_chars)
-    elif info is not None:
-        options = info.tokenizer_options()
+    # accents and CJK: the tokenizer's, else the folder's, else BERT's defaults
+    source = tokenizer if tokenizer is not None else info
+    options = tokenizer_options({} if source is None else vars(source))
     if info is not None:  # a block from from_pretrained keeps what its folder said
         vocab = info.vocab if vocab is None else vocab
         labels = info.labels if labels is None else labels
@@ -240,8 +237,7 @@ def from_pretrained(path: str | os.PathLike, vocab: BERTVocab | str | os.PathLik
     if lower is None:
         lower = not vocab_looks_cased(checkpoint.vocab)
     block.pretrained_info = PretrainedInfo(
-        vocab=checkpoint.vocab, lower=bool(lower), **tokenizer_options({**settings, **{
-            k: meta[k] for k in ('strip_accents', 'tokenize_chinese_chars') if k in meta}}),
+        vocab=checkpoint.vocab, lower=bool(lower), **tokenizer_options({**settings, **meta}),
         labels=labels,
         max_length=meta.get('max_length', backbone_of(block).config.max_length),
         task=meta.get('task'), precision=meta.get('precision', 'float32'), source=path,

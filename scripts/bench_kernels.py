@@ -6,9 +6,7 @@ attention mask add (broadcast add with its gradient, full-size elementwise add w
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -17,13 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def median_ms(step, repeats):
     """Median wall time of `step()` in milliseconds, after one untimed call."""
-    step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    from gluonbert.benchmark.timing import median_seconds
+    return 1e3 * median_seconds(step, repeats)
 
 
 def mx_step(op, arrays, head):

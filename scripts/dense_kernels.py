@@ -17,9 +17,7 @@ are the numbers behind docs/performance.md's "Why bf16 and fp32 stop short here"
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -29,6 +27,7 @@ from mxnet.gluon import HybridBlock, nn  # noqa: E402
 
 from gluonbert.benchmark.machine import configure_threads  # noqa: E402
 from gluonbert.benchmark.peak import fma_peak  # noqa: E402
+from gluonbert.benchmark.timing import median_seconds  # noqa: E402
 from gluonbert.errors import run_main  # noqa: E402
 from gluonbert.precision import bfloat16_supported  # noqa: E402
 from gluonbert.registry import get_hparams, list_models  # noqa: E402
@@ -72,16 +71,7 @@ def time_route(route: str, in_units: int, units: int, tokens: int, dtype: str,
         block.cast(bfloat16)
         x = mx.nd.amp_cast(x, dtype=bfloat16)
     calls = max(1, int(2e9 / (2 * tokens * in_units * units)))  # ~20 ms a sample at 100 GFLOP/s
-    for _ in range(3):
-        block(x).wait_to_read()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            out = block(x)
-        out.wait_to_read()
-        samples.append((time.perf_counter() - start) / calls)
-    return statistics.median(samples)
+    return median_seconds(lambda: block(x).wait_to_read(), repeats, warmup=3, calls=calls)
 
 
 def dense_shapes(model: str) -> dict[str, tuple[int, int]]:

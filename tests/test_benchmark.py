@@ -19,11 +19,10 @@ pytest.importorskip('gluonnlp')
 from gluonbert.benchmark import cli, gluonbert_peer, memory, onnx_peers, peers, torch_peer
 from gluonbert.benchmark.agreement import AgreementError, agreement, check_agreement
 from gluonbert.benchmark.inputs import make_inputs
-from gluonbert.benchmark.peak import precision_of
 from gluonbert.benchmark.timing import flops
 from gluonbert.benchmark.variants import (BF16, BF16_TRAIN, FP32_ATOL, HF, HF_BF16, INT8,
                                           INT8_MIN_COSINE, LEVER, NLP, ORT_FP32, ORT_INT8, OURS,
-                                          OV_BF16, OV_FP32)
+                                          OV_BF16, OV_FP32, precision_of)
 from gluonbert.precision import bfloat16_supported, cpu_flags
 
 SCRIPT = os.path.join(REPO, 'scripts', 'benchmark.py')

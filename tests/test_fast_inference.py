@@ -147,8 +147,6 @@ def test_the_bfloat16_graph_converts_and_type_checks_on_any_cpu():
     """to_bfloat16's rewrite is built and type-inferred here even where it cannot run: oneDNN's
     fused Dense (+ GELU) in bfloat16 with bfloat16 weights; attention scores, softmax and
     LayerNorm in float32."""
-    import json
-
     from conftest import random_batch, tiny_model
     from gluonbert.precision import _amp_convert
     converted = _amp_convert(tiny_model(use_decoder=False, use_classifier=False), random_batch())

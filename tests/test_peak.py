@@ -54,7 +54,7 @@ def test_probe_output_is_parsed_or_refused():
 
 def test_each_variant_is_measured_against_its_own_precision():
     from gluonbert.benchmark import variants as v
-    assert {name: peak.precision_of(name) for name in (
+    assert {name: v.precision_of(name) for name in (
         v.OURS, v.INT8, v.LEVER, v.HF, v.NLP, v.BF16, v.BF16_TRAIN, v.HF_BF16, v.ORT_FP32,
         v.ORT_INT8, v.OV_FP32, v.OV_BF16)} == {
         v.OURS: 'fp32', v.INT8: 'int8', v.LEVER: 'fp32', v.HF: 'fp32', v.NLP: 'fp32',

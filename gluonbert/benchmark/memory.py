@@ -138,8 +138,8 @@ def memory_warning(configs: dict, available_gb: float | None) -> str | None:
     None."""
     if available_gb is None or not configs:
         return None
-    name = max(configs, key=lambda n: bert_parameter_count(configs[n]))
-    need = RUN_BASE_GB + RUN_GB_PER_MILLION_PARAMETERS * bert_parameter_count(configs[name]) / 1e6
+    parameters, name = max((bert_parameter_count(c), n) for n, c in configs.items())
+    need = RUN_BASE_GB + RUN_GB_PER_MILLION_PARAMETERS * parameters / 1e6
     if need <= available_gb:
         return None
     return (f'{name}\'s run may peak near {need:.0f} GB of memory (BERT-base peaked at 22.3 GB '

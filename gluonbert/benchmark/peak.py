@@ -2,15 +2,13 @@
 per precision (a compiled probe, `fma_peak.c`) and the fp32 GEMM rate MXNet reaches."""
 import os
 import shutil
-import statistics
 import subprocess
 import tempfile
-import time
 
 import mxnet as mx
 
 from .. import kernels
-from .variants import PRECISION
+from .timing import median_seconds
 
 PROBE_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fma_peak.c')
 PRECISIONS = ('fp32', 'bf16', 'int8')
@@ -47,7 +45,7 @@ def fma_peak(threads: int, seconds: float = 0.2) -> tuple[dict, str | None]:
                                  env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
         except subprocess.TimeoutExpired as err:
             return {}, f'the peak probe took longer than {err.timeout:g} s'
-        except OSError as err:  # the compiler named by $CXX does not exist or cannot run
+        except OSError as err:  # the compiler ($CC or $CXX) does not exist or cannot run
             return {}, f'could not run {compiler}: {err}'
     return parse_probe_output(ran.stdout) if ran.returncode == 0 else (
         {}, f'the peak probe failed (exit {ran.returncode}): {ran.stderr.strip()[-300:]}')
@@ -66,18 +64,7 @@ def parse_probe_output(text: str) -> tuple[dict, str | None]:
         return {}, f'unexpected peak probe output: {text.strip()!r}'
 
 
-def precision_of(variant: str) -> str:
-    """The arithmetic a benchmark variant runs its matmuls in: 'int8', 'bf16' or 'fp32'."""
-    return PRECISION.get(variant, 'fp32')
-
-
 def gemm_peak(n: int = 2048, repeats: int = 7) -> float:
     """This machine's fp32 GEMM GFLOP/s: median of `repeats` n x n mx.nd.dot after a warmup."""
     a, b = mx.nd.random.normal(shape=(n, n)), mx.nd.random.normal(shape=(n, n))
-    mx.nd.dot(a, b).wait_to_read()
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        mx.nd.dot(a, b).wait_to_read()
-        runs.append(time.perf_counter() - start)
-    return 2 * n ** 3 / statistics.median(runs) / 1e9
+    return 2 * n ** 3 / median_seconds(lambda: mx.nd.dot(a, b).wait_to_read(), repeats) / 1e9

@@ -2,8 +2,7 @@
 import statistics
 import time
 
-from .peak import precision_of
-from .variants import PEERS
+from .variants import PEERS, precision_of
 
 
 def flops(config: dict, seq_len: int) -> int:
@@ -51,3 +50,17 @@ def summarize(times: dict, batch: int, work: float, peaks: dict) -> dict:
         row['vs'] = {peer: out[peer]['seconds'] / row['seconds'] for peer in PEERS
                      if peer in out and peer != name}
     return out
+
+
+def median_seconds(run, repeats: int, warmup: int = 1, calls: int = 1) -> float:
+    """Median seconds of one `run()` (which must wait for its result): `warmup` untimed calls,
+    then `repeats` samples of `calls` calls each."""
+    for _ in range(warmup):
+        run()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            run()
+        samples.append((time.perf_counter() - start) / calls)
+    return statistics.median(samples)

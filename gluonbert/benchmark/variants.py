@@ -19,5 +19,11 @@ LOW_PRECISION = (INT8, BF16, HF_BF16, ORT_INT8, OV_BF16)
 # the arithmetic each variant's matmuls run in (the rest: fp32), for its share of the peak
 PRECISION = {INT8: 'int8', ORT_INT8: 'int8', BF16: 'bf16', BF16_TRAIN: 'bf16', HF_BF16: 'bf16',
              OV_BF16: 'bf16'}
+
+
+def precision_of(variant: str) -> str:
+    """The arithmetic a benchmark variant runs its matmuls in: 'int8', 'bf16' or 'fp32'."""
+    return PRECISION.get(variant, 'fp32')
+
 # int8 and bf16 variants are held to the pooled-output cosine only; a miss refuses that variant
 LOOSE = {name: dict(atol=None, min_cosine=INT8_MIN_COSINE) for name in LOW_PRECISION}

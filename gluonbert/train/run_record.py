@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import logging
 import os
 import platform
 import shlex
@@ -19,6 +20,7 @@ import numpy as np
 from .. import __version__
 from ..files import write_json
 
+LOG = logging.getLogger(__name__)
 RUN_CONFIG = 'run_config.json'
 # flags that describe one invocation, not the run: never taken from a saved run_config.json
 # (how and where this process runs, not what the model is: a multi-worker run's --comm-backend
@@ -132,6 +134,22 @@ def inference_folder(output_dir: str) -> Iterator[str]:
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def results_folder(args: argparse.Namespace, argv: list | None, resolved: dict,
+                   results: dict) -> Iterator[str]:
+    """Where a run's final results go: --output-dir for a training run; for an --only-inference
+    run a new `inference-<time>/` in it (see `inference_folder`), made only now, with its own
+    run_config.json, and named in results['output_dir']."""
+    if not getattr(args, 'only_inference', False):
+        yield args.output_dir
+        return
+    with inference_folder(args.output_dir) as folder:
+        results['output_dir'] = folder
+        LOG.info('writing into %s', folder)
+        write_run_config(folder, args, argv, resolved)
+        yield folder
 
 
 def explicit_arguments(parser: argparse.ArgumentParser, argv: list) -> dict:

@@ -27,7 +27,6 @@ On several workers (each takes its shard of the batches; rank 0 writes the outpu
       python model_zoo/bert/finetune_classifier.py --comm-backend dist_sync ...
 """
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -48,7 +47,7 @@ from gluonbert.errors import CheckpointMismatchError, run_main
 from gluonbert.train.checkpoint import load_parameters_file
 from gluonbert.train.losses import balanced_class_weights
 from gluonbert.train.metrics_log import MetricsLog
-from gluonbert.train.run_record import inference_folder, write_run_config
+from gluonbert.train.run_record import results_folder, write_run_config
 from gluonbert.train.script_args import (WEIGHTS_FLAGS, add_inference_arguments,
                                          add_model_arguments, add_training_arguments,
                                          check_dtype, contexts,
@@ -277,11 +276,7 @@ def main(argv=None):
              ', '.join(f'{k} {v:.4f}' for k, v in dev_metrics.items()))
     # an inference run writes beside the training record, never over it, into a folder made
     # only now (a run that fails on its parameters or data leaves none) and removed on failure
-    with inference_folder(out) if args.only_inference else contextlib.nullcontext(out) as out:
-        if args.only_inference:
-            results['output_dir'] = out
-            LOG.info('writing into %s', out)
-            write_run_config(out, args, argv, run_record)
+    with results_folder(args, argv, run_record, results) as out:
         MetricsLog(out).append(results.get('steps', 0), 'dev_final', dev_metrics)
         if test_set is not None:
             results['test_predictions'] = _predict_test(net, task, test_set, tokenizer, args,

@@ -22,7 +22,6 @@ writes the outputs):
       python model_zoo/bert/finetune_squad.py --comm-backend dist_sync ...
 """
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -37,7 +36,7 @@ from gluonbert.train import distributed, squad
 from gluonbert.errors import run_main
 from gluonbert.train.checkpoint import load_parameters_file
 from gluonbert.train.metrics_log import MetricsLog
-from gluonbert.train.run_record import inference_folder, write_run_config
+from gluonbert.train.run_record import results_folder, write_run_config
 from gluonbert.train.script_args import (add_inference_arguments, add_model_arguments,
                                          add_training_arguments, check_dtype,
                                          contexts, describe_run, existing_file,
@@ -183,10 +182,7 @@ def main(argv=None):
              len(dev_examples), dev_metrics['exact_match_percent'], dev_metrics['f1_percent'])
     # an inference run writes beside the training record, never over it, into a folder made
     # only now (a run that fails on its parameters or data leaves none) and removed on failure
-    with inference_folder(out) if args.only_inference else contextlib.nullcontext(out) as out:
-        if args.only_inference:
-            results['output_dir'] = out
-            write_run_config(out, args, argv, run_record)
+    with results_folder(args, argv, run_record, results) as out:
         MetricsLog(out).append(results.get('steps', 0), 'dev_final', dev_metrics)
         results['predictions'] = os.path.join(out, 'predictions.json')
         write_text(results['predictions'], json.dumps(predictions, indent=1,
